@@ -1,0 +1,59 @@
+"""crawjud-tasks: a typed, reliable Celery task layer for CrawJUD-style legal-automation bots.
+
+``create_app(config)`` returns a configured Celery app with every CrawJUD task registered;
+``install(app, config)`` adds the tasks to a Celery app the host already has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crawjud_tasks._app import create_app, install
+from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
+from crawjud_tasks._ping import PingResult, ping
+from crawjud_tasks._secret import Secret
+from crawjud_tasks._settings import (
+    BotSettings,
+    MailSettings,
+    MaintenanceSettings,
+    MonitoringSettings,
+    QueueSettings,
+    Settings,
+)
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.errors import (
+    BrokerUnavailableError,
+    CrawjudTasksError,
+    EmbeddedRedisError,
+    SettingsError,
+)
+
+__all__ = [
+    "BotSettings",
+    "BrokerUnavailableError",
+    "CrawjudTasksError",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "EmbeddedStatus",
+    "MailSettings",
+    "MaintenanceSettings",
+    "MonitoringSettings",
+    "PingResult",
+    "QueueSettings",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "app_settings",
+    "create_app",
+    "install",
+    "ping",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from crawjud_tasks._metadata import version  # noqa: PLC0415
+
+        return version()
+    msg = f"module 'crawjud_tasks' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,180 @@
+"""Assembly: turn :class:`Settings` into a configured Celery app with the CrawJUD tasks on it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from crawjud_tasks._embedded import EmbeddedRedis
+from crawjud_tasks._settings import DOMAINS, Settings, load_settings
+from crawjud_tasks._state import app_settings, has_settings, remember_settings
+from crawjud_tasks._tasks import register_tasks
+from crawjud_tasks.errors import CrawjudTasksError, SettingsError
+
+__all__ = ["app_settings", "create_app", "install"]
+
+#: A dispatch to an unreachable broker makes this many attempts. Each waits at most 40% of
+#: ``broker_connection_timeout`` and the pause between them is 10%, so the whole dispatch gives up
+#: within 90% of it. Reads never time out sooner than ``_MIN_SOCKET_TIMEOUT``, which must stay
+#: above kombu's one-second BRPOP poll.
+_ATTEMPTS = 2
+_ATTEMPT_SHARE = 0.4
+_PAUSE_SHARE = 0.1
+_MIN_SOCKET_TIMEOUT = 1.5
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Celery:
+    """Build a configured Celery app with every CrawJUD task registered.
+
+    Args:
+        config: A :class:`Settings`, a mapping (validated like :meth:`Settings.from_mapping`) or
+            ``None`` (``CRAWJUD_TASKS_*`` environment variables, then defaults). With no broker
+            URL the embedded Redis in the data folder is started, or attached to.
+
+    Returns:
+        A plain :class:`celery.Celery` app: ``celery -A ...`` and every Celery tool work with it.
+
+    Raises:
+        SettingsError: the configuration is invalid.
+        EmbeddedRedisError: the embedded Redis was needed and could not be started.
+    """
+    settings = _resolve_connection(load_settings(config))
+    app = Celery(settings.namespace, set_as_current=False, fixups=[], autofinalize=True)
+    app.conf.update(_celery_config(settings))
+    remember_settings(app, settings)
+    register_tasks(app, settings)
+    return app
+
+
+def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> Celery:
+    """Register the CrawJUD tasks on a Celery app the host already has, and return it.
+
+    The host's broker, backend, serializers and other settings are kept. crawjud-tasks adds its
+    queues and routes (ahead of the host's routes) and sends its own messages as JSON; it
+    refuses an app whose ``accept_content`` leaves JSON out. ``broker_url``, ``result_backend``
+    and the ``celery`` passthrough of ``config`` are ignored here: the host's app owns them.
+
+    Raises:
+        SettingsError: the configuration is invalid, or the app does not accept JSON.
+        CrawjudTasksError: the CrawJUD tasks are already installed on this app.
+    """
+    if has_settings(app):
+        msg = "the CrawJUD tasks are already installed on this app; install them once per app"
+        raise CrawjudTasksError(msg)
+    settings = load_settings(config)
+    conf = app.conf
+    for key in ("accept_content", "result_accept_content"):
+        accepted = conf.get(key)
+        if accepted is not None and "json" not in accepted and "application/json" not in accepted:
+            msg = f"the app's {key} is {list(accepted)!r}; crawjud-tasks needs 'json' in it"
+            raise SettingsError(msg)
+    queues = _queues(settings)
+    if conf.task_queues is not None:
+        known = {queue.name for queue in conf.task_queues}
+        conf.task_queues = [*conf.task_queues, *(q for q in queues if q.name not in known)]
+    existing = conf.task_routes
+    host_routes: tuple[Any, ...] = (
+        () if existing is None else tuple(existing) if isinstance(existing, list | tuple) else (existing,)
+    )
+    conf.task_routes = (_routes(settings), *host_routes)
+    remember_settings(app, settings)
+    register_tasks(app, settings)
+    return app
+
+
+def _resolve_connection(settings: Settings) -> Settings:
+    """Fill in the broker (embedded Redis when unset) and the result backend (the broker's)."""
+    import dataclasses  # noqa: PLC0415
+
+    broker = settings.broker_url
+    backend = settings.result_backend
+    if broker is None:
+        embedded = EmbeddedRedis(settings.resolved_data_dir)
+        embedded.start()
+        broker = embedded.url(0)
+        backend = backend or embedded.url(1)
+    elif backend is None and broker.split("://", 1)[0] in {"redis", "rediss", "redis+socket", "socket"}:
+        backend = broker
+    return dataclasses.replace(settings, broker_url=broker, result_backend=backend)
+
+
+def _is_redis(url: str | None) -> bool:
+    return url is not None and url.split("://", 1)[0] in {"redis", "rediss", "redis+socket", "socket", "sentinel"}
+
+
+def _queues(settings: Settings) -> list[Queue]:
+    names = settings.queue_names
+    return [Queue(name, Exchange(name), routing_key=name) for name in dict.fromkeys(names.values())]
+
+
+def _routes(settings: Settings) -> dict[str, dict[str, str]]:
+    names = settings.queue_names
+    routes = {f"{settings.namespace}.{domain}.*": {"queue": names[domain]} for domain in DOMAINS}
+    routes[f"{settings.namespace}.*"] = {"queue": names["default"]}
+    return routes
+
+
+def _celery_config(settings: Settings) -> dict[str, Any]:
+    timeout = settings.broker_connection_timeout
+    per_attempt = timeout * _ATTEMPT_SHARE
+    socket_timeout = max(per_attempt, _MIN_SOCKET_TIMEOUT)
+    retry_policy = {
+        "max_retries": _ATTEMPTS - 1,
+        "interval_start": timeout * _PAUSE_SHARE,
+        "interval_step": 0,
+        "interval_max": timeout * _PAUSE_SHARE,
+    }
+    config: dict[str, Any] = dict(settings.celery)  # passthrough; pinned keys were refused
+    routes: tuple[Any, ...] = (_routes(settings),)
+    host_routes = config.get("task_routes")
+    if host_routes is not None:
+        routes += tuple(host_routes) if isinstance(host_routes, list | tuple) else (host_routes,)
+    config |= {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        # JSON only, for tasks, results and events.
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        # UTC inside; schedules read in the configured zone.
+        "enable_utc": True,
+        "timezone": settings.timezone,
+        # One queue and route per domain.
+        "task_default_queue": settings.queue_names["default"],
+        "task_default_exchange": settings.queue_names["default"],
+        "task_default_routing_key": settings.queue_names["default"],
+        "task_queues": _queues(settings),
+        "task_routes": routes,
+        # Events cost Redis writes per task: off unless asked for (Flower can enable them live).
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
+        "result_expires": settings.result_expires,
+        # A dispatch to an unreachable broker fails within broker_connection_timeout.
+        "broker_connection_timeout": per_attempt,
+        "broker_connection_retry_on_startup": True,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": retry_policy,
+    }
+    if _is_redis(settings.broker_url):
+        transport = dict(settings.celery.get("broker_transport_options", {}))
+        transport.update(
+            visibility_timeout=settings.visibility_timeout,
+            global_keyprefix=settings.key_prefix,
+            socket_connect_timeout=per_attempt,
+            socket_timeout=socket_timeout,
+        )
+        config["broker_transport_options"] = transport
+    if _is_redis(settings.result_backend):
+        backend = dict(settings.celery.get("result_backend_transport_options", {}))
+        backend.setdefault("global_keyprefix", settings.key_prefix)
+        # The result backend's first attempt is the subscription itself: one reconnect more.
+        backend.setdefault("retry_policy", retry_policy | {"max_retries": _ATTEMPTS - 2})
+        config["result_backend_transport_options"] = backend
+        config.setdefault("redis_socket_connect_timeout", per_attempt)
+        config.setdefault("redis_socket_timeout", socket_timeout)
+    return config

@@ -1,0 +1,50 @@
+"""Redaction of secrets in URLs and configuration values before they are shown anywhere."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["REDACTED", "redact_mapping", "redact_url", "redact_value"]
+
+REDACTED = "***"
+
+#: Configuration keys whose values are secrets whatever they look like.
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key|private", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``.
+
+    Several URLs joined by ``;`` (Celery's failover syntax) are redacted one by one.
+    """
+    if ";" in url:
+        return ";".join(redact_url(part) for part in url.split(";"))
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return REDACTED  # not parseable: show nothing rather than a possible secret
+    if not password:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{hostinfo}"))
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """Redact ``value`` when ``key`` names a secret or the value is a URL with a password."""
+    if isinstance(value, Mapping):
+        return redact_mapping(value)  # pyright: ignore[reportUnknownArgumentType]
+    if _SECRET_KEY.search(key) and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    return value
+
+
+def redact_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``mapping`` with every secret redacted, recursively."""
+    return {str(key): redact_value(str(key), value) for key, value in mapping.items()}

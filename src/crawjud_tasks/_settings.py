@@ -1,0 +1,565 @@
+"""Typed, frozen, validated settings.
+
+Settings are built once, from a mapping (:meth:`Settings.from_mapping`), from environment variables
+(:meth:`Settings.from_env`) or directly, and validated once. Every error is a
+:class:`~crawjud_tasks.errors.SettingsError` whose one-line message names the setting and says how
+to fix it.
+
+Environment rule: ``CRAWJUD_TASKS_<SETTING>``, with ``__`` between a section and its field
+(``CRAWJUD_TASKS_MAIL__HOST``); names are case-insensitive; list values are a JSON array or a
+comma-separated list; booleans are ``true``/``false``/``1``/``0``; an empty value means "not set"
+for optional settings; ``CRAWJUD_TASKS_CELERY__<NAME>`` passes a Celery setting through, its value
+parsed as JSON when it is valid JSON and taken as a string otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import msgspec
+
+from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
+from crawjud_tasks._secret import Secret
+from crawjud_tasks.errors import SettingsError
+
+__all__ = [
+    "DEFAULT_BROKER_CONNECTION_TIMEOUT",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_RESULT_EXPIRES",
+    "DEFAULT_TIMEZONE",
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "DOMAINS",
+    "ENV_PREFIX",
+    "BotSettings",
+    "MailSettings",
+    "MaintenanceSettings",
+    "MonitoringSettings",
+    "QueueSettings",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_NAMESPACE = "crawjud"
+DEFAULT_TIMEZONE = "America/Sao_Paulo"
+DEFAULT_BROKER_CONNECTION_TIMEOUT = 5.0
+DEFAULT_VISIBILITY_TIMEOUT = 3600.0
+DEFAULT_RESULT_EXPIRES = 86400.0
+ENV_PREFIX = "CRAWJUD_TASKS_"
+
+#: The task domains; each has its own queue (``<namespace>.<domain>``) and task-name prefix.
+DOMAINS: tuple[str, ...] = ("bots", "mail", "maintenance")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_BROKER_SCHEMES = frozenset(
+    {"redis", "rediss", "redis+socket", "socket", "sentinel", "amqp", "amqps", "pyamqp"}
+)
+_BACKEND_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "sentinel", "rpc"})
+
+#: Celery settings that crawjud-tasks fixes itself, with where to set them instead.
+_PINNED_CELERY: Mapping[str, str] = {
+    "broker_url": "use the setting 'broker_url'",
+    "result_backend": "use the setting 'result_backend'",
+    "broker_connection_timeout": "use the setting 'broker_connection_timeout'",
+    "accept_content": "crawjud-tasks accepts JSON only",
+    "result_accept_content": "crawjud-tasks accepts JSON only",
+    "task_serializer": "crawjud-tasks sends JSON only",
+    "result_serializer": "crawjud-tasks stores JSON only",
+    "event_serializer": "crawjud-tasks sends JSON only",
+    "enable_utc": "crawjud-tasks works in UTC inside",
+    "timezone": "use the setting 'timezone'",
+    "result_expires": "use the setting 'result_expires'",
+    "task_default_queue": "use the setting 'queues.default'",
+    "task_queues": "use the 'queues' settings",
+    "worker_send_task_events": "use the setting 'task_events'",
+    "task_send_sent_event": "use the setting 'task_events'",
+}
+#: Transport options that crawjud-tasks sets from its own settings.
+_PINNED_TRANSPORT = {
+    "visibility_timeout": "visibility_timeout",
+    "global_keyprefix": "namespace",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class QueueSettings:
+    """Queue names; each defaults to ``<namespace>`` or ``<namespace>.<domain>``."""
+
+    default: str | None = None
+    bots: str | None = None
+    mail: str | None = None
+    maintenance: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BotSettings:
+    """Settings of the bot runtime."""
+
+    #: Folders that bot input files may be read from (and reports written to).
+    allowed_roots: tuple[Path, ...] = ()
+    #: The most rows a run may carry inline in its message; larger inputs go in a file.
+    max_inline_rows: int = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MailSettings:
+    """Settings of the mail domain. With no ``host``, mail goes to the file outbox."""
+
+    host: str | None = None
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    sender: str = "CrawJUD <noreply@localhost>"
+    timeout: float = 30.0
+    #: Where the file outbox writes ``.eml`` files (default: ``<data_dir>/outbox``).
+    outbox_dir: Path | None = None
+    #: Host template folders; they take precedence over the package's templates.
+    template_dirs: tuple[Path, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceSettings:
+    """Settings of the maintenance domain."""
+
+    #: Folders that maintenance tasks may act in; nothing outside them is touched.
+    roots: tuple[Path, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MonitoringSettings:
+    """Settings of monitoring."""
+
+    #: Seconds between flushes of worker metrics to Redis (one pipelined write each).
+    metrics_flush_interval: float = 5.0
+
+
+def _frozen_mapping() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Settings:
+    """Every setting of crawjud-tasks, typed, frozen and validated once.
+
+    Build it with :meth:`from_mapping` or :meth:`from_env` to validate untrusted input (unknown
+    keys and wrong types are refused); a direct call validates values but trusts the types.
+    ``repr`` redacts every secret.
+    """
+
+    #: Broker URL; ``None`` starts (or attaches to) the embedded Redis in ``data_dir``.
+    broker_url: str | None = None
+    #: Result backend URL; ``None`` uses the broker's Redis.
+    result_backend: str | None = None
+    #: Seconds a dispatch may wait for an unreachable broker before BrokerUnavailableError.
+    broker_connection_timeout: float = DEFAULT_BROKER_CONNECTION_TIMEOUT
+    #: Prefix of task names, queue names and Redis keys.
+    namespace: str = DEFAULT_NAMESPACE
+    queues: QueueSettings = dataclasses.field(default_factory=QueueSettings)
+    #: Timezone of schedules; everything inside runs in UTC.
+    timezone: str = DEFAULT_TIMEZONE
+    #: Where the embedded Redis, the outbox and reports live (default: the user data folder).
+    data_dir: Path | None = None
+    #: Seconds before Redis redelivers an unacknowledged message.
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    #: Seconds results are kept.
+    result_expires: float = DEFAULT_RESULT_EXPIRES
+    #: Send Celery task events (costs Redis writes per task; Flower can switch them on live).
+    task_events: bool = False
+    bots: BotSettings = dataclasses.field(default_factory=BotSettings)
+    mail: MailSettings = dataclasses.field(default_factory=MailSettings)
+    maintenance: MaintenanceSettings = dataclasses.field(default_factory=MaintenanceSettings)
+    monitoring: MonitoringSettings = dataclasses.field(default_factory=MonitoringSettings)
+    #: Any other Celery setting, passed through (unknown names are refused).
+    celery: Mapping[str, Any] = dataclasses.field(default_factory=_frozen_mapping)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "celery", MappingProxyType(dict(self.celery)))
+        _check_values(self)
+
+    # -- constructors -------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Settings:
+        """Build settings from a (nested) mapping, refusing unknown keys and wrong types.
+
+        Raises:
+            SettingsError: a key is unknown, a value has the wrong type or an invalid value.
+        """
+        if not isinstance(mapping, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+            msg = f"settings must be a mapping, got {type(mapping).__name__}"
+            raise SettingsError(msg)
+        _check_keys(cls, mapping, ())
+        return _convert(mapping, strict=True, describe=lambda path: f"setting {path!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``CRAWJUD_TASKS_*`` environment variables (see the module rule).
+
+        Raises:
+            SettingsError: a variable names no setting, or its value does not fit the setting.
+        """
+        env = os.environ if environ is None else environ
+        nested: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        for name, raw in env.items():
+            if not name.upper().startswith(ENV_PREFIX):
+                continue
+            path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+            _check_env_name(name, path)
+            names[".".join(path)] = name
+            value = _env_value(path, raw)
+            if value is None:
+                continue
+            target = nested
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = value
+
+        def describe(path: str) -> str:
+            return f"{names.get(path, ENV_PREFIX + path.upper())} (setting {path!r})"
+
+        return _convert(nested, strict=False, describe=describe)
+
+    # -- derived values -----------------------------------------------------------------------
+
+    @property
+    def queue_names(self) -> Mapping[str, str]:
+        """The queue of each domain, and ``default``, with namespace-derived defaults filled in."""
+        names = {"default": self.queues.default or self.namespace}
+        for domain in DOMAINS:
+            names[domain] = getattr(self.queues, domain) or f"{self.namespace}.{domain}"
+        return names
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix of every Redis key the library writes (``<namespace>:``)."""
+        return f"{self.namespace}:"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """``data_dir``, or the platform's user data folder for ``crawjud-tasks``."""
+        if self.data_dir is not None:
+            return self.data_dir.expanduser()
+        import platformdirs  # noqa: PLC0415  (only needed when no data_dir is set)
+
+        return Path(platformdirs.user_data_dir("crawjud-tasks", appauthor=False))
+
+    # -- printing -----------------------------------------------------------------------------
+
+    def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        """The settings as plain data; secrets (passwords, URL passwords) redacted by default."""
+        data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=_enc_hook)
+        data["celery"] = dict(self.celery)
+        if not redact:
+            data["mail"]["password"] = self.mail.password and self.mail.password.reveal()
+            return data
+        for key in ("broker_url", "result_backend"):
+            if data[key]:
+                data[key] = redact_url(data[key])
+        data["celery"] = redact_mapping(data["celery"])
+        return data
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that rebuild these settings with :meth:`from_env`.
+
+        Only settings that differ from their defaults are included. The values carry secrets in
+        the clear (a worker subprocess needs them): never log what this returns.
+        """
+        env: dict[str, str] = {}
+        default = _builtins(Settings(), redact=False)
+        current = _builtins(self, redact=False)
+        for section, value in current.items():
+            if isinstance(value, dict) and section != "celery":
+                fields = value.items()
+                for key, item in fields:  # pyright: ignore[reportUnknownVariableType]
+                    if item != default[section][key]:
+                        name = f"{ENV_PREFIX}{section.upper()}__{str(key).upper()}"  # pyright: ignore[reportUnknownArgumentType]
+                        env[name] = _env_text(item)
+            elif section == "celery":
+                for key, item in self.celery.items():
+                    env[f"{ENV_PREFIX}CELERY__{key.upper()}"] = json.dumps(item)
+            elif value != default[section]:
+                env[f"{ENV_PREFIX}{section.upper()}"] = _env_text(value)
+        return env
+
+    def __repr__(self) -> str:
+        shown = _non_defaults(self.to_dict(), _builtins(Settings(), redact=True))
+        inner = ", ".join(f"{key}={value!r}" for key, value in shown.items())
+        return f"Settings({inner})"
+
+
+def load_settings(config: Settings | Mapping[str, Any] | None) -> Settings:
+    """Settings from a ``Settings`` (as is), a mapping (validated) or ``None`` (environment)."""
+    if isinstance(config, Settings):
+        return config
+    if config is None:
+        return Settings.from_env()
+    if isinstance(config, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+        return Settings.from_mapping(config)
+    msg = (
+        f"config must be a crawjud_tasks.Settings, a mapping or None, got "
+        f"{type(config).__name__}"
+    )
+    raise SettingsError(msg)
+
+
+# -- validation -------------------------------------------------------------------------------
+
+
+def _section_types() -> dict[str, type[Any]]:
+    hints = get_type_hints(Settings)
+    return {name: tp for name, tp in hints.items() if dataclasses.is_dataclass(tp)}
+
+
+def _field_names(cls: type[Any]) -> list[str]:
+    return [field.name for field in dataclasses.fields(cls)]
+
+
+def _suggest(name: str, candidates: list[str], *, render: Any = repr) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {render(close[0])}?"
+    return f"valid names are: {', '.join(sorted(candidates))}"
+
+
+def _check_keys(cls: type[Any], mapping: Mapping[Any, Any], path: tuple[str, ...]) -> None:
+    sections = _section_types() if cls is Settings else {}
+    valid = _field_names(cls)
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            msg = f"setting names must be strings, got {key!r} in {'.'.join(path) or 'settings'}"
+            raise SettingsError(msg)
+        dotted = ".".join((*path, key))
+        if key not in valid:
+            prefix = ".".join(path)
+            render = (lambda n: repr(f"{prefix}.{n}")) if prefix else repr
+            msg = f"unknown setting {dotted!r}; {_suggest(key, valid, render=render)}"
+            raise SettingsError(msg)
+        if key in sections and isinstance(value, Mapping):
+            _check_keys(sections[key], value, (*path, key))  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _check_env_name(name: str, path: tuple[str, ...]) -> None:
+    sections = _section_types()
+    top = _field_names(Settings)
+    all_names = [f"{ENV_PREFIX}{f.upper()}" for f in top if f not in sections and f != "celery"]
+    for section, cls in sections.items():
+        all_names += [f"{ENV_PREFIX}{section.upper()}__{f.upper()}" for f in _field_names(cls)]
+    if path[0] == "celery" and len(path) == 2:  # passthrough; its name is checked with the rest
+        return
+    ok = (len(path) == 1 and path[0] in top and path[0] not in sections and path[0] != "celery") or (
+        len(path) == 2 and path[0] in sections and path[1] in _field_names(sections[path[0]])
+    )
+    if not ok:
+        hint = _suggest(name.upper(), all_names, render=str)
+        msg = f"unknown environment variable {name}; {hint}"
+        raise SettingsError(msg)
+
+
+def _env_value(path: tuple[str, ...], raw: str) -> Any:
+    if path[0] == "celery":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    if raw.strip() == "":
+        return None
+    cls: type[Any] = Settings if len(path) == 1 else _section_types()[path[0]]
+    tp = get_type_hints(cls)[path[-1]]
+    if get_origin(tp) is tuple:
+        text = raw.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass  # not JSON: let the comma rule take it
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return raw
+
+
+def _dec_hook(tp: type[Any], obj: Any) -> Any:
+    if tp is Path:
+        if isinstance(obj, str):
+            return Path(obj)
+        msg = f"Expected `path`, got `{type(obj).__name__}`"
+        raise TypeError(msg)
+    if tp is Secret:
+        if isinstance(obj, Secret):
+            return obj
+        if isinstance(obj, str):
+            return Secret(obj)
+        msg = f"Expected `str`, got `{type(obj).__name__}`"
+        raise TypeError(msg)
+    raise NotImplementedError
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, Secret):
+        return REDACTED
+    if isinstance(obj, MappingProxyType):
+        return dict(obj)  # pyright: ignore[reportUnknownArgumentType]
+    raise NotImplementedError
+
+
+_MSGSPEC_ERROR = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_TYPE_WORDS = {"null": "None", "array": "list", "object": "mapping", "str": "str"}
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in filter(None, re.split(r"[.\[\]]", path)):
+        if isinstance(data, Mapping):
+            data = data.get(part)  # pyright: ignore[reportUnknownMemberType]
+        elif isinstance(data, list) and part.isdigit():
+            data = data[int(part)]  # pyright: ignore[reportUnknownVariableType]
+        else:
+            return None
+    return data  # pyright: ignore[reportUnknownVariableType]
+
+
+def _convert(data: Mapping[str, Any], *, strict: bool, describe: Any) -> Settings:
+    try:
+        return msgspec.convert(data, Settings, strict=strict, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        if isinstance(exc.__context__, SettingsError):  # raised by a value check: name its source
+            named = re.sub(
+                r"setting '([a-z_.]+)'", lambda m: describe(m[1]), str(exc.__context__), count=1
+            )
+            raise SettingsError(named) from exc.__context__
+        match = _MSGSPEC_ERROR.match(str(exc))
+        what, path = (match["what"], (match["path"] or "").lstrip(".")) if match else (str(exc), "")
+        typed = re.match(r"Expected `(?P<exp>[^`]*)`, got `(?P<got>[^`]*)`", what)
+        where = describe(path) if path else "settings"
+        if typed:
+            expected = " | ".join(_TYPE_WORDS.get(t, t) for t in typed["exp"].split(" | "))
+            got = _TYPE_WORDS.get(typed["got"], typed["got"])
+            shown = redact_mapping({path.rsplit(".", 1)[-1]: _lookup(data, path)})
+            value = next(iter(shown.values()))
+            msg = f"{where} expects {expected}, got {got} {value!r}"
+        elif what.startswith("Invalid enum value"):
+            choices = ", ".join(repr(c) for c in get_args(_hint_at(path)))
+            msg = f"{where} must be one of {choices}, got {_lookup(data, path)!r}"
+        else:
+            msg = f"{where}: {what[:1].lower()}{what[1:]}"
+        raise SettingsError(msg) from exc
+    except SettingsError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"settings: {exc}") from exc
+
+
+def _hint_at(path: str) -> Any:
+    cls: Any = Settings
+    tp: Any = None
+    for part in path.split("."):
+        tp = get_type_hints(cls).get(part)
+        cls = tp
+    return tp
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        msg = f"setting {name!r} must be greater than 0, got {value!r}"
+        raise SettingsError(msg)
+
+
+def _check_url(name: str, url: str | None, schemes: frozenset[str]) -> None:
+    if url is None:
+        return
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in schemes:
+        shown = redact_url(url)
+        msg = (
+            f"setting {name!r} must be a URL with one of the schemes "
+            f"{', '.join(sorted(schemes))}, got {shown!r}"
+        )
+        raise SettingsError(msg)
+
+
+def _check_values(settings: Settings) -> None:
+    if not _NAME.match(settings.namespace):
+        msg = (
+            f"setting 'namespace' must be letters, digits, '_', '.' or '-' "
+            f"(starting with a letter or digit), got {settings.namespace!r}"
+        )
+        raise SettingsError(msg)
+    for domain, queue in dataclasses.asdict(settings.queues).items():
+        if queue is not None and not _NAME.match(queue):
+            msg = f"setting 'queues.{domain}' must be a queue name like 'crawjud.bots', got {queue!r}"
+            raise SettingsError(msg)
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        msg = f"setting 'timezone' must be an IANA zone such as 'America/Sao_Paulo', got {settings.timezone!r}"
+        raise SettingsError(msg) from exc
+    _check_url("broker_url", settings.broker_url, _BROKER_SCHEMES)
+    _check_url("result_backend", settings.result_backend, _BACKEND_SCHEMES)
+    _positive("broker_connection_timeout", settings.broker_connection_timeout)
+    _positive("visibility_timeout", settings.visibility_timeout)
+    _positive("result_expires", settings.result_expires)
+    _positive("mail.timeout", settings.mail.timeout)
+    _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
+    _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
+    if not 0 < settings.mail.port < 65536:
+        msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
+        raise SettingsError(msg)
+    _check_celery(settings.celery)
+
+
+def _check_celery(options: Mapping[str, Any]) -> None:
+    from celery.app.defaults import DEFAULTS  # noqa: PLC0415  (celery is heavy; only when used)
+
+    known = [key for key in DEFAULTS if key not in _PINNED_CELERY]
+    for key, value in options.items():
+        if key in _PINNED_CELERY:
+            msg = f"setting 'celery.{key}' is fixed by crawjud-tasks; {_PINNED_CELERY[key]}"
+            raise SettingsError(msg)
+        if key not in DEFAULTS:
+            hint = _suggest(key, known, render=lambda n: repr(f"celery.{n}"))
+            msg = f"unknown Celery setting 'celery.{key}'; {hint}"
+            raise SettingsError(msg)
+        if key == "broker_transport_options" and isinstance(value, Mapping):
+            for option, owner in _PINNED_TRANSPORT.items():
+                if option in value:
+                    msg = (
+                        f"setting 'celery.broker_transport_options.{option}' is set by "
+                        f"crawjud-tasks; use the setting {owner!r}"
+                    )
+                    raise SettingsError(msg)
+
+
+# -- printing helpers -------------------------------------------------------------------------
+
+
+def _builtins(settings: Settings, *, redact: bool) -> dict[str, Any]:
+    return settings.to_dict(redact=redact)
+
+
+def _non_defaults(data: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    shown: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(default.get(key), dict):
+            inner = _non_defaults(value, default[key])  # pyright: ignore[reportUnknownArgumentType]
+            if inner:
+                shown[key] = inner
+        elif value != default.get(key):
+            shown[key] = value
+    return shown
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))  # pyright: ignore[reportUnknownArgumentType]
+    return str(value)
