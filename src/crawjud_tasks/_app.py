@@ -105,6 +105,16 @@ def _is_redis(url: str | None) -> bool:
     return url is not None and url.split("://", 1)[0] in {"redis", "rediss", "redis+socket", "socket", "sentinel"}
 
 
+def _redis_py_url(url: str) -> str:
+    """A kombu Redis URL as redis-py spells it (``redis+socket://`` becomes ``unix://``)."""
+    scheme, _, rest = url.partition("://")
+    if scheme in {"redis+socket", "socket"}:
+        path, _, query = rest.partition("?")
+        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
+        return f"unix://{path}?db={db}"
+    return url
+
+
 def _queues(settings: Settings) -> list[Queue]:
     names = settings.queue_names
     return [Queue(name, Exchange(name), routing_key=name) for name in dict.fromkeys(names.values())]
@@ -169,6 +179,13 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
             socket_timeout=socket_timeout,
         )
         config["broker_transport_options"] = transport
+    if _is_redis(settings.broker_url) and settings.broker_url is not None:
+        # Beat keeps its schedule in Redis as JSON, under a lock (RedBeat): never a pickled
+        # shelve file, and two beat processes never both fire.
+        config.setdefault("beat_scheduler", "redbeat.RedBeatScheduler")
+        config.setdefault("redbeat_redis_url", _redis_py_url(settings.broker_url))
+        config.setdefault("redbeat_redis_options", {"socket_connect_timeout": per_attempt})
+        config.setdefault("redbeat_key_prefix", f"{settings.key_prefix}redbeat:")
     if _is_redis(settings.result_backend):
         backend = dict(settings.celery.get("result_backend_transport_options", {}))
         backend.setdefault("global_keyprefix", settings.key_prefix)

@@ -524,7 +524,7 @@ def _check_celery(options: Mapping[str, Any]) -> None:
         if key in _PINNED_CELERY:
             msg = f"setting 'celery.{key}' is fixed by crawjud-tasks; {_PINNED_CELERY[key]}"
             raise SettingsError(msg)
-        if key not in DEFAULTS:
+        if key not in DEFAULTS and not key.startswith("redbeat_"):
             hint = _suggest(key, known, render=lambda n: repr(f"celery.{n}"))
             msg = f"unknown Celery setting 'celery.{key}'; {hint}"
             raise SettingsError(msg)

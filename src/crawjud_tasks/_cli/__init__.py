@@ -1,0 +1,38 @@
+"""The ``crawjud-tasks`` command line (click, which Celery already brings)."""
+
+from __future__ import annotations
+
+import click
+
+from crawjud_tasks._cli._demo import demo
+from crawjud_tasks._cli._embedded import embedded
+from crawjud_tasks._cli._info import info
+from crawjud_tasks._cli._loader import APP_HELP
+from crawjud_tasks._cli._worker import beat, worker
+from crawjud_tasks._metadata import version
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--app", "-A", "app_spec", metavar="MODULE:ATTR", default=None, help=APP_HELP)
+@click.version_option(version(), prog_name="crawjud-tasks")
+@click.pass_context
+def cli(ctx: click.Context, app_spec: str | None) -> None:
+    """crawjud-tasks: run and inspect the CrawJUD task layer.
+
+    Settings come from CRAWJUD_TASKS_* environment variables unless --app names an app.
+    """
+    ctx.obj = app_spec
+
+
+cli.add_command(worker)
+cli.add_command(beat)
+cli.add_command(embedded)
+cli.add_command(info)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Entry point of the ``crawjud-tasks`` script."""
+    cli(prog_name="crawjud-tasks")

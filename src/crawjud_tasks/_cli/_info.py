@@ -1,0 +1,53 @@
+"""``crawjud-tasks info``: resolved settings (secrets redacted), broker reachability, tasks, queues."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from celery import Celery
+
+from crawjud_tasks._cli._loader import load_app
+from crawjud_tasks._redact import redact_url
+from crawjud_tasks._state import app_settings, has_settings
+
+__all__ = ["info"]
+
+
+def _broker_reachable(app: Celery, timeout: float) -> str:
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001  (any failure is the answer we print)
+        return f"unreachable ({type(exc).__name__}: {exc})"
+    return "reachable"
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def info(ctx: click.Context, as_json: bool) -> None:
+    """Show the resolved settings (secrets redacted), the broker, the tasks and the queues."""
+    app = load_app(ctx)
+    settings = app_settings(app).to_dict() if has_settings(app) else None
+    timeout = float(app.conf.broker_connection_timeout or 5.0)
+    report = {
+        "broker": redact_url(str(app.conf.broker_url)),
+        "result_backend": redact_url(str(app.conf.result_backend)),
+        "broker_status": _broker_reachable(app, timeout),
+        "tasks": sorted(name for name in app.tasks if not name.startswith("celery.")),
+        "queues": [queue.name for queue in app.conf.task_queues or ()],
+        "settings": settings,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    click.echo(f"broker:         {report['broker']} ({report['broker_status']})")
+    click.echo(f"result backend: {report['result_backend']}")
+    click.echo(f"queues:         {', '.join(report['queues']) or '(Celery default)'}")
+    click.echo("tasks:")
+    for name in report["tasks"]:
+        click.echo(f"  {name}")
+    if settings is not None:
+        click.echo("settings:")
+        click.echo(json.dumps(settings, indent=2, default=str))

@@ -1,0 +1,152 @@
+"""A real Celery worker in a child process, which can be stopped gracefully or killed.
+
+The demo runs one; the pytest plugin (:mod:`crawjud_tasks.testing`) hands them to tests, so that
+hosts test their own bots through the same worker code that runs in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+from celery import Celery
+
+from crawjud_tasks._settings import Settings
+from crawjud_tasks.errors import CrawjudTasksError
+
+__all__ = ["WorkerProcess"]
+
+
+class WorkerProcess:
+    """A ``crawjud-tasks worker`` child process.
+
+    Args:
+        app: The app the caller dispatches with; used to tell when the worker is ready.
+        settings: Settings handed to the worker through ``CRAWJUD_TASKS_*`` variables
+            (ignored when ``app_spec`` is given).
+        app_spec: ``module:attribute`` of the host's app, for hosts with their own tasks.
+        queues: Queues to consume (default: the app's queues).
+        pool: Celery pool (``solo``, ``prefork`` or ``threads``).
+        concurrency: Worker concurrency.
+        loglevel: Worker log level.
+        env: Extra environment variables for the child.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        settings: Settings | None = None,
+        app_spec: str | None = None,
+        queues: list[str] | None = None,
+        pool: str = "solo",
+        concurrency: int = 1,
+        loglevel: str = "WARNING",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        self.nodename = f"crawjud-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
+        command = [sys.executable, "-m", "crawjud_tasks"]
+        if app_spec is not None:
+            command += ["--app", app_spec]
+        command += [
+            "worker", "--pool", pool, "--concurrency", str(concurrency),
+            "--loglevel", loglevel, "--hostname", self.nodename,
+            "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        if queues:
+            command += ["--queues", ",".join(queues)]
+        self.command = command
+        self.env = {
+            key: value for key, value in os.environ.items() if not key.startswith("CRAWJUD_TASKS_")
+        }
+        if settings is not None and app_spec is None:
+            self.env.update(settings.to_env())
+        self.env.update(env or {})
+        handle, log_path = tempfile.mkstemp(prefix="crawjud-worker-", suffix=".log")
+        os.close(handle)
+        self.log_path = Path(log_path)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's main process id, while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker's main process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def output(self) -> str:
+        """What the worker has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def start(self, timeout: float = 30.0) -> WorkerProcess:
+        """Start the worker and wait until it answers a control ping.
+
+        Raises:
+            CrawjudTasksError: the worker exited or did not answer within ``timeout`` seconds;
+                the message quotes the end of its log.
+        """
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() reaches pool children
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                break
+            replies = self.app.control.ping(destination=[self.nodename], timeout=0.25)
+            if replies:
+                return self
+        self.kill()
+        msg = f"the worker {self.nodename} did not start: {self.output()[-1500:].strip()}"
+        raise CrawjudTasksError(msg)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Warm shutdown (SIGTERM: running tasks finish); kill after ``timeout``. The exit code."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return process.returncode
+
+    def kill(self) -> None:
+        """Kill the worker and its pool children at once (SIGKILL), as a crash would."""
+        process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()

@@ -1,0 +1,131 @@
+"""Testing helpers and the pytest plugin of crawjud-tasks: real Redis, real workers.
+
+Installed as a pytest plugin (entry point ``pytest11``), so its fixtures are available in any test
+suite that has crawjud-tasks installed, with nothing to import:
+
+- ``crawjud_redis_server`` (session): a throwaway real ``redis-server`` on ``127.0.0.1`` and a
+  free port, in a temporary folder (needs the ``embedded`` extra or ``redis-server`` on PATH).
+- ``crawjud_redis``: the same server, emptied before the test.
+- ``crawjud_settings``: :class:`~crawjud_tasks.Settings` on that server, with a temporary data
+  folder. Override it in your ``conftest.py`` to add your own settings.
+- ``crawjud_app``: ``create_app(crawjud_settings)``.
+- ``crawjud_worker``: a worker for ``crawjud_app`` in a thread of the test process (Celery's
+  ``start_worker``), consuming every queue of the app, stopped after the test.
+- ``crawjud_worker_process``: a factory that starts real worker subprocesses
+  (:class:`WorkerProcess`), which a test can stop or kill; all are stopped after the test.
+
+Nothing here is a fake: the same broker, backend and worker code paths as production run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import TestWorkController, start_worker
+
+from crawjud_tasks._app import create_app
+from crawjud_tasks._redis_server import RedisServer
+from crawjud_tasks._settings import Settings
+from crawjud_tasks._worker_process import WorkerProcess
+
+__all__ = [
+    "RedisServer",
+    "WorkerProcess",
+    "crawjud_app",
+    "crawjud_redis",
+    "crawjud_redis_server",
+    "crawjud_settings",
+    "crawjud_worker",
+    "crawjud_worker_process",
+    "settings_for",
+]
+
+
+def settings_for(server: RedisServer, data_dir: Path, **changes: Any) -> Settings:
+    """Settings whose broker (database 0) and result backend (database 1) are on ``server``."""
+    base: dict[str, Any] = {
+        "broker_url": server.url_for(0),
+        "result_backend": server.url_for(1),
+        "data_dir": str(data_dir),
+    }
+    return Settings.from_mapping(base | changes)
+
+
+@pytest.fixture(scope="session")
+def crawjud_redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole test session."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def crawjud_redis(crawjud_redis_server: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied before the test (it also restarts one that a test stopped)."""
+    if not crawjud_redis_server.running:
+        crawjud_redis_server.start()
+    client = crawjud_redis_server.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return crawjud_redis_server
+
+
+@pytest.fixture
+def crawjud_data_dir() -> Iterator[Path]:
+    """A short temporary data folder (short enough for unix socket paths)."""
+    path = Path(tempfile.mkdtemp(prefix="cjt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def crawjud_settings(crawjud_redis: RedisServer, crawjud_data_dir: Path) -> Settings:
+    """Settings on the test Redis with a temporary data folder."""
+    return settings_for(crawjud_redis, crawjud_data_dir)
+
+
+@pytest.fixture
+def crawjud_app(crawjud_settings: Settings) -> Iterator[Celery]:
+    """``create_app(crawjud_settings)``, closed after the test."""
+    app = create_app(crawjud_settings)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def crawjud_worker(crawjud_app: Celery) -> Iterator[TestWorkController]:
+    """A worker thread (Celery's ``start_worker``, solo pool) consuming all of the app's queues."""
+    with start_worker(
+        crawjud_app, pool="solo", perform_ping_check=False, shutdown_timeout=10.0
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def crawjud_worker_process(
+    crawjud_app: Celery, crawjud_settings: Settings
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """A factory of started worker subprocesses for ``crawjud_app``; each is stopped afterwards.
+
+    Keyword arguments go to :class:`WorkerProcess` (``pool``, ``concurrency``, ``queues``,
+    ``app_spec``, ``env``...).
+    """
+    workers: list[WorkerProcess] = []
+
+    def start(**options: Any) -> WorkerProcess:
+        options.setdefault("settings", crawjud_settings)
+        worker = WorkerProcess(crawjud_app, **options)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
+        worker.log_path.unlink(missing_ok=True)
