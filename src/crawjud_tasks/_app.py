@@ -85,6 +85,26 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
     return app
 
 
+def close_app(app: Celery) -> None:
+    """Close ``app``'s broker connections and its result backend's connections in this thread.
+
+    ``Celery.close`` only drops its pool; this closes the sockets too, so a process that builds
+    apps dynamically (tests, the CLI) leaks none.
+    """
+    pool = app._pool  # noqa: SLF001  (Celery keeps the producer pool there; None if never used)
+    if pool is not None:
+        pool.force_close_all()
+    backend = app._backend  # noqa: SLF001  (None if never created; never build one just to close it)
+    if backend is not None:
+        consumer = getattr(backend, "result_consumer", None)
+        if consumer is not None:
+            consumer.stop()
+        client = backend.__dict__.get("client")
+        if client is not None:
+            client.connection_pool.disconnect()
+    app.close()
+
+
 def _resolve_connection(settings: Settings) -> Settings:
     """Fill in the broker (embedded Redis when unset) and the result backend (the broker's)."""
     import dataclasses  # noqa: PLC0415

@@ -58,6 +58,9 @@ ENV_PREFIX = "CRAWJUD_TASKS_"
 #: The task domains; each has its own queue (``<namespace>.<domain>``) and task-name prefix.
 DOMAINS: tuple[str, ...] = ("bots", "mail", "maintenance")
 
+#: Above this many candidates, an unknown-name error points to the reference instead of listing.
+_MAX_LISTED = 30
+_CELERY_DOCS = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _BROKER_SCHEMES = frozenset(
     {"redis", "rediss", "redis+socket", "socket", "sentinel", "amqp", "amqps", "pyamqp"}
@@ -324,10 +327,12 @@ def _field_names(cls: type[Any]) -> list[str]:
     return [field.name for field in dataclasses.fields(cls)]
 
 
-def _suggest(name: str, candidates: list[str], *, render: Any = repr) -> str:
+def _suggest(name: str, candidates: list[str], *, render: Any = repr, reference: str = "") -> str:
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     if close:
         return f"did you mean {render(close[0])}?"
+    if len(candidates) > _MAX_LISTED and reference:
+        return f"no valid name is close to it; see {reference}"
     return f"valid names are: {', '.join(sorted(candidates))}"
 
 
@@ -432,10 +437,12 @@ def _convert(data: Mapping[str, Any], *, strict: bool, describe: Any) -> Setting
         return msgspec.convert(data, Settings, strict=strict, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         if isinstance(exc.__context__, SettingsError):  # raised by a value check: name its source
-            named = re.sub(
-                r"setting '([a-z_.]+)'", lambda m: describe(m[1]), str(exc.__context__), count=1
-            )
-            raise SettingsError(named) from exc.__context__
+            text = str(exc.__context__)
+            named = re.search(r"'([a-z_]+(?:\.[a-z_]+)*)'", text)
+            source = describe(named[1]) if named else "settings"
+            if not source.startswith("setting "):  # an environment variable: say which one
+                text = f"{source.split(' (', 1)[0]}: {text}"
+            raise SettingsError(text) from exc.__context__
         match = _MSGSPEC_ERROR.match(str(exc))
         what, path = (match["what"], (match["path"] or "").lstrip(".")) if match else (str(exc), "")
         typed = re.match(r"Expected `(?P<exp>[^`]*)`, got `(?P<got>[^`]*)`", what)
@@ -525,7 +532,7 @@ def _check_celery(options: Mapping[str, Any]) -> None:
             msg = f"setting 'celery.{key}' is fixed by crawjud-tasks; {_PINNED_CELERY[key]}"
             raise SettingsError(msg)
         if key not in DEFAULTS and not key.startswith("redbeat_"):
-            hint = _suggest(key, known, render=lambda n: repr(f"celery.{n}"))
+            hint = _suggest(key, known, render=lambda n: repr(f"celery.{n}"), reference=_CELERY_DOCS)
             msg = f"unknown Celery setting 'celery.{key}'; {hint}"
             raise SettingsError(msg)
         if key == "broker_transport_options" and isinstance(value, Mapping):

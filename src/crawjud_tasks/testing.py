@@ -29,7 +29,7 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import TestWorkController, start_worker
 
-from crawjud_tasks._app import create_app
+from crawjud_tasks._app import close_app, create_app
 from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks._settings import Settings
 from crawjud_tasks._worker_process import WorkerProcess
@@ -37,6 +37,7 @@ from crawjud_tasks._worker_process import WorkerProcess
 __all__ = [
     "RedisServer",
     "WorkerProcess",
+    "close_app",
     "crawjud_app",
     "crawjud_redis",
     "crawjud_redis_server",
@@ -96,7 +97,7 @@ def crawjud_app(crawjud_settings: Settings) -> Iterator[Celery]:
     """``create_app(crawjud_settings)``, closed after the test."""
     app = create_app(crawjud_settings)
     yield app
-    app.close()
+    close_app(app)
 
 
 @pytest.fixture

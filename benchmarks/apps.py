@@ -1,0 +1,106 @@
+"""The two apps under test: raw Celery and crawjud-tasks, each with the same no-op task.
+
+Both send JSON to the same Redis server. ``make_app`` builds either one in the calling process.
+The worker subprocesses load theirs with ``-A apps:raw`` / ``--app apps:lib``: the attributes
+``raw`` and ``lib`` of this module are built on first access from ``CJB_BROKER_URL`` and
+``CJB_RESULT_BACKEND``, so a raw Celery worker never imports crawjud-tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task
+
+__all__ = ["KINDS", "AppSpec", "make_app", "noop", "spec_for"]
+
+#: ``raw`` is plain Celery; ``lib`` is ``crawjud_tasks.create_app``.
+KINDS = ("raw", "lib")
+
+BROKER_ENV = "CJB_BROKER_URL"
+BACKEND_ENV = "CJB_RESULT_BACKEND"
+
+
+def noop() -> None:
+    """The task body: does nothing."""
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What differs between the two apps, as far as the benchmarks care."""
+
+    kind: str
+    #: Task with its result stored in the result backend.
+    stored: str
+    #: Same body, ``ignore_result=True``.
+    ignored: str
+    #: The Redis list the worker pops the no-op tasks from (key prefix included).
+    queue_key: str
+    #: The Redis hash of delivered-but-unacknowledged messages (key prefix included).
+    unacked_key: str
+    #: ``worker`` command line of this kind, up to (not including) the worker options.
+    worker_command: tuple[str, ...]
+
+
+def spec_for(kind: str, python: str) -> AppSpec:
+    """The :class:`AppSpec` of ``kind``; ``python`` is the interpreter of worker subprocesses."""
+    if kind == "raw":
+        return AppSpec(
+            kind="raw",
+            stored="raw.noop",
+            ignored="raw.noop_ignored",
+            queue_key="celery",
+            unacked_key="unacked",
+            worker_command=(python, "-m", "celery", "-A", "apps:raw", "worker"),
+        )
+    if kind == "lib":
+        return AppSpec(
+            kind="lib",
+            stored="crawjud.noop",
+            ignored="crawjud.noop_ignored",
+            queue_key="crawjud:crawjud",
+            unacked_key="crawjud:unacked",
+            worker_command=(python, "-m", "crawjud_tasks", "--app", "apps:lib", "worker"),
+        )
+    msg = f"unknown kind {kind!r}; expected one of {KINDS}"
+    raise ValueError(msg)
+
+
+def make_app(
+    kind: str,
+    broker_url: str,
+    result_backend: str,
+    *,
+    stored_body: Callable[[], Any] = noop,
+    ignored_body: Callable[[], Any] = noop,
+) -> Celery:
+    """Build the ``kind`` app with its two no-op tasks (bodies replaceable for instrumentation)."""
+    spec = spec_for(kind, "python")
+    if kind == "raw":
+        app = Celery("raw", broker=broker_url, backend=result_backend, set_as_current=False)
+        app.conf.update(
+            task_serializer="json", result_serializer="json", accept_content=["json"]
+        )
+        base: type[Task] = app.Task
+    else:
+        from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)
+        from crawjud_tasks._tasks import CrawjudTask  # noqa: PLC0415
+
+        app = create_app({"broker_url": broker_url, "result_backend": result_backend})
+        base = CrawjudTask
+    app.task(name=spec.stored, base=base, shared=False)(stored_body)
+    app.task(name=spec.ignored, base=base, shared=False, ignore_result=True)(ignored_body)
+    return app
+
+
+def __getattr__(name: str) -> Celery:
+    """``apps.raw`` / ``apps.lib``: the app of a worker subprocess, from the environment."""
+    if name in KINDS:
+        app = make_app(name, os.environ[BROKER_ENV], os.environ[BACKEND_ENV])
+        globals()[name] = app
+        return app
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,65 @@
+"""Shared helpers of the crawjud-tasks test suite.
+
+The fixtures that start real Redis servers and workers come from the library's own pytest plugin
+(``crawjud_tasks.testing``), the same one host applications use.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from crawjud_tasks import Settings, create_app
+from crawjud_tasks._app import close_app
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m crawjud_tasks ARGS`` as a real subprocess; output captured as text."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWJUD_TASKS_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "crawjud_tasks", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No CRAWJUD_TASKS_* variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("CRAWJUD_TASKS_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def short_dir(crawjud_data_dir: Path) -> Path:
+    """A short temporary folder (unix socket paths must stay under 104 bytes)."""
+    return crawjud_data_dir
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[..., Celery]]:
+    """``create_app`` (or a plain Celery app with ``plain=True``), each closed after the test."""
+    apps: list[Celery] = []
+
+    def make(config: Settings | dict[str, Any] | None = None, *, plain: bool = False, **celery: Any) -> Celery:
+        app = Celery("host", set_as_current=False, **celery) if plain else create_app(config)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        close_app(app)
+
