@@ -10,8 +10,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -20,13 +20,13 @@ from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m crawjud_tasks ARGS`` as a real subprocess; output captured as text."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWJUD_TASKS_")}
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "crawjud_tasks", *args],
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -34,13 +34,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0
     )
 
 
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without CRAWJUD_TASKS_* variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWJUD_TASKS_")}
+    env.update(extra or {})
+    return env
+
+
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No CRAWJUD_TASKS_* variable from the developer's shell leaks into a test."""
     for name in list(os.environ):
         if name.startswith("CRAWJUD_TASKS_"):
             monkeypatch.delenv(name)
-    yield
 
 
 @pytest.fixture
@@ -54,7 +60,9 @@ def make_app() -> Iterator[Callable[..., Celery]]:
     """``create_app`` (or a plain Celery app with ``plain=True``), each closed after the test."""
     apps: list[Celery] = []
 
-    def make(config: Settings | dict[str, Any] | None = None, *, plain: bool = False, **celery: Any) -> Celery:
+    def make(
+        config: Settings | dict[str, Any] | None = None, *, plain: bool = False, **celery: Any
+    ) -> Celery:
         app = Celery("host", set_as_current=False, **celery) if plain else create_app(config)
         apps.append(app)
         return app
@@ -62,4 +70,3 @@ def make_app() -> Iterator[Callable[..., Celery]]:
     yield make
     for app in apps:
         close_app(app)
-

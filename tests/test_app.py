@@ -24,7 +24,9 @@ from crawjud_tasks.testing import RedisServer, close_app, settings_for
 MakeApp = Callable[..., Celery]
 
 
-def test_create_app_pins_json_utc_queues_and_routes(crawjud_app: Celery, crawjud_settings: Settings) -> None:
+def test_create_app_pins_json_utc_queues_and_routes(
+    crawjud_app: Celery, crawjud_settings: Settings
+) -> None:
     app = crawjud_app
     conf = app.conf
     assert conf.accept_content == ["json"]
@@ -55,7 +57,9 @@ def test_create_app_pins_json_utc_queues_and_routes(crawjud_app: Celery, crawjud
     assert "crawjud.ping" in app.tasks
 
 
-def test_settings_reach_celery(crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp) -> None:
+def test_settings_reach_celery(
+    crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp
+) -> None:
     settings = settings_for(
         crawjud_redis,
         short_dir,
@@ -79,8 +83,12 @@ def test_settings_reach_celery(crawjud_redis: RedisServer, short_dir: Path, make
     assert app.amqp.router.route({}, "host.thing")["queue"].name == "host"
 
 
-def test_create_app_accepts_a_mapping_and_validates_it(crawjud_redis: RedisServer, make_app: MakeApp) -> None:
-    app = make_app({"broker_url": crawjud_redis.url_for(0), "result_backend": crawjud_redis.url_for(1)})
+def test_create_app_accepts_a_mapping_and_validates_it(
+    crawjud_redis: RedisServer, make_app: MakeApp
+) -> None:
+    app = make_app(
+        {"broker_url": crawjud_redis.url_for(0), "result_backend": crawjud_redis.url_for(1)}
+    )
     assert app.conf.broker_url == crawjud_redis.url_for(0)
     with pytest.raises(SettingsError, match="did you mean 'broker_url'"):
         create_app({"broker": crawjud_redis.url})
@@ -97,7 +105,9 @@ def test_create_app_reads_the_environment(
     assert "fromenv.ping" in app.tasks
 
 
-def test_ping_runs_through_a_real_worker(crawjud_app: Celery, crawjud_worker: WorkController) -> None:
+def test_ping_runs_through_a_real_worker(
+    crawjud_app: Celery, crawjud_worker: WorkController
+) -> None:
     answer = ping(crawjud_app, timeout=20)
     assert answer.hostname in crawjud_worker.hostname
     assert answer.version
@@ -176,7 +186,9 @@ def test_install_refuses_an_app_without_json(
 ) -> None:
     host = make_app(plain=True, broker=crawjud_redis.url_for(0))
     host.conf.accept_content = ["yaml"]
-    with pytest.raises(SettingsError, match="the app's accept_content is \\['yaml'\\]; crawjud-tasks needs 'json'"):
+    with pytest.raises(
+        SettingsError, match="the app's accept_content is \\['yaml'\\]; crawjud-tasks needs 'json'"
+    ):
         install(host, settings_for(crawjud_redis, short_dir))
     assert "crawjud.ping" not in host.tasks
 
@@ -186,7 +198,9 @@ def test_app_settings_of_a_foreign_app() -> None:
         app_settings(Celery("foreign", set_as_current=False))
 
 
-def test_embedded_default_when_no_broker(short_dir: Path, clean_env: None, make_app: MakeApp) -> None:
+def test_embedded_default_when_no_broker(
+    short_dir: Path, clean_env: None, make_app: MakeApp
+) -> None:
     from crawjud_tasks import EmbeddedRedis
 
     app = make_app({"data_dir": str(short_dir)})

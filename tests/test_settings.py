@@ -54,7 +54,10 @@ def test_settings_error_is_a_value_error_and_ours() -> None:
         ({"task_events": "yes"}, "setting 'task_events' expects bool, got str 'yes'"),
         ({"data_dir": 5}, "setting 'data_dir' expects path, got int 5"),
         ({"mail": 5}, "setting 'mail' expects mapping, got int 5"),
-        ({"bots": {"allowed_roots": "/x"}}, "setting 'bots.allowed_roots' expects list, got str '/x'"),
+        (
+            {"bots": {"allowed_roots": "/x"}},
+            "setting 'bots.allowed_roots' expects list, got str '/x'",
+        ),
         (
             {"mail": {"security": "ssl"}},
             "setting 'mail.security' must be one of 'starttls', 'tls', 'none', got 'ssl'",
@@ -74,7 +77,8 @@ def test_settings_error_is_a_value_error_and_ours() -> None:
         ),
         (
             {"celery": {"accept_content": ["pickle"]}},
-            "setting 'celery.accept_content' is fixed by crawjud-tasks; crawjud-tasks accepts JSON only",
+            "setting 'celery.accept_content' is fixed by crawjud-tasks; "
+            "crawjud-tasks accepts JSON only",
         ),
         (
             {"celery": {"broker_url": "redis://x"}},
@@ -144,11 +148,13 @@ def test_environment_rule() -> None:
     [
         (
             {"CRAWJUD_TASKS_MAIL__HOTS": "x"},
-            "unknown environment variable CRAWJUD_TASKS_MAIL__HOTS; did you mean CRAWJUD_TASKS_MAIL__HOST?",
+            "unknown environment variable CRAWJUD_TASKS_MAIL__HOTS; "
+            "did you mean CRAWJUD_TASKS_MAIL__HOST?",
         ),
         (
             {"CRAWJUD_TASKS_BROKR_URL": "x"},
-            "unknown environment variable CRAWJUD_TASKS_BROKR_URL; did you mean CRAWJUD_TASKS_BROKER_URL?",
+            "unknown environment variable CRAWJUD_TASKS_BROKR_URL; "
+            "did you mean CRAWJUD_TASKS_BROKER_URL?",
         ),
         (
             {"CRAWJUD_TASKS_MAIL__PORT": "abc"},
@@ -166,7 +172,7 @@ def test_environment_rule() -> None:
     ],
 )
 def test_invalid_environment_names_the_variable(environ: dict[str, str], message: str) -> None:
-    with pytest.raises(SettingsError, match="^") as info:
+    with pytest.raises(SettingsError) as info:
         Settings.from_env(environ)
     assert message in str(info.value)
 
@@ -179,7 +185,10 @@ def test_to_env_rebuilds_the_same_settings() -> None:
             "task_events": True,
             "mail": {"password": "s3cret", "port": 25},
             "bots": {"allowed_roots": ["/a", "/b"]},
-            "celery": {"worker_prefetch_multiplier": 1, "task_annotations": {"*": {"rate_limit": "1/s"}}},
+            "celery": {
+                "worker_prefetch_multiplier": 1,
+                "task_annotations": {"*": {"rate_limit": "1/s"}},
+            },
         }
     )
     assert Settings.from_env(settings.to_env()) == settings
@@ -191,10 +200,19 @@ def test_repr_and_to_dict_redact_every_secret() -> None:
             "broker_url": "redis://user:hunter2@127.0.0.1:6379/0",
             "result_backend": "redis://:hunter3@127.0.0.1:6379/1;redis://:hunter4@127.0.0.2/1",
             "mail": {"password": "hunter5", "username": "bot"},
-            "celery": {"redis_password": "hunter6", "broker_transport_options": {"sentinel_kwargs": {"password": "hunter7"}}},
+            "celery": {
+                "redis_password": "hunter6",
+                "broker_transport_options": {"sentinel_kwargs": {"password": "hunter7"}},
+            },
         }
     )
-    for text in (repr(settings), str(settings), str(settings.to_dict()), repr(settings.mail), f"{settings.mail.password}"):
+    for text in (
+        repr(settings),
+        str(settings),
+        str(settings.to_dict()),
+        repr(settings.mail),
+        f"{settings.mail.password}",
+    ):
         for secret in ("hunter2", "hunter3", "hunter4", "hunter5", "hunter6", "hunter7"):
             assert secret not in text
     assert "redis://user:***@127.0.0.1:6379/0" in repr(settings)
@@ -213,5 +231,7 @@ def test_secret_cannot_be_pickled() -> None:
 def test_load_settings_refuses_other_types(clean_env: None) -> None:
     from crawjud_tasks import create_app
 
-    with pytest.raises(SettingsError, match="config must be a crawjud_tasks.Settings, a mapping or None, got int"):
+    with pytest.raises(
+        SettingsError, match=r"config must be a crawjud_tasks\.Settings, a mapping or None, got int"
+    ):
         create_app(5)  # type: ignore[arg-type]

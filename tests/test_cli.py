@@ -1,0 +1,166 @@
+"""The crawjud-tasks command line, run as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from crawjud_tasks import EmbeddedRedis
+from crawjud_tasks.testing import RedisServer
+
+from .conftest import run_cli
+
+
+def test_version_and_help() -> None:
+    out = run_cli("--version")
+    assert out.returncode == 0
+    assert out.stdout.startswith("crawjud-tasks, version ")
+    helptext = run_cli("--help").stdout
+    for command in ("worker", "beat", "embedded", "info", "demo"):
+        assert command in helptext
+
+
+def test_embedded_start_status_stop(short_dir: Path) -> None:
+    env = {"CRAWJUD_TASKS_DATA_DIR": str(short_dir)}
+    try:
+        assert run_cli("embedded", "status", env=env).returncode == 1
+        started = run_cli("embedded", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.startswith("started\nrunning: pid ")
+        assert run_cli("embedded", "start", env=env).stdout.startswith("already running")
+        status = run_cli("embedded", "status", env=env)
+        assert status.returncode == 0
+        assert "redis 6" in status.stdout or "redis 7" in status.stdout
+        assert run_cli("embedded", "stop", env=env).stdout.strip() == "stopped"
+        assert run_cli("embedded", "stop", env=env).stdout.strip() == "not running"
+    finally:
+        EmbeddedRedis(short_dir).stop()
+
+
+def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
+    from crawjud_tasks._redis_server import free_port
+
+    port = free_port()  # nothing listens there
+    env = {
+        "CRAWJUD_TASKS_BROKER_URL": f"redis://:hunter2@127.0.0.1:{port}/0",
+        "CRAWJUD_TASKS_MAIL__PASSWORD": "hunter3",
+    }
+    out = run_cli("info", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "hunter2" not in out.stdout and "hunter3" not in out.stdout
+    report = json.loads(out.stdout)
+    assert report["broker"] == f"redis://:***@127.0.0.1:{port}/0"
+    assert report["broker_status"].startswith("unreachable")
+    assert report["tasks"] == ["crawjud.ping"]
+    assert report["queues"] == ["crawjud", "crawjud.bots", "crawjud.mail", "crawjud.maintenance"]
+    assert report["settings"]["mail"]["password"] == "***"
+    plain = run_cli("info", env={"CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url})
+    assert plain.returncode == 0
+    assert f"{crawjud_redis.url} (reachable)" in plain.stdout
+
+
+def test_invalid_settings_are_one_line_errors() -> None:
+    out = run_cli("info", env={"CRAWJUD_TASKS_MAIL__HOTS": "x"})
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "Error: unknown environment variable CRAWJUD_TASKS_MAIL__HOTS; "
+        "did you mean CRAWJUD_TASKS_MAIL__HOST?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nocolon", "--app takes 'module:attribute'"),
+        ("no_such_module_xyz:app", "cannot import 'no_such_module_xyz'"),
+        ("json:nothing", "module 'json' has no attribute 'nothing'"),
+        ("json:__name__", "is a str, not a Celery app"),
+    ],
+)
+def test_bad_app_option(spec: str, message: str) -> None:
+    out = run_cli("--app", spec, "info")
+    assert out.returncode == 1
+    assert message in out.stderr
+
+
+def test_worker_for_a_host_app(
+    crawjud_redis: RedisServer, tmp_path: Path, crawjud_worker_process, crawjud_app
+) -> None:  # type: ignore[no-untyped-def]
+    from crawjud_tasks import ping
+
+    module = tmp_path / "hostapp_cli.py"
+    module.write_text(
+        "import os\n"
+        "from crawjud_tasks import create_app\n"
+        "def make():\n"
+        "    return create_app({'broker_url': os.environ['HOST_BROKER'],"
+        " 'result_backend': os.environ['HOST_BACKEND']})\n"
+    )
+    worker = crawjud_worker_process(
+        app_spec="hostapp_cli:make",
+        env={
+            "PYTHONPATH": str(tmp_path),
+            "HOST_BROKER": crawjud_redis.url_for(0),
+            "HOST_BACKEND": crawjud_redis.url_for(1),
+        },
+    )
+    assert ping(crawjud_app, timeout=20).hostname == worker.nodename
+
+
+def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, short_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import cli_env
+
+    env = cli_env(
+        {"CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url, "CRAWJUD_TASKS_DATA_DIR": str(short_dir)}
+    )
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "crawjud_tasks", "beat", "--loglevel", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = crawjud_redis.client()
+    try:
+        deadline = time.monotonic() + 30
+        while not client.exists("crawjud:redbeat::lock") and time.monotonic() < deadline:
+            assert beat.poll() is None, beat.stderr.read() if beat.stderr else ""
+            time.sleep(0.1)
+        assert client.exists("crawjud:redbeat::lock")
+        # No pickled shelve file: the schedule lives in Redis.
+        assert not list(Path.cwd().glob("celerybeat-schedule*"))
+    finally:
+        beat.terminate()
+        beat.wait(timeout=20)
+        client.close()
+        if beat.stderr:
+            beat.stderr.close()
+
+
+def test_demo_runs_end_to_end(short_dir: Path) -> None:
+    out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(short_dir)}, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "started redis" in out.stdout
+    assert "answered by crawjud-" in out.stdout
+    assert "stopping the embedded Redis" in out.stdout
+    assert "demo finished in" in out.stdout
+    # It stopped what it started.
+    assert EmbeddedRedis(short_dir).status().running is False
+
+
+def test_demo_leaves_a_running_server_alone(short_dir: Path) -> None:
+    embedded = EmbeddedRedis(short_dir)
+    embedded.start()
+    try:
+        out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(short_dir)}, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "attached to redis" in out.stdout
+        assert embedded.status().running
+    finally:
+        embedded.stop()
