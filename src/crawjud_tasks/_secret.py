@@ -21,9 +21,6 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
-        if not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance]
-            msg = f"Secret takes a str, got {type(value).__name__}"
-            raise TypeError(msg)
         self._value = value
 
     def reveal(self) -> str:

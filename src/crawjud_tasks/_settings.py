@@ -20,13 +20,14 @@ import json
 import os
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 
+from crawjud_tasks._guards import is_dict, is_list, is_list_or_tuple, is_mapping, is_mapping_proxy
 from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
 from crawjud_tasks._secret import Secret
 from crawjud_tasks.errors import SettingsError
@@ -191,13 +192,13 @@ class Settings:
     # -- constructors -------------------------------------------------------------------------
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> Settings:
+    def from_mapping(cls, mapping: Mapping[str, Any] | object) -> Settings:
         """Build settings from a (nested) mapping, refusing unknown keys and wrong types.
 
         Raises:
             SettingsError: a key is unknown, a value has the wrong type or an invalid value.
         """
-        if not isinstance(mapping, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+        if not is_mapping(mapping):
             msg = f"settings must be a mapping, got {type(mapping).__name__}"
             raise SettingsError(msg)
         _check_keys(cls, mapping, ())
@@ -281,11 +282,10 @@ class Settings:
         default = _builtins(Settings(), redact=False)
         current = _builtins(self, redact=False)
         for section, value in current.items():
-            if isinstance(value, dict) and section != "celery":
-                fields = value.items()
-                for key, item in fields:  # pyright: ignore[reportUnknownVariableType]
+            if is_dict(value) and section != "celery":
+                for key, item in value.items():
                     if item != default[section][key]:
-                        name = f"{ENV_PREFIX}{section.upper()}__{str(key).upper()}"  # pyright: ignore[reportUnknownArgumentType]
+                        name = f"{ENV_PREFIX}{section.upper()}__{str(key).upper()}"
                         env[name] = _env_text(item)
             elif section == "celery":
                 for key, item in self.celery.items():
@@ -300,18 +300,15 @@ class Settings:
         return f"Settings({inner})"
 
 
-def load_settings(config: Settings | Mapping[str, Any] | None) -> Settings:
+def load_settings(config: Settings | Mapping[str, Any] | object) -> Settings:
     """Settings from a ``Settings`` (as is), a mapping (validated) or ``None`` (environment)."""
     if isinstance(config, Settings):
         return config
     if config is None:
         return Settings.from_env()
-    if isinstance(config, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]
+    if is_mapping(config):
         return Settings.from_mapping(config)
-    msg = (
-        f"config must be a crawjud_tasks.Settings, a mapping or None, got "
-        f"{type(config).__name__}"
-    )
+    msg = f"config must be a crawjud_tasks.Settings, a mapping or None, got {type(config).__name__}"
     raise SettingsError(msg)
 
 
@@ -320,14 +317,20 @@ def load_settings(config: Settings | Mapping[str, Any] | None) -> Settings:
 
 def _section_types() -> dict[str, type[Any]]:
     hints = get_type_hints(Settings)
-    return {name: tp for name, tp in hints.items() if dataclasses.is_dataclass(tp)}
+    return {
+        name: tp
+        for name, tp in hints.items()
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp)
+    }
 
 
 def _field_names(cls: type[Any]) -> list[str]:
     return [field.name for field in dataclasses.fields(cls)]
 
 
-def _suggest(name: str, candidates: list[str], *, render: Any = repr, reference: str = "") -> str:
+def _suggest(
+    name: str, candidates: list[str], *, render: Callable[[str], str] = repr, reference: str = ""
+) -> str:
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     if close:
         return f"did you mean {render(close[0])}?"
@@ -345,12 +348,11 @@ def _check_keys(cls: type[Any], mapping: Mapping[Any, Any], path: tuple[str, ...
             raise SettingsError(msg)
         dotted = ".".join((*path, key))
         if key not in valid:
-            prefix = ".".join(path)
-            render = (lambda n: repr(f"{prefix}.{n}")) if prefix else repr
-            msg = f"unknown setting {dotted!r}; {_suggest(key, valid, render=render)}"
+            hint = _suggest(key, valid, render=lambda n: repr(".".join((*path, n))))
+            msg = f"unknown setting {dotted!r}; {hint}"
             raise SettingsError(msg)
-        if key in sections and isinstance(value, Mapping):
-            _check_keys(sections[key], value, (*path, key))  # pyright: ignore[reportUnknownArgumentType]
+        if key in sections and is_mapping(value):
+            _check_keys(sections[key], value, (*path, key))
 
 
 def _check_env_name(name: str, path: tuple[str, ...]) -> None:
@@ -361,9 +363,9 @@ def _check_env_name(name: str, path: tuple[str, ...]) -> None:
         all_names += [f"{ENV_PREFIX}{section.upper()}__{f.upper()}" for f in _field_names(cls)]
     if path[0] == "celery" and len(path) == 2:  # passthrough; its name is checked with the rest
         return
-    ok = (len(path) == 1 and path[0] in top and path[0] not in sections and path[0] != "celery") or (
-        len(path) == 2 and path[0] in sections and path[1] in _field_names(sections[path[0]])
-    )
+    ok = (
+        len(path) == 1 and path[0] in top and path[0] not in sections and path[0] != "celery"
+    ) or (len(path) == 2 and path[0] in sections and path[1] in _field_names(sections[path[0]]))
     if not ok:
         hint = _suggest(name.upper(), all_names, render=str)
         msg = f"unknown environment variable {name}; {hint}"
@@ -412,8 +414,8 @@ def _enc_hook(obj: Any) -> Any:
         return str(obj)
     if isinstance(obj, Secret):
         return REDACTED
-    if isinstance(obj, MappingProxyType):
-        return dict(obj)  # pyright: ignore[reportUnknownArgumentType]
+    if is_mapping_proxy(obj):
+        return dict(obj)
     raise NotImplementedError
 
 
@@ -423,16 +425,16 @@ _TYPE_WORDS = {"null": "None", "array": "list", "object": "mapping", "str": "str
 
 def _lookup(data: Any, path: str) -> Any:
     for part in filter(None, re.split(r"[.\[\]]", path)):
-        if isinstance(data, Mapping):
-            data = data.get(part)  # pyright: ignore[reportUnknownMemberType]
-        elif isinstance(data, list) and part.isdigit():
-            data = data[int(part)]  # pyright: ignore[reportUnknownVariableType]
+        if is_mapping(data):
+            data = data.get(part)
+        elif is_list(data) and part.isdigit():
+            data = data[int(part)]
         else:
             return None
-    return data  # pyright: ignore[reportUnknownVariableType]
+    return data
 
 
-def _convert(data: Mapping[str, Any], *, strict: bool, describe: Any) -> Settings:
+def _convert(data: Mapping[str, Any], *, strict: bool, describe: Callable[[str], str]) -> Settings:
     try:
         return msgspec.convert(data, Settings, strict=strict, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
@@ -502,12 +504,17 @@ def _check_values(settings: Settings) -> None:
         raise SettingsError(msg)
     for domain, queue in dataclasses.asdict(settings.queues).items():
         if queue is not None and not _NAME.match(queue):
-            msg = f"setting 'queues.{domain}' must be a queue name like 'crawjud.bots', got {queue!r}"
+            msg = (
+                f"setting 'queues.{domain}' must be a queue name like 'crawjud.bots', got {queue!r}"
+            )
             raise SettingsError(msg)
     try:
         zoneinfo.ZoneInfo(settings.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        msg = f"setting 'timezone' must be an IANA zone such as 'America/Sao_Paulo', got {settings.timezone!r}"
+        msg = (
+            "setting 'timezone' must be an IANA zone such as 'America/Sao_Paulo', "
+            f"got {settings.timezone!r}"
+        )
         raise SettingsError(msg) from exc
     _check_url("broker_url", settings.broker_url, _BROKER_SCHEMES)
     _check_url("result_backend", settings.result_backend, _BACKEND_SCHEMES)
@@ -532,7 +539,9 @@ def _check_celery(options: Mapping[str, Any]) -> None:
             msg = f"setting 'celery.{key}' is fixed by crawjud-tasks; {_PINNED_CELERY[key]}"
             raise SettingsError(msg)
         if key not in DEFAULTS and not key.startswith("redbeat_"):
-            hint = _suggest(key, known, render=lambda n: repr(f"celery.{n}"), reference=_CELERY_DOCS)
+            hint = _suggest(
+                key, known, render=lambda n: repr(f"celery.{n}"), reference=_CELERY_DOCS
+            )
             msg = f"unknown Celery setting 'celery.{key}'; {hint}"
             raise SettingsError(msg)
         if key == "broker_transport_options" and isinstance(value, Mapping):
@@ -555,8 +564,8 @@ def _builtins(settings: Settings, *, redact: bool) -> dict[str, Any]:
 def _non_defaults(data: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
     shown: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict) and isinstance(default.get(key), dict):
-            inner = _non_defaults(value, default[key])  # pyright: ignore[reportUnknownArgumentType]
+        if is_dict(value) and isinstance(default.get(key), dict):
+            inner = _non_defaults(value, default[key])
             if inner:
                 shown[key] = inner
         elif value != default.get(key):
@@ -567,6 +576,6 @@ def _non_defaults(data: dict[str, Any], default: dict[str, Any]) -> dict[str, An
 def _env_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return json.dumps(list(value))  # pyright: ignore[reportUnknownArgumentType]
+    if is_list_or_tuple(value):
+        return json.dumps(list(value))
     return str(value)

@@ -36,5 +36,7 @@ def app_settings(app: Celery) -> Settings:
     try:
         return _SETTINGS[app]
     except KeyError:
-        msg = "this Celery app has no crawjud-tasks settings; build it with create_app() or install()"
+        msg = (
+            "this Celery app has no crawjud-tasks settings; build it with create_app() or install()"
+        )
         raise CrawjudTasksError(msg) from None

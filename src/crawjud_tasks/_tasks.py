@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
+from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,14 +30,21 @@ def broker_unavailable(app: Celery, exc: BaseException) -> BrokerUnavailableErro
     )
 
 
-class CrawjudTask(Task):  # type: ignore[misc]  # celery ships no type information
+class CrawjudTask(Task[Any, Any]):
     """Base of every CrawJUD task: JSON on the wire, broker errors as ``BrokerUnavailableError``."""
 
     serializer = "json"
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # noqa: D102
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *more: Any,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Send the task, as Celery does; an unreachable broker raises BrokerUnavailableError."""
         try:
-            return super().apply_async(args, kwargs, **options)
+            return super().apply_async(args, kwargs, *more, **options)
         except OperationalError as exc:
             raise broker_unavailable(self.app, exc) from exc
         except RuntimeError as exc:

@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from celery.contrib.testing.worker import TestWorkController, start_worker
+from celery.contrib.testing.worker import start_worker
+from celery.worker import WorkController
 
 from crawjud_tasks._app import close_app, create_app
 from crawjud_tasks._redis_server import RedisServer
@@ -67,12 +68,12 @@ def crawjud_redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def crawjud_redis(crawjud_redis_server: RedisServer) -> RedisServer:
-    """The session's redis-server, emptied before the test (it also restarts one that a test stopped)."""
+    """The session's redis-server, emptied before the test (restarted if a test stopped it)."""
     if not crawjud_redis_server.running:
         crawjud_redis_server.start()
     client = crawjud_redis_server.client()
     try:
-        client.flushall()
+        client.flushall()  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
     finally:
         client.close()
     return crawjud_redis_server
@@ -101,7 +102,7 @@ def crawjud_app(crawjud_settings: Settings) -> Iterator[Celery]:
 
 
 @pytest.fixture
-def crawjud_worker(crawjud_app: Celery) -> Iterator[TestWorkController]:
+def crawjud_worker(crawjud_app: Celery) -> Iterator[WorkController]:
     """A worker thread (Celery's ``start_worker``, solo pool) consuming all of the app's queues."""
     with start_worker(
         crawjud_app, pool="solo", perform_ping_check=False, shutdown_timeout=10.0

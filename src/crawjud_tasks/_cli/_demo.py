@@ -62,4 +62,3 @@ def demo(timeout: float) -> None:
     except CrawjudTasksError as exc:
         raise fail(str(exc)) from exc
     click.secho(f"demo finished in {time.monotonic() - started:.1f} s", fg="green", bold=True)
-

@@ -1,8 +1,9 @@
-"""``crawjud-tasks info``: resolved settings (secrets redacted), broker reachability, tasks, queues."""
+"""``crawjud-tasks info``: settings (secrets redacted), broker reachability, tasks, queues."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from celery import Celery
@@ -17,10 +18,16 @@ __all__ = ["info"]
 def _broker_reachable(app: Celery, timeout: float) -> str:
     try:
         with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001  (any failure is the answer we print)
+            connection.ensure_connection(max_retries=1, timeout=int(timeout) or 1)
+            connection.default_channel  # noqa: B018  (opening a channel talks to the broker)
+    except Exception as exc:
         return f"unreachable ({type(exc).__name__}: {exc})"
     return "reachable"
+
+
+def _queue_names(app: Celery) -> list[str]:
+    queues: Any = app.conf.task_queues or ()
+    return [str(queue.name) for queue in queues]
 
 
 @click.command()
@@ -31,12 +38,13 @@ def info(ctx: click.Context, as_json: bool) -> None:
     app = load_app(ctx)
     settings = app_settings(app).to_dict() if has_settings(app) else None
     timeout = float(app.conf.broker_connection_timeout or 5.0)
+    tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
     report = {
         "broker": redact_url(str(app.conf.broker_url)),
         "result_backend": redact_url(str(app.conf.result_backend)),
         "broker_status": _broker_reachable(app, timeout),
-        "tasks": sorted(name for name in app.tasks if not name.startswith("celery.")),
-        "queues": [queue.name for queue in app.conf.task_queues or ()],
+        "tasks": tasks,
+        "queues": _queue_names(app),
         "settings": settings,
     }
     if as_json:
@@ -44,9 +52,9 @@ def info(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"broker:         {report['broker']} ({report['broker_status']})")
     click.echo(f"result backend: {report['result_backend']}")
-    click.echo(f"queues:         {', '.join(report['queues']) or '(Celery default)'}")
+    click.echo(f"queues:         {', '.join(_queue_names(app)) or '(Celery default)'}")
     click.echo("tasks:")
-    for name in report["tasks"]:
+    for name in tasks:
         click.echo(f"  {name}")
     if settings is not None:
         click.echo("settings:")

@@ -1,10 +1,11 @@
-"""Find the app a command works on: ``--app module:attr``, or ``create_app()`` from the environment."""
+"""The app a command works on: ``--app module:attr``, or ``create_app()`` from the environment."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 from pathlib import Path
+from typing import TypeGuard
 
 import click
 from celery import Celery
@@ -54,9 +55,15 @@ def _import_app(spec: str) -> Celery:
     except AttributeError as exc:
         msg = f"--app {spec}: module {module_name!r} has no attribute {attr!r}"
         raise fail(msg) from exc
-    if not isinstance(target, Celery) and callable(target):
+    if not _is_app(target) and callable(target):
         target = target()
-    if not isinstance(target, Celery):
-        msg = f"--app {spec} is a {type(target).__name__}, not a Celery app (or a function returning one)"
+    if not _is_app(target):
+        kind = type(target).__name__
+        msg = f"--app {spec} is a {kind}, not a Celery app (or a function returning one)"
         raise fail(msg)
     return target
+
+
+def _is_app(value: object) -> TypeGuard[Celery]:
+    """``isinstance(value, Celery)``; a bare ``isinstance`` leaves the app's task type unknown."""
+    return isinstance(value, Celery)

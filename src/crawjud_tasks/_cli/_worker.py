@@ -8,7 +8,11 @@ from crawjud_tasks._cli._loader import load_app
 
 __all__ = ["beat", "worker"]
 
-_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+_PASSTHROUGH: dict[str, bool | list[str]] = {
+    "ignore_unknown_options": True,
+    "allow_extra_args": True,
+    "help_option_names": [],
+}
 
 
 @click.command(context_settings=_PASSTHROUGH, add_help_option=False)
