@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -57,9 +59,7 @@ def build(session: nox.Session) -> None:
 
 
 def _dist_files(session: nox.Session) -> list[str]:
-    import glob
-
-    files = sorted(glob.glob("dist/*"))
+    files = sorted(str(path) for path in Path("dist").glob("*"))
     if not files:
         session.error("no files in dist/")
     return files
