@@ -9,6 +9,7 @@ The worker subprocesses load theirs with ``-A apps:raw`` / ``--app apps:lib``: t
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,9 @@ class AppSpec:
     worker_command: tuple[str, ...]
 
 
-def spec_for(kind: str, python: str) -> AppSpec:
-    """The :class:`AppSpec` of ``kind``; ``python`` is the interpreter of worker subprocesses."""
+def spec_for(kind: str) -> AppSpec:
+    """The :class:`AppSpec` of ``kind`` (workers run on this interpreter)."""
+    python = sys.executable
     if kind == "raw":
         return AppSpec(
             kind="raw",
@@ -78,12 +80,10 @@ def make_app(
     ignored_body: Callable[[], Any] = noop,
 ) -> Celery:
     """Build the ``kind`` app with its two no-op tasks (bodies replaceable for instrumentation)."""
-    spec = spec_for(kind, "python")
+    spec = spec_for(kind)
     if kind == "raw":
         app = Celery("raw", broker=broker_url, backend=result_backend, set_as_current=False)
-        app.conf.update(
-            task_serializer="json", result_serializer="json", accept_content=["json"]
-        )
+        app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
         base: type[Task] = app.Task
     else:
         from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)

@@ -3,23 +3,32 @@
 Each measured segment ends with a call of ``os.sched_yield()``; callgrind runs with
 ``--dump-before=sched_yield``, so it writes one profile per segment, holding exactly the
 instructions executed since the previous marker. Start-up, imports and warm-up fall into
-segments that are not reported, so nothing but the steady-state work is counted.
+segments that are not reported, so only steady-state work is counted.
 
-``dispatch``: ``apply_async()`` of the stored-result task, then of the results-ignored one.
-``execute``: an in-process solo-pool worker consumes the messages ``callgrind.py`` published
-beforehand (stored-result tasks, then results-ignored ones) and stops after the last one.
+Modes:
 
-The labels of the markers, in order, are written as JSON to ``--out``.
+- ``dispatch``: ``apply_async()`` of the stored-result task, then of the results-ignored one.
+- ``publish`` (run natively, before ``execute``): puts the messages ``execute`` will consume.
+- ``execute``: an in-process solo-pool worker consumes those messages (stored-result tasks,
+  then results-ignored ones) and stops after the last one.
+
+The labels of the markers, in order, are written as JSON to ``--out``. With ``--profile-out``
+(run natively, not under valgrind) the Python calls made in the measured segments of each group
+are counted with cProfile instead, to tell where two apps' costs differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import os
+import pstats
+from collections.abc import Callable
 from pathlib import Path
 
+from celery import Celery
 from celery.worker import state
 
 from apps import make_app, spec_for
@@ -28,19 +37,62 @@ GROUPS = ("stored", "ignored")
 
 
 class Markers:
-    """Calls the marker and remembers the label of each segment it closes."""
+    """Ends segments: calls the marker and remembers the label of the segment it closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, profile: bool) -> None:
         self.labels: list[str] = []
+        self.profile = profile
+        self.calls: dict[str, dict[str, int]] = {}
+        self._profiler: cProfile.Profile | None = None
 
     def mark(self, label: str) -> None:
         self.labels.append(label)
-        os.sched_yield()
+        if self.profile:
+            self._profile(label)
+        else:
+            os.sched_yield()
+
+    def _profile(self, label: str) -> None:
+        if self._profiler is not None:
+            self._profiler.disable()
+        if label.startswith("warmup-"):
+            self._profiler = cProfile.Profile()
+            self.calls[label.removeprefix("warmup-")] = {}
+            self._profiler.enable()
+            return
+        if self._profiler is not None:
+            counts = self.calls[label]
+            for (path, line, name), row in pstats.Stats(self._profiler).stats.items():
+                key = f"{_short(path)}:{line}({name})"
+                counts[key] = counts.get(key, 0) + row[1]
+            self._profiler = cProfile.Profile()
+            self._profiler.enable()
+
+
+def _short(path: str) -> str:
+    """A file path without its site-packages (or standard library) folder."""
+    for marker in ("site-packages/", "/lib/python3."):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            return path if marker == "site-packages/" else "stdlib" + path[path.find("/") :]
+    return path
+
+
+def build(args: argparse.Namespace, **bodies: Callable[[], None]) -> Celery:
+    """The app of ``args.kind``; with ``--key-prefix``, its Redis keys prefixed as the library's."""
+    app = make_app(args.kind, args.broker, args.backend, **bodies)
+    if args.key_prefix:
+        options = {"global_keyprefix": args.key_prefix}
+        app.conf.broker_transport_options = dict(app.conf.broker_transport_options) | options
+        app.conf.result_backend_transport_options = (
+            dict(app.conf.result_backend_transport_options) | options
+        )
+    return app
 
 
 def dispatch(args: argparse.Namespace, markers: Markers) -> None:
-    app = make_app(args.kind, args.broker, args.backend)
-    spec = spec_for(args.kind, "python")
+    app = build(args)
+    spec = spec_for(args.kind)
     for group, name in zip(GROUPS, (spec.stored, spec.ignored), strict=True):
         task = app.tasks[name]
         for _ in range(args.warmup):
@@ -53,11 +105,22 @@ def dispatch(args: argparse.Namespace, markers: Markers) -> None:
             markers.mark(group)
 
 
+def publish(args: argparse.Namespace) -> None:
+    app = build(args)
+    spec = spec_for(args.kind)
+    total = args.warmup + args.segments * args.per_segment
+    for name in (spec.stored, spec.ignored):
+        task = app.tasks[name]
+        for _ in range(total):
+            task.apply_async()
+    app.close()
+
+
 def execute(args: argparse.Namespace, markers: Markers) -> None:
     counts = dict.fromkeys(GROUPS, 0)
     last = args.warmup + args.segments * args.per_segment
 
-    def body_for(group: str):  # noqa: ANN202
+    def body_for(group: str) -> Callable[[], None]:
         def body() -> None:
             count = counts[group] = counts[group] + 1
             if count == args.warmup:
@@ -70,13 +133,7 @@ def execute(args: argparse.Namespace, markers: Markers) -> None:
 
         return body
 
-    app = make_app(
-        args.kind,
-        args.broker,
-        args.backend,
-        stored_body=body_for("stored"),
-        ignored_body=body_for("ignored"),
-    )
+    app = build(args, stored_body=body_for("stored"), ignored_body=body_for("ignored"))
     worker = app.Worker(
         pool="solo",
         concurrency=1,
@@ -87,6 +144,7 @@ def execute(args: argparse.Namespace, markers: Markers) -> None:
         loglevel="WARNING",
         quiet=True,
         redirect_stdouts=False,
+        queues=args.queues.split(",") if args.queues else None,
     )
     worker.start()
     if counts != dict.fromkeys(GROUPS, last):
@@ -102,18 +160,27 @@ def settle() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=("dispatch", "execute"))
+    parser.add_argument("mode", choices=("dispatch", "publish", "execute"))
     parser.add_argument("--kind", choices=("raw", "lib"), required=True)
     parser.add_argument("--broker", required=True)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--segments", type=int, default=3)
     parser.add_argument("--per-segment", type=int, default=100)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--queues", help="execute: consume only these queues (comma-separated)")
+    parser.add_argument("--key-prefix", help="set global_keyprefix on the broker and backend")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--profile-out", type=Path, help="count Python calls instead (native)")
     args = parser.parse_args()
-    markers = Markers()
+    if args.mode == "publish":
+        publish(args)
+        return
+    markers = Markers(profile=args.profile_out is not None)
     (dispatch if args.mode == "dispatch" else execute)(args, markers)
-    args.out.write_text(json.dumps({"labels": markers.labels}))
+    if args.out is not None:
+        args.out.write_text(json.dumps({"labels": markers.labels}))
+    if args.profile_out is not None:
+        args.profile_out.write_text(json.dumps(markers.calls))
 
 
 if __name__ == "__main__":

@@ -22,16 +22,21 @@ from apps import BACKEND_ENV, BROKER_ENV, AppSpec
 
 __all__ = [
     "BENCH_DIR",
+    "DATABASES",
+    "LABELS",
     "WorkerSubprocess",
     "child_env",
     "flush",
     "median",
     "percentile",
+    "python",
     "ratio",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
 
+#: label -> kind; ``raw-B`` is raw Celery again, the A/A control that shows the noise floor.
+LABELS = {"raw": "raw", "lib": "lib", "raw-B": "raw"}
 #: Each label has its own pair of databases (broker, results) on the one Redis server.
 DATABASES = {"raw": (0, 1), "lib": (2, 3), "raw-B": (4, 5)}
 
@@ -105,23 +110,22 @@ class WorkerSubprocess:
         while time.monotonic() < deadline and self._process.poll() is None:
             if self.app.control.ping(destination=[self.nodename], timeout=0.25):
                 return self
-        self.stop(timeout=5)
         text = self.log_path.read_text(errors="replace")[-2000:]
+        self.stop(timeout=5)
         msg = f"worker {self.nodename} did not start: {text}"
         raise RuntimeError(msg)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Warm shutdown (SIGTERM), then SIGKILL of the whole process group after ``timeout``."""
         process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         with contextlib.suppress(OSError):
             self.log_path.unlink()
 
