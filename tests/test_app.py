@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,8 +51,11 @@ def test_create_app_pins_json_utc_queues_and_routes(
     assert conf.task_send_sent_event is False
     assert conf.result_expires == 86400.0
     assert conf.broker_transport_options["visibility_timeout"] == 3600.0
-    assert conf.broker_transport_options["global_keyprefix"] == "crawjud:"
+    assert conf.broker_transport_options["unacked_key"] == "crawjud:unacked"
+    assert conf.broker_transport_options["unacked_index_key"] == "crawjud:unacked_index"
+    assert "global_keyprefix" not in conf.broker_transport_options  # it wraps every command
     assert conf.result_backend_transport_options["global_keyprefix"] == "crawjud:"
+    assert conf.control_exchange == "crawjud"
     assert conf.task_publish_retry is True
     assert app_settings(app).broker_url == crawjud_settings.broker_url
     assert "crawjud.ping" in app.tasks
@@ -75,7 +79,9 @@ def test_settings_reach_celery(
     assert conf.worker_send_task_events is True
     assert conf.task_send_sent_event is True
     assert conf.broker_transport_options["visibility_timeout"] == 7200
-    assert conf.broker_transport_options["global_keyprefix"] == "acme:"
+    assert conf.broker_transport_options["unacked_key"] == "acme:unacked"
+    assert conf.result_backend_transport_options["global_keyprefix"] == "acme:"
+    assert conf.event_exchange == "acme.events"
     assert conf.result_expires == 60
     assert conf.worker_prefetch_multiplier == 1
     assert "acme.ping" in app.tasks
@@ -124,16 +130,34 @@ def test_two_apps_in_one_process_never_share_tasks(
     assert first_tasks == {"one.ping"}
     assert second_tasks == {"two.ping"}
     assert first.tasks["one.ping"].app is first
-    # A worker of the first app runs the first app's ping only: the second's stays queued.
+    # A worker of the first app runs the first app's ping only: the second's stays queued,
+    # and the second app's remote control does not reach it.
     second.tasks["two.ping"].apply_async(ignore_result=True)
-    with start_worker(first, pool="solo", perform_ping_check=False):
+    with start_worker(first, pool="solo", perform_ping_check=False) as worker:
         assert ping(first, timeout=20).version
+        assert first.control.ping(timeout=1.0) == [{worker.hostname: {"ok": "pong"}}]
+        assert second.control.ping(timeout=1.0) == []
     client = crawjud_redis.client()
     try:
-        assert client.llen("two:two") == 1
-        assert client.llen("one:one") == 0
+        assert client.llen("two") == 1
+        assert client.llen("one") == 0
+        # Every broker key says by its name which deployment it belongs to, but for kombu's
+        # index of binding deadlines, whose members do.
+        keys = [key.decode() for key in client.keys("*")]
+        assert keys
+        shared = "_kombu.binding_deadlines"
+        strays = [k for k in keys if k != shared and not _owned(k)]
+        assert strays == []
+        members = [m.decode() for m in client.zrange(shared, 0, -1)]
+        assert members
+        assert all(_owned(m) for m in members)
     finally:
         client.close()
+
+
+def _owned(key: str) -> bool:
+    name = re.sub(r"^(_kombu\.binding\w*\.)?(reply\.)?", "", key)  # reply.<ns>.pidbox
+    return name.startswith(("one", "two"))
 
 
 def test_install_adds_tasks_and_keeps_host_settings(

@@ -22,10 +22,10 @@ def test_a_pickled_message_is_dropped_and_the_worker_goes_on(
     client = crawjud_redis.client()
     try:
         deadline = time.monotonic() + 5
-        while client.llen("crawjud:crawjud") and time.monotonic() < deadline:
+        while client.llen("crawjud") and time.monotonic() < deadline:
             time.sleep(0.05)
         # ...the pickled message is gone from the queue rather than redelivered in a loop...
-        assert client.llen("crawjud:crawjud") == 0
+        assert client.llen("crawjud") == 0
         assert client.hlen("crawjud:unacked") == 0
     finally:
         client.close()
@@ -43,7 +43,7 @@ def test_tasks_and_results_travel_as_json(crawjud_app: Celery, crawjud_redis: Re
     crawjud_app.tasks["crawjud.ping"].apply_async(ignore_result=True)
     client = crawjud_redis.client()
     try:
-        raw = client.lindex("crawjud:crawjud", 0)
+        raw = client.lindex("crawjud", 0)
     finally:
         client.close()
     assert raw is not None

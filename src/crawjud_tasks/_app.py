@@ -135,6 +135,23 @@ def _is_redis(url: str | None) -> bool:
     }
 
 
+def _namespaced_keys(settings: Settings) -> dict[str, str]:
+    """kombu's own Redis keys, named under the namespace.
+
+    Queue lists, exchange bindings and broadcast channels already carry the namespace in their
+    names (the queues and the control and event exchanges are named after it). kombu's
+    ``global_keyprefix`` would prefix every key too, but it wraps every Redis command to do so,
+    which costs an executed task about 3% more instructions; naming the few keys kombu keeps
+    costs nothing.
+    """
+    prefix = settings.key_prefix
+    return {
+        "unacked_key": f"{prefix}unacked",
+        "unacked_index_key": f"{prefix}unacked_index",
+        "unacked_mutex_key": f"{prefix}unacked_mutex",
+    }
+
+
 def _redis_py_url(url: str) -> str:
     """A kombu Redis URL as redis-py spells it (``redis+socket://`` becomes ``unix://``)."""
     scheme, _, rest = url.partition("://")
@@ -199,14 +216,17 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "task_publish_retry": True,
         "task_publish_retry_policy": retry_policy,
+        # Remote control and events on exchanges of our own, apart from other deployments.
+        "control_exchange": settings.namespace,
+        "event_exchange": f"{settings.namespace}.events",
     }
     if _is_redis(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
         transport.update(
             visibility_timeout=settings.visibility_timeout,
-            global_keyprefix=settings.key_prefix,
             socket_connect_timeout=per_attempt,
             socket_timeout=socket_timeout,
+            **_namespaced_keys(settings),
         )
         config["broker_transport_options"] = transport
     if _is_redis(settings.broker_url) and settings.broker_url is not None:

@@ -85,11 +85,15 @@ _PINNED_CELERY: Mapping[str, str] = {
     "task_queues": "use the 'queues' settings",
     "worker_send_task_events": "use the setting 'task_events'",
     "task_send_sent_event": "use the setting 'task_events'",
+    "control_exchange": "it is derived from the setting 'namespace'",
+    "event_exchange": "it is derived from the setting 'namespace'",
 }
 #: Transport options that crawjud-tasks sets from its own settings.
 _PINNED_TRANSPORT = {
     "visibility_timeout": "visibility_timeout",
-    "global_keyprefix": "namespace",
+    "unacked_key": "namespace",
+    "unacked_index_key": "namespace",
+    "unacked_mutex_key": "namespace",
 }
 
 
