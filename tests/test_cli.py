@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from celery import Celery
 
 from crawjud_tasks import EmbeddedRedis
-from crawjud_tasks.testing import RedisServer
+from crawjud_tasks.testing import RedisServer, WorkerProcess
 
 from .conftest import run_cli
 
@@ -87,8 +89,11 @@ def test_bad_app_option(spec: str, message: str) -> None:
 
 
 def test_worker_for_a_host_app(
-    crawjud_redis: RedisServer, tmp_path: Path, crawjud_worker_process, crawjud_app
-) -> None:  # type: ignore[no-untyped-def]
+    crawjud_redis: RedisServer,
+    tmp_path: Path,
+    crawjud_worker_process: Callable[..., WorkerProcess],
+    crawjud_app: Celery,
+) -> None:
     from crawjud_tasks import ping
 
     module = tmp_path / "hostapp_cli.py"

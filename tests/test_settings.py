@@ -34,9 +34,9 @@ def test_defaults_are_the_documented_ones() -> None:
 def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
-        settings.namespace = "other"  # type: ignore[misc]
+        settings.namespace = "other"  # type: ignore[misc]  # the point: a frozen field refuses it
     with pytest.raises(TypeError):
-        settings.celery["worker_concurrency"] = 4  # type: ignore[index]
+        settings.celery["worker_concurrency"] = 4  # type: ignore[index]  # the point: read-only
 
 
 def test_settings_error_is_a_value_error_and_ours() -> None:
@@ -234,4 +234,4 @@ def test_load_settings_refuses_other_types(clean_env: None) -> None:
     with pytest.raises(
         SettingsError, match=r"config must be a crawjud_tasks\.Settings, a mapping or None, got int"
     ):
-        create_app(5)  # type: ignore[arg-type]
+        create_app(5)  # type: ignore[arg-type]  # the point: an untyped caller passes an int
