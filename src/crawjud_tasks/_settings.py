@@ -283,8 +283,8 @@ class Settings:
         the clear (a worker subprocess needs them): never log what this returns.
         """
         env: dict[str, str] = {}
-        default = _builtins(Settings(), redact=False)
-        current = _builtins(self, redact=False)
+        default = Settings().to_dict(redact=False)
+        current = self.to_dict(redact=False)
         for section, value in current.items():
             if is_dict(value) and section != "celery":
                 for key, item in value.items():
@@ -299,7 +299,7 @@ class Settings:
         return env
 
     def __repr__(self) -> str:
-        shown = _non_defaults(self.to_dict(), _builtins(Settings(), redact=True))
+        shown = _non_defaults(self.to_dict(), Settings().to_dict())
         inner = ", ".join(f"{key}={value!r}" for key, value in shown.items())
         return f"Settings({inner})"
 
@@ -559,10 +559,6 @@ def _check_celery(options: Mapping[str, Any]) -> None:
 
 
 # -- printing helpers -------------------------------------------------------------------------
-
-
-def _builtins(settings: Settings, *, redact: bool) -> dict[str, Any]:
-    return settings.to_dict(redact=redact)
 
 
 def _non_defaults(data: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
