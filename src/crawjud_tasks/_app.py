@@ -11,11 +11,11 @@ from kombu import Exchange, Queue
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
-from crawjud_tasks._state import app_settings, has_settings, remember_settings
+from crawjud_tasks._state import has_settings, remember_settings
 from crawjud_tasks._tasks import register_tasks
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
-__all__ = ["app_settings", "create_app", "install"]
+__all__ = ["close_app", "create_app", "install"]
 
 #: A dispatch to an unreachable broker makes this many attempts. Each waits at most 40% of
 #: ``broker_connection_timeout`` and the pause between them is 10%, so the whole dispatch gives up
