@@ -16,10 +16,17 @@ from typing import Any
 
 from celery import Celery, Task
 
-__all__ = ["KINDS", "AppSpec", "make_app", "noop", "spec_for"]
+__all__ = ["KINDS", "LIB_QUEUE", "RAW_FOUR_QUEUES", "AppSpec", "make_app", "noop", "spec_for"]
 
 #: ``raw`` is plain Celery; ``lib`` is ``crawjud_tasks.create_app``.
 KINDS = ("raw", "lib")
+#: The queue the library routes its no-op tasks to (its default queue, ``<namespace>``).
+LIB_QUEUE = "crawjud"
+#: Four queues for raw Celery's worker, to match the library's four (``crawjud``,
+#: ``crawjud.bots``, ``crawjud.mail``, ``crawjud.maintenance``). Raw Celery declares the three
+#: it does not know itself when its worker is told to consume them
+#: (``task_create_missing_queues``), as ``celery worker -Q celery,celery.a,...`` would.
+RAW_FOUR_QUEUES = ("celery", "celery.a", "celery.b", "celery.c")
 
 BROKER_ENV = "CJB_BROKER_URL"
 BACKEND_ENV = "CJB_RESULT_BACKEND"
@@ -38,9 +45,9 @@ class AppSpec:
     stored: str
     #: Same body, ``ignore_result=True``.
     ignored: str
-    #: The Redis list the worker pops the no-op tasks from (key prefix included).
+    #: The queue the no-op tasks are routed to, which is also the Redis list they wait in.
     queue_key: str
-    #: The Redis hash of delivered-but-unacknowledged messages (key prefix included).
+    #: The Redis hash of delivered-but-unacknowledged messages.
     unacked_key: str
     #: ``worker`` command line of this kind, up to (not including) the worker options.
     worker_command: tuple[str, ...]
@@ -63,8 +70,8 @@ def spec_for(kind: str) -> AppSpec:
             kind="lib",
             stored="crawjud.noop",
             ignored="crawjud.noop_ignored",
-            queue_key="crawjud:crawjud",
-            unacked_key="crawjud:unacked",
+            queue_key=LIB_QUEUE,
+            unacked_key="crawjud:unacked",  # kombu's unacked_key, named by the library
             worker_command=(python, "-m", "crawjud_tasks", "--app", "apps:lib", "worker"),
         )
     msg = f"unknown kind {kind!r}; expected one of {KINDS}"

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apps import LIB_QUEUE, RAW_FOUR_QUEUES
 from common import BENCH_DIR, child_env, flush, median, python
 
-__all__ = ["Job", "call_diff", "jobs_for", "run_jobs"]
+__all__ = ["JOBS", "Job", "call_diff", "find_job", "run_jobs"]
 
 DRIVER = BENCH_DIR / "cg_driver.py"
 _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
@@ -34,25 +35,32 @@ class Job:
 
     mode: str
     kind: str
-    #: Key of the result (``kind`` unless a variant, e.g. ``lib-1q``).
+    #: Key of the result: ``kind``, or ``kind-4q`` for a worker on four queues.
     name: str
     extra: tuple[str, ...] = ()
 
 
-def jobs_for(*, explain: bool) -> list[Job]:
-    """The default jobs, plus the diagnostic variant with ``explain``."""
-    jobs = [
-        Job("dispatch", "raw", "raw"),
-        Job("dispatch", "lib", "lib"),
-        Job("execute", "raw", "raw"),
-        Job("execute", "lib", "lib"),
-    ]
-    if explain:
-        # The library's worker consumes all of its queues; this one only the default queue.
-        jobs.append(Job("execute", "lib", "lib-1q", ("--queues", "crawjud")))
-        # Raw Celery with the library's Redis key prefix (kombu's global_keyprefix).
-        jobs.append(Job("execute", "raw", "raw+prefix", ("--key-prefix", "crawjud:")))
-    return jobs
+#: The library's worker on the one queue its tasks are routed to, as raw Celery's on ``celery``.
+LIB_ONE_QUEUE = ("--queues", LIB_QUEUE)
+#: Raw Celery's worker on four queues, as the library's consumes its four by default.
+RAW_FOUR = ("--queues", ",".join(RAW_FOUR_QUEUES))
+
+#: Every job of a run, two at a time in this order. ``execute`` ``raw``/``lib``: each worker on
+#: the one queue its tasks go to (the headline); ``raw-4q``/``lib-4q``: each on four queues (the
+#: library's is its default, what ``crawjud-tasks worker`` consumes).
+JOBS = (
+    Job("dispatch", "raw", "raw"),
+    Job("dispatch", "lib", "lib"),
+    Job("execute", "raw", "raw"),
+    Job("execute", "lib", "lib", LIB_ONE_QUEUE),
+    Job("execute", "raw", "raw-4q", RAW_FOUR),
+    Job("execute", "lib", "lib-4q"),
+)
+
+
+def find_job(mode: str, name: str) -> Job:
+    """The job of ``JOBS`` that measures ``name`` in ``mode``."""
+    return next(one for one in JOBS if (one.mode, one.name) == (mode, name))
 
 
 def run_jobs(
@@ -65,7 +73,10 @@ def run_jobs(
     keep_dir: Path | None,
     parallel: int = 2,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """Run ``jobs`` and return ``{mode: {name: {group: {"per_task", "spread", ...}}}}``."""
+    """Run ``jobs`` and return ``{mode: {name: {group: {"per_task", "spread", ...}}}}``.
+
+    The queues the worker consumed are under ``"queues"`` of each group (empty for dispatch).
+    """
     if shutil.which("valgrind") is None:
         msg = "valgrind is not installed (apt-get install valgrind)"
         raise RuntimeError(msg)
@@ -110,7 +121,9 @@ def _callgrind(
         if run.returncode != 0 or not labels_file.exists():
             msg = f"callgrind {job} failed ({run.returncode}):\n{run.stderr[-3000:]}"
             raise RuntimeError(msg)
-        labels: list[str] = json.loads(labels_file.read_text())["labels"]
+        written = json.loads(labels_file.read_text())
+        labels: list[str] = written["labels"]
+        queues: list[str] = written["queues"]
         # Part i (1-based) holds what ran before marker i-1 (0-based), i.e. segment labels[i-1].
         per_group: dict[str, list[float]] = {}
         for index, label in enumerate(labels, start=1):
@@ -126,6 +139,7 @@ def _callgrind(
             "per_task": median(values),
             "spread": (max(values) - min(values)) / median(values),
             "segments": values,
+            "queues": queues,  # execute: the queues the worker consumed
         }
         for group, values in per_group.items()
     }
@@ -140,47 +154,54 @@ def _total(path: Path) -> int:
 
 
 def call_diff(
-    server_url: str, mode: str, *, warmup: int, segments: int, per_segment: int, top: int = 12
+    server_url: str,
+    reference: Job,
+    measured: Job,
+    *,
+    warmup: int,
+    segments: int,
+    per_segment: int,
+    top: int = 12,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Python calls per task that differ between lib and raw (cProfile, natively).
+    """Python calls per task that differ between two jobs (cProfile, natively).
 
-    Returns ``{group: [{"function", "raw", "lib", "diff"}, ...]}``, largest differences first.
+    Returns ``{group: [{"function", "reference", "measured", "diff"}, ...]}``, where ``diff`` is
+    measured - reference, largest differences first; the first row is the total of all calls.
     """
     sizes = ["--warmup", str(warmup), "--segments", str(segments)]
     sizes += ["--per-segment", str(per_segment)]
-    counted: dict[str, dict[str, dict[str, int]]] = {}
+    counted: list[dict[str, dict[str, int]]] = []
     base = server_url.rsplit("/", 1)[0]
-    for index, kind in enumerate(("raw", "lib")):
+    for index, one in enumerate((reference, measured)):
         broker, backend = f"{base}/{2 * index}", f"{base}/{2 * index + 1}"
         flush(broker, backend)
-        urls = ["--kind", kind, "--broker", broker, "--backend", backend]
+        urls = ["--kind", one.kind, "--broker", broker, "--backend", backend]
         with tempfile.TemporaryDirectory(prefix="cjb-calls-") as tmp:
             out = Path(tmp) / "calls.json"
-            if mode == "execute":
-                command = [python(), str(DRIVER), "publish", *urls, *sizes]
-                _run_quietly(command)
-            command = [python(), str(DRIVER), mode, *urls, *sizes, "--profile-out", str(out)]
-            _run_quietly(command)
-            counted[kind] = json.loads(out.read_text())
+            if one.mode == "execute":
+                _run_quietly([python(), str(DRIVER), "publish", *urls, *sizes])
+            command = [python(), str(DRIVER), one.mode, *urls, *sizes, *one.extra]
+            _run_quietly([*command, "--profile-out", str(out)])
+            counted.append(json.loads(out.read_text()))
         flush(broker, backend)
     tasks = segments * per_segment
     report: dict[str, list[dict[str, Any]]] = {}
     for group in ("stored", "ignored"):
-        raw, lib = counted["raw"][group], counted["lib"][group]
+        before, after = counted[0][group], counted[1][group]
         rows = [
             {
                 "function": _anonymous(name),
-                "raw": raw.get(name, 0) / tasks,
-                "lib": lib.get(name, 0) / tasks,
-                "diff": (lib.get(name, 0) - raw.get(name, 0)) / tasks,
+                "reference": before.get(name, 0) / tasks,
+                "measured": after.get(name, 0) / tasks,
+                "diff": (after.get(name, 0) - before.get(name, 0)) / tasks,
             }
-            for name in _merge_names(raw, lib)
+            for name in _merge_names(before, after)
         ]
         rows = [row for row in rows if abs(row["diff"]) >= 0.05]
         rows.sort(key=lambda row: -abs(row["diff"]))
-        total = {"function": "ALL PYTHON CALLS", "raw": sum(raw.values()) / tasks}
-        total |= {"lib": sum(lib.values()) / tasks}
-        total["diff"] = total["lib"] - total["raw"]
+        total = {"function": "ALL PYTHON CALLS", "reference": sum(before.values()) / tasks}
+        total |= {"measured": sum(after.values()) / tasks}
+        total["diff"] = total["measured"] - total["reference"]
         report[group] = [total, *rows[:top]]
     return report
 

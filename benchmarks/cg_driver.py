@@ -10,7 +10,9 @@ Modes:
 - ``dispatch``: ``apply_async()`` of the stored-result task, then of the results-ignored one.
 - ``publish`` (run natively, before ``execute``): puts the messages ``execute`` will consume.
 - ``execute``: an in-process solo-pool worker consumes those messages (stored-result tasks,
-  then results-ignored ones) and stops after the last one.
+  then results-ignored ones) and stops after the last one. It consumes the queues given with
+  ``--queues``, or by default every queue of the app (for the library, its four); the names
+  of the queues it consumed are written to ``--out`` too.
 
 The labels of the markers, in order, are written as JSON to ``--out``. With ``--profile-out``
 (run natively, not under valgrind) the Python calls made in the measured segments of each group
@@ -41,6 +43,8 @@ class Markers:
 
     def __init__(self, *, profile: bool) -> None:
         self.labels: list[str] = []
+        #: execute: the queues the worker consumed.
+        self.queues: list[str] = []
         self.profile = profile
         self.calls: dict[str, dict[str, int]] = {}
         self._profiler: cProfile.Profile | None = None
@@ -79,15 +83,8 @@ def _short(path: str) -> str:
 
 
 def build(args: argparse.Namespace, **bodies: Callable[[], None]) -> Celery:
-    """The app of ``args.kind``; with ``--key-prefix``, its Redis keys prefixed as the library's."""
-    app = make_app(args.kind, args.broker, args.backend, **bodies)
-    if args.key_prefix:
-        options = {"global_keyprefix": args.key_prefix}
-        app.conf.broker_transport_options = dict(app.conf.broker_transport_options) | options
-        app.conf.result_backend_transport_options = (
-            dict(app.conf.result_backend_transport_options) | options
-        )
-    return app
+    """The app of ``args.kind``."""
+    return make_app(args.kind, args.broker, args.backend, **bodies)
 
 
 def dispatch(args: argparse.Namespace, markers: Markers) -> None:
@@ -146,6 +143,8 @@ def execute(args: argparse.Namespace, markers: Markers) -> None:
         redirect_stdouts=False,
         queues=args.queues.split(",") if args.queues else None,
     )
+    queues = app.amqp.queues
+    markers.queues = sorted(queues.consume_from or queues)
     worker.start()
     if counts != dict.fromkeys(GROUPS, last):
         msg = f"the worker ran {counts}, expected {last} of each"
@@ -168,7 +167,6 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=3)
     parser.add_argument("--per-segment", type=int, default=100)
     parser.add_argument("--queues", help="execute: consume only these queues (comma-separated)")
-    parser.add_argument("--key-prefix", help="set global_keyprefix on the broker and backend")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--profile-out", type=Path, help="count Python calls instead (native)")
     args = parser.parse_args()
@@ -178,7 +176,7 @@ def main() -> None:
     markers = Markers(profile=args.profile_out is not None)
     (dispatch if args.mode == "dispatch" else execute)(args, markers)
     if args.out is not None:
-        args.out.write_text(json.dumps({"labels": markers.labels}))
+        args.out.write_text(json.dumps({"labels": markers.labels, "queues": markers.queues}))
     if args.profile_out is not None:
         args.profile_out.write_text(json.dumps(markers.calls))
 

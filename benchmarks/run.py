@@ -3,6 +3,7 @@
     python benchmarks/run.py            # the full run (about 9 minutes on 2 cores)
     python benchmarks/run.py --quick    # a smoke run (about 3 minutes)
     python benchmarks/run.py --rounds 7 --explain
+    python benchmarks/run.py --only callgrind --explain   # where the instructions differ
 
 Prints each figure with the ratio library/raw and writes everything to
 ``benchmarks/results/latest.json``. See docs/benchmarks.md for what each figure means.
@@ -39,6 +40,24 @@ MAX_DEMO_SECONDS = 15.0
 COMMANDS_TOLERANCE = 0.05
 #: Segments of one callgrind run normally agree to this fraction (medians repeat much closer).
 MAX_SPREAD = 0.005
+#: The instruction rows: (mode, lib job, raw job, title, whether the target applies). ``lib`` and
+#: ``raw`` in ``execute`` are each worker on the one queue its tasks go to (the headline);
+#: ``lib-4q`` is the library's worker on its four queues (its default), ``raw-4q`` raw Celery's
+#: on four queues. The last row, lib on four queues against raw on one, is for information.
+COMPARISONS = (
+    ("dispatch", "lib", "raw", "dispatch (apply_async)", True),
+    ("execute", "lib", "raw", "executed task (solo worker), one queue", True),
+    ("execute", "lib-4q", "raw-4q", "executed task, four queues each", True),
+    ("execute", "lib-4q", "raw", "  info: lib on four queues / raw on one", False),
+)
+#: The cProfile call diffs of --explain: title -> (mode, reference job, measured job). The last
+#: one is not the library's: what consuming four queues instead of one costs raw Celery.
+CALL_DIFFS = {
+    "dispatch (raw, lib)": ("dispatch", "raw", "lib"),
+    "executed task, one queue (raw, lib)": ("execute", "raw", "lib"),
+    "executed task, four queues each (raw-4q, lib-4q)": ("execute", "raw-4q", "lib-4q"),
+    "executed task, raw on one queue and on four (raw, raw-4q)": ("execute", "raw", "raw-4q"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +89,9 @@ def main() -> None:
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="also diff the Python calls per task (lib vs raw) and run two diagnostic callgrind "
-        "variants: lib on its default queue only, raw with the library's key prefix",
+        help="also count the Python calls per task of the compared jobs, and of raw on one and "
+        "four queues (cProfile), and list the largest differences (done anyway when an "
+        "instruction ratio is over target)",
     )
     parser.add_argument(
         "--out", type=Path, default=BENCH_DIR / "results" / "latest.json", help="JSON results"
@@ -91,7 +111,7 @@ def main() -> None:
             _section("1/4 instructions (valgrind --tool=callgrind)")
             results["callgrind"] = callgrind.run_jobs(
                 url,
-                callgrind.jobs_for(explain=args.explain),
+                callgrind.JOBS,
                 warmup=sizes.cg_warmup,
                 segments=sizes.cg_segments,
                 per_segment=sizes.cg_per_segment,
@@ -101,10 +121,16 @@ def main() -> None:
             if args.explain or any(value > MAX_INSTRUCTION_RATIO for value in over.values()):
                 print("  over target or --explain: counting Python calls per task (cProfile)")
                 results["python_calls"] = {
-                    mode: callgrind.call_diff(
-                        url, mode, warmup=50, segments=3, per_segment=100, top=12
+                    title: callgrind.call_diff(
+                        url,
+                        callgrind.find_job(mode, reference),
+                        callgrind.find_job(mode, measured),
+                        warmup=50,
+                        segments=3,
+                        per_segment=100,
+                        top=12,
                     )
-                    for mode in ("dispatch", "execute")
+                    for title, (mode, reference, measured) in CALL_DIFFS.items()
                 }
         if "commands" in parts:
             _section("2/4 Redis commands per task")
@@ -145,9 +171,17 @@ def _meta(server: RedisServer) -> dict[str, Any]:
         text=True,
         check=False,
     )
+    changed = subprocess.run(
+        ["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": git.stdout.strip() or None,
+        #: Tracked files that differ from the commit (the run measured the working tree).
+        "changed_files": sorted(line[3:] for line in changed.stdout.splitlines()),
         "python": platform.python_version(),
         "versions": {
             name: metadata.version(name)
@@ -161,12 +195,16 @@ def _meta(server: RedisServer) -> dict[str, Any]:
 
 
 def _instruction_ratios(figures: dict[str, Any]) -> dict[str, float]:
+    """lib/raw of each comparison that has a target, by ``"<lib>/<raw> <mode>-<group>"``."""
     out = {}
-    for mode, by_name in figures.items():
+    for mode, lib, raw, _title, targeted in COMPARISONS:
+        by_name = figures.get(mode, {})
+        if not targeted or lib not in by_name or raw not in by_name:
+            continue
         for group in ("stored", "ignored"):
-            value = ratio(by_name["lib"][group]["per_task"], by_name["raw"][group]["per_task"])
+            value = ratio(by_name[lib][group]["per_task"], by_name[raw][group]["per_task"])
             if value is not None:
-                out[f"{mode}-{group}"] = value
+                out[f"{lib}/{raw} {mode}-{group}"] = value
     return out
 
 
@@ -177,9 +215,11 @@ def report(results: dict[str, Any]) -> str:
     """The final table, as text."""
     meta = results["meta"]
     versions = ", ".join(f"{name} {version}" for name, version in meta["versions"].items())
+    changed = meta.get("changed_files")
     lines = [
         "=" * 100,
-        f"crawjud-tasks vs raw Celery   {meta['date']}   commit {meta['commit']}",
+        f"crawjud-tasks vs raw Celery   {meta['date']}   commit {meta['commit']}"
+        + (f" + uncommitted changes in {', '.join(changed)}" if changed else ""),
         f"{versions}; Python {meta['python']}; redis-server {meta['redis_server']}; "
         f"{meta['cpus']} CPUs",
         f"command: {results['command']}   ({meta['elapsed_s'] / 60:.1f} min)",
@@ -213,41 +253,44 @@ def _callgrind_table(results: dict[str, Any]) -> list[str]:
         f"1. Instructions per task (callgrind Ir; median of {sizes['cg_segments']} segments of "
         f"{sizes['cg_per_segment']} tasks after {sizes['cg_warmup']} warm-up; spread = "
         "(max-min)/median)",
-        f"   {'':<46}{'raw':>12}{'lib':>12}{'lib/raw':>9}{'spread raw/lib':>17}  target <= "
+        f"   {'':<50}{'raw':>11}{'lib':>11}{'lib/raw':>8}{'spread raw/lib':>15}  target <= "
         f"{MAX_INSTRUCTION_RATIO:.2f}",
     ]
-    titles = {"dispatch": "dispatch (apply_async)", "execute": "executed task (solo worker)"}
-    for mode in ("dispatch", "execute"):
-        by_name = figures.get(mode)
-        if by_name is None:
+    for mode, lib_name, raw_name, title, targeted in COMPARISONS:
+        by_name = figures.get(mode, {})
+        if lib_name not in by_name or raw_name not in by_name:
             continue
         for group in ("stored", "ignored"):
-            raw, lib = by_name["raw"][group], by_name["lib"][group]
+            raw, lib = by_name[raw_name][group], by_name[lib_name][group]
             value = ratio(lib["per_task"], raw["per_task"]) or 0.0
             spread = f"{raw['spread']:.2%}/{lib['spread']:.2%}"
             noisy = " (noisy)" if max(raw["spread"], lib["spread"]) > MAX_SPREAD else ""
             verdict = "OK" if value <= MAX_INSTRUCTION_RATIO else "OVER TARGET"
             lines.append(
-                f"   {titles[mode] + ', results ' + group:<46}{raw['per_task']:>12,.0f}"
-                f"{lib['per_task']:>12,.0f}{value:>9.3f}{spread:>17}  {verdict}{noisy}"
+                f"   {title + ', ' + group:<50}{raw['per_task']:>11,.0f}"
+                f"{lib['per_task']:>11,.0f}{value:>8.3f}{spread:>15}  "
+                f"{verdict if targeted else '-'}{noisy}"
             )
-            for name, variant in by_name.items():
-                if name not in {"raw", "lib"}:
-                    share = ratio(variant[group]["per_task"], raw["per_task"]) or 0.0
-                    lines.append(
-                        f"   {'  ' + name + ' (diagnostic variant)':<46}{'':>12}"
-                        f"{variant[group]['per_task']:>12,.0f}{share:>9.3f}"
-                    )
+    queues = {
+        name: ",".join(groups["stored"]["queues"])
+        for name, groups in figures.get("execute", {}).items()
+    }
+    if queues:
+        lines.append("   queues consumed: " + "; ".join(f"{n} {q}" for n, q in queues.items()))
     return lines
 
 
 def _calls_table(calls: dict[str, Any]) -> list[str]:
-    lines = ["", "   Python calls per task that differ, lib - raw (cProfile; top differences):"]
-    for mode, groups in calls.items():
+    lines = [
+        "",
+        "   Python calls per task that differ (cProfile; columns: the first job in brackets, the "
+        "second, second - first; top differences):",
+    ]
+    for title, groups in calls.items():
         for group, rows in groups.items():
-            lines.append(f"   {mode}, results {group}:")
+            lines.append(f"   {title}, results {group}:")
             lines += [
-                f"     {row['raw']:>9.2f} {row['lib']:>9.2f} {row['diff']:>+8.2f}  "
+                f"     {row['reference']:>9.2f} {row['measured']:>9.2f} {row['diff']:>+8.2f}  "
                 f"{row['function'][:70]}"
                 for row in rows
             ]
@@ -259,7 +302,8 @@ def _commands_table(figures: dict[str, Any]) -> list[str]:
     lines = [
         "",
         "2. Redis commands per task (dispatch + execute through a prefork worker; INFO stats/"
-        "commandstats)",
+        "commandstats;",
+        "   lib's worker on its four queues, the CLI default; raw's on `celery`)",
         f"   {'':<20}{'raw':>8}{'lib':>8}{'raw-B':>8}{'lib/raw':>9}  {'lib-only commands':<19}"
         "target: none, lib <= raw",
     ]
@@ -269,7 +313,7 @@ def _commands_table(figures: dict[str, Any]) -> list[str]:
         fine = extra == "none" and lib <= raw + COMMANDS_TOLERANCE
         lines.append(
             f"   {'results ' + group:<20}{raw:>8.2f}{lib:>8.2f}{raw_b:>8.2f}"
-            f"{(ratio(lib, raw) or 0.0):>9.3f}  {extra:<19}{'OK' if fine else 'OVER TARGET'}"
+            f"{(ratio(lib, raw) or 0.0):>9.3f}  {extra:<18} {'OK' if fine else 'OVER TARGET'}"
         )
         raw_commands = labels["raw"][group]["commands"]
         lib_commands = labels["lib"][group]["commands"]
@@ -295,7 +339,8 @@ def _wallclock_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"3. Wall clock (median of {sizes['rounds']} rounds, label order rotated; prefork worker, "
-        "concurrency 2; raw-B is raw again)",
+        "concurrency 2; raw-B is raw again;",
+        "   lib's worker on its four queues, the CLI default; raw's on `celery`)",
         f"   {'':<42}{'unit':>12}{'raw':>9}{'lib':>9}{'raw-B':>9}{'lib/raw':>9}{'rawB/raw':>9}",
     ]
     for metric, (unit, _higher) in wallclock.METRICS.items():
