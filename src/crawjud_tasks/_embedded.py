@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import os
 import signal
 import subprocess
@@ -172,6 +171,8 @@ class EmbeddedRedis:
 
     @contextlib.contextmanager
     def _lock(self) -> Generator[None, None, None]:
+        import fcntl  # noqa: PLC0415  (POSIX only, like the embedded server: hosts elsewhere still import)
+
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with (self.directory / "lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
