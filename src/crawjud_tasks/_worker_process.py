@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.app = app
-        self.nodename = f"crawjud-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
+        self.nodename = f"crawjud-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         command = [sys.executable, "-m", "crawjud_tasks"]
         if app_spec is not None:
             command += ["--app", app_spec]
