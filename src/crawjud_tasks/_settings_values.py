@@ -1,0 +1,148 @@
+"""The value rules of settings: names, zones, URLs, ranges and the Celery passthrough.
+
+:class:`~crawjud_tasks.Settings` runs :func:`check_values` once, when it is built; each rule
+raises a one-line :class:`~crawjud_tasks.errors.SettingsError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from crawjud_tasks._redact import redact_url
+from crawjud_tasks.errors import SettingsError
+
+if TYPE_CHECKING:
+    from crawjud_tasks._settings import Settings
+
+__all__ = ["check_values", "suggest"]
+
+#: Above this many candidates, an unknown-name error points to the reference instead of listing.
+_MAX_LISTED = 30
+_CELERY_DOCS = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_BROKER_SCHEMES = frozenset(
+    {"redis", "rediss", "redis+socket", "socket", "sentinel", "amqp", "amqps", "pyamqp"}
+)
+_BACKEND_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "sentinel", "rpc"})
+
+#: Celery settings that crawjud-tasks fixes itself, with where to set them instead.
+_PINNED_CELERY: Mapping[str, str] = {
+    "broker_url": "use the setting 'broker_url'",
+    "result_backend": "use the setting 'result_backend'",
+    "broker_connection_timeout": "use the setting 'broker_connection_timeout'",
+    "accept_content": "crawjud-tasks accepts JSON only",
+    "result_accept_content": "crawjud-tasks accepts JSON only",
+    "task_serializer": "crawjud-tasks sends JSON only",
+    "result_serializer": "crawjud-tasks stores JSON only",
+    "event_serializer": "crawjud-tasks sends JSON only",
+    "enable_utc": "crawjud-tasks works in UTC inside",
+    "timezone": "use the setting 'timezone'",
+    "result_expires": "use the setting 'result_expires'",
+    "task_default_queue": "use the setting 'queues.default'",
+    "task_queues": "use the 'queues' settings",
+    "worker_send_task_events": "use the setting 'task_events'",
+    "task_send_sent_event": "use the setting 'task_events'",
+    "control_exchange": "it is derived from the setting 'namespace'",
+    "event_exchange": "it is derived from the setting 'namespace'",
+}
+#: Transport options that crawjud-tasks sets from its own settings.
+_PINNED_TRANSPORT = {
+    "visibility_timeout": "visibility_timeout",
+    "unacked_key": "namespace",
+    "unacked_index_key": "namespace",
+    "unacked_mutex_key": "namespace",
+}
+
+
+def suggest(
+    name: str, candidates: list[str], *, render: Callable[[str], str] = repr, reference: str = ""
+) -> str:
+    """The hint for an unknown ``name``: the closest candidate, or where the valid names are."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {render(close[0])}?"
+    if len(candidates) > _MAX_LISTED and reference:
+        return f"no valid name is close to it; see {reference}"
+    return f"valid names are: {', '.join(sorted(candidates))}"
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        msg = f"setting {name!r} must be greater than 0, got {value!r}"
+        raise SettingsError(msg)
+
+
+def _check_url(name: str, url: str | None, schemes: frozenset[str]) -> None:
+    if url is None:
+        return
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in schemes:
+        shown = redact_url(url)
+        msg = (
+            f"setting {name!r} must be a URL with one of the schemes "
+            f"{', '.join(sorted(schemes))}, got {shown!r}"
+        )
+        raise SettingsError(msg)
+
+
+def check_values(settings: Settings) -> None:
+    """Check every value rule of ``settings``; raise SettingsError at the first one broken."""
+    if not _NAME.match(settings.namespace):
+        msg = (
+            f"setting 'namespace' must be letters, digits, '_', '.' or '-' "
+            f"(starting with a letter or digit), got {settings.namespace!r}"
+        )
+        raise SettingsError(msg)
+    for domain, queue in dataclasses.asdict(settings.queues).items():
+        if queue is not None and not _NAME.match(queue):
+            msg = (
+                f"setting 'queues.{domain}' must be a queue name like 'crawjud.bots', got {queue!r}"
+            )
+            raise SettingsError(msg)
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        msg = (
+            "setting 'timezone' must be an IANA zone such as 'America/Sao_Paulo', "
+            f"got {settings.timezone!r}"
+        )
+        raise SettingsError(msg) from exc
+    _check_url("broker_url", settings.broker_url, _BROKER_SCHEMES)
+    _check_url("result_backend", settings.result_backend, _BACKEND_SCHEMES)
+    _positive("broker_connection_timeout", settings.broker_connection_timeout)
+    _positive("visibility_timeout", settings.visibility_timeout)
+    _positive("result_expires", settings.result_expires)
+    _positive("mail.timeout", settings.mail.timeout)
+    _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
+    _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
+    if not 0 < settings.mail.port < 65536:
+        msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
+        raise SettingsError(msg)
+    _check_celery(settings.celery)
+
+
+def _check_celery(options: Mapping[str, Any]) -> None:
+    from celery.app.defaults import DEFAULTS  # noqa: PLC0415  (celery is heavy; only when used)
+
+    known = [key for key in DEFAULTS if key not in _PINNED_CELERY]
+    for key, value in options.items():
+        if key in _PINNED_CELERY:
+            msg = f"setting 'celery.{key}' is fixed by crawjud-tasks; {_PINNED_CELERY[key]}"
+            raise SettingsError(msg)
+        if key not in DEFAULTS and not key.startswith("redbeat_"):
+            hint = suggest(key, known, render=lambda n: repr(f"celery.{n}"), reference=_CELERY_DOCS)
+            msg = f"unknown Celery setting 'celery.{key}'; {hint}"
+            raise SettingsError(msg)
+        if key == "broker_transport_options" and isinstance(value, Mapping):
+            for option, owner in _PINNED_TRANSPORT.items():
+                if option in value:
+                    msg = (
+                        f"setting 'celery.broker_transport_options.{option}' is set by "
+                        f"crawjud-tasks; use the setting {owner!r}"
+                    )
+                    raise SettingsError(msg)
