@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,12 +46,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CRAWJUD_TASKS_"):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def short_dir(crawjud_data_dir: Path) -> Path:
-    """A short temporary folder (unix socket paths must stay under 104 bytes)."""
-    return crawjud_data_dir
 
 
 @pytest.fixture

@@ -62,11 +62,11 @@ def test_create_app_pins_json_utc_queues_and_routes(
 
 
 def test_settings_reach_celery(
-    crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
     settings = settings_for(
         crawjud_redis,
-        short_dir,
+        crawjud_data_dir,
         namespace="acme",
         task_events=True,
         visibility_timeout=7200,
@@ -121,10 +121,10 @@ def test_ping_runs_through_a_real_worker(
 
 
 def test_two_apps_in_one_process_never_share_tasks(
-    crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
-    first = make_app(settings_for(crawjud_redis, short_dir, namespace="one"))
-    second = make_app(settings_for(crawjud_redis, short_dir, namespace="two"))
+    first = make_app(settings_for(crawjud_redis, crawjud_data_dir, namespace="one"))
+    second = make_app(settings_for(crawjud_redis, crawjud_data_dir, namespace="two"))
     first_tasks = {name for name in first.tasks if not name.startswith("celery.")}
     second_tasks = {name for name in second.tasks if not name.startswith("celery.")}
     assert first_tasks == {"one.ping"}
@@ -161,7 +161,7 @@ def _owned(key: str) -> bool:
 
 
 def test_install_adds_tasks_and_keeps_host_settings(
-    crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
     host = make_app(plain=True, broker=crawjud_redis.url_for(0), backend=crawjud_redis.url_for(1))
     host.conf.update(
@@ -174,7 +174,7 @@ def test_install_adds_tasks_and_keeps_host_settings(
     def add(x: int, y: int) -> int:
         return x + y
 
-    returned = install(host, settings_for(crawjud_redis, short_dir))
+    returned = install(host, settings_for(crawjud_redis, crawjud_data_dir))
     assert returned is host
     assert "crawjud.ping" in host.tasks and "host.add" in host.tasks
     assert host.conf.task_default_queue == "host-default"
@@ -185,17 +185,17 @@ def test_install_adds_tasks_and_keeps_host_settings(
         assert add.delay(2, 3).get(timeout=20) == 5
         assert ping(host, timeout=20).version
     with pytest.raises(CrawjudTasksError, match="already installed"):
-        install(host, settings_for(crawjud_redis, short_dir))
+        install(host, settings_for(crawjud_redis, crawjud_data_dir))
 
 
 def test_install_extends_explicit_host_queues(
-    crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
     from kombu import Queue
 
     host = make_app(plain=True, broker=crawjud_redis.url_for(0))
     host.conf.task_queues = [Queue("host")]
-    install(host, settings_for(crawjud_redis, short_dir))
+    install(host, settings_for(crawjud_redis, crawjud_data_dir))
     assert [q.name for q in host.conf.task_queues] == [
         "host",
         "crawjud",
@@ -206,14 +206,14 @@ def test_install_extends_explicit_host_queues(
 
 
 def test_install_refuses_an_app_without_json(
-    crawjud_redis: RedisServer, short_dir: Path, make_app: MakeApp
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
     host = make_app(plain=True, broker=crawjud_redis.url_for(0))
     host.conf.accept_content = ["yaml"]
     with pytest.raises(
         SettingsError, match="the app's accept_content is \\['yaml'\\]; crawjud-tasks needs 'json'"
     ):
-        install(host, settings_for(crawjud_redis, short_dir))
+        install(host, settings_for(crawjud_redis, crawjud_data_dir))
     assert "crawjud.ping" not in host.tasks
 
 
@@ -223,12 +223,12 @@ def test_app_settings_of_a_foreign_app() -> None:
 
 
 def test_embedded_default_when_no_broker(
-    short_dir: Path, clean_env: None, make_app: MakeApp
+    crawjud_data_dir: Path, clean_env: None, make_app: MakeApp
 ) -> None:
     from crawjud_tasks import EmbeddedRedis
 
-    app = make_app({"data_dir": str(short_dir)})
-    embedded = EmbeddedRedis(short_dir)
+    app = make_app({"data_dir": str(crawjud_data_dir)})
+    embedded = EmbeddedRedis(crawjud_data_dir)
     try:
         assert app.conf.broker_url == embedded.url(0)
         assert app.conf.result_backend == embedded.url(1)

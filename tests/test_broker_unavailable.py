@@ -67,8 +67,8 @@ def test_refused_connection(crawjud_redis_server: RedisServer) -> None:
     assert error.__cause__ is not None
 
 
-def test_missing_unix_socket(short_dir: Path) -> None:
-    error, elapsed = _dispatch_error(f"redis+socket://{short_dir}/none.sock", timeout=3.0)
+def test_missing_unix_socket(crawjud_data_dir: Path) -> None:
+    error, elapsed = _dispatch_error(f"redis+socket://{crawjud_data_dir}/none.sock", timeout=3.0)
     assert elapsed < 3.0
     assert "No such file or directory" in str(error)
 
@@ -80,14 +80,14 @@ def test_server_that_never_answers(silent_server: int) -> None:
 
 
 def test_dispatch_works_again_when_the_broker_is_back(
-    crawjud_redis: RedisServer, short_dir: Path, make_app: Callable[..., Celery]
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: Callable[..., Celery]
 ) -> None:
     from celery.contrib.testing.worker import start_worker
 
     from crawjud_tasks import ping
     from crawjud_tasks.testing import settings_for
 
-    app = make_app(settings_for(crawjud_redis, short_dir, broker_connection_timeout=2.0))
+    app = make_app(settings_for(crawjud_redis, crawjud_data_dir, broker_connection_timeout=2.0))
     crawjud_redis.stop(keep_files=True)
     try:
         with pytest.raises(BrokerUnavailableError):

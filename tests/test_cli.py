@@ -25,8 +25,8 @@ def test_version_and_help() -> None:
         assert command in helptext
 
 
-def test_embedded_start_status_stop(short_dir: Path) -> None:
-    env = {"CRAWJUD_TASKS_DATA_DIR": str(short_dir)}
+def test_embedded_start_status_stop(crawjud_data_dir: Path) -> None:
+    env = {"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}
     try:
         assert run_cli("embedded", "status", env=env).returncode == 1
         started = run_cli("embedded", "start", env=env)
@@ -39,7 +39,7 @@ def test_embedded_start_status_stop(short_dir: Path) -> None:
         assert run_cli("embedded", "stop", env=env).stdout.strip() == "stopped"
         assert run_cli("embedded", "stop", env=env).stdout.strip() == "not running"
     finally:
-        EmbeddedRedis(short_dir).stop()
+        EmbeddedRedis(crawjud_data_dir).stop()
 
 
 def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
@@ -115,14 +115,17 @@ def test_worker_for_a_host_app(
     assert ping(crawjud_app, timeout=20).hostname == worker.nodename
 
 
-def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, short_dir: Path) -> None:
+def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_dir: Path) -> None:
     import subprocess
     import sys
 
     from .conftest import cli_env
 
     env = cli_env(
-        {"CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url, "CRAWJUD_TASKS_DATA_DIR": str(short_dir)}
+        {
+            "CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url,
+            "CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir),
+        }
     )
     beat = subprocess.Popen(
         [sys.executable, "-m", "crawjud_tasks", "beat", "--loglevel", "warning"],
@@ -148,22 +151,22 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, short_dir: Pat
             beat.stderr.close()
 
 
-def test_demo_runs_end_to_end(short_dir: Path) -> None:
-    out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(short_dir)}, timeout=120)
+def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
+    out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "started redis" in out.stdout
     assert "answered by crawjud-" in out.stdout
     assert "stopping the embedded Redis" in out.stdout
     assert "demo finished in" in out.stdout
     # It stopped what it started.
-    assert EmbeddedRedis(short_dir).status().running is False
+    assert EmbeddedRedis(crawjud_data_dir).status().running is False
 
 
-def test_demo_leaves_a_running_server_alone(short_dir: Path) -> None:
-    embedded = EmbeddedRedis(short_dir)
+def test_demo_leaves_a_running_server_alone(crawjud_data_dir: Path) -> None:
+    embedded = EmbeddedRedis(crawjud_data_dir)
     embedded.start()
     try:
-        out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(short_dir)}, timeout=120)
+        out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "attached to redis" in out.stdout
         assert embedded.status().running

@@ -16,8 +16,8 @@ from crawjud_tasks import EmbeddedRedis, EmbeddedRedisError, ping
 
 
 @pytest.fixture
-def embedded(short_dir: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(short_dir)
+def embedded(crawjud_data_dir: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(crawjud_data_dir)
     yield server
     server.stop()
 
