@@ -5,24 +5,56 @@ them with one ``except``. Errors from Redis, kombu and Celery are translated whe
 library (``raise ... from exc``), so the original stays available as ``__cause__``::
 
     CrawjudTasksError
-    ├── SettingsError (also ValueError)       invalid settings: names the key, the expected and
-    │                                          the received type, and the closest valid key
+    ├── SettingsError (also ValueError)        invalid settings: names the key, the expected and
+    │                                           the received type, and the closest valid key
+    ├── ContractError (also TypeError)         a task contract is declared or implemented wrongly
+    ├── DispatchError (also ValueError)        a dispatch was refused before anything was sent
+    │   └── VisibilityTimeoutError             a countdown, ETA or retry delay reaches the
+    │                                           broker's visibility timeout
     ├── BrokerUnavailableError (also ConnectionError)
-    │                                          the broker did not answer within the configured
-    │                                          connection timeout
-    └── EmbeddedRedisError (also RuntimeError) the embedded redis-server could not be found,
-                                               started, reached or stopped
+    │                                           the broker did not answer within the configured
+    │                                           connection timeout
+    ├── EmbeddedRedisError (also RuntimeError) the embedded redis-server could not be found,
+    │                                           started, reached or stopped
+    ├── ResultTimeoutError (also TimeoutError) no result arrived within the time given to get()
+    ├── TaskFailedError                         the task failed on the worker with an error that is
+    │                                           not one of ours (its type and message are kept)
+    ├── LeaseError                              a run lease could not be taken or was lost
+    │   ├── LeaseHeldError                      another holder has the lease and is alive
+    │   │   └── DuplicateRunError               a second copy of a run while the first is alive
+    │   └── LeaseLostError                      the holder lost its lease (expired, taken over)
+    ├── TransientError                          a failure worth retrying (network, 4xx SMTP...)
+    └── PermanentError                          a failure that no retry can fix
+        ├── PayloadError (also TypeError)       a message's arguments or a result do not fit the
+        │                                        contract: names the field, expected and received
+        └── PoisonMessageError                  a message was delivered too many times (its worker
+                                                 died on each delivery) and is dropped
 
-Later domains (payloads, retries, bots, mail) add their errors under this root.
+Retry policies read the classification: :class:`TransientError` is retried, and
+:class:`PermanentError` never is. A task raises them (or subclasses) to say which a failure is.
+The domains (bots, mail, maintenance) add their errors under this root.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BrokerUnavailableError",
+    "ContractError",
     "CrawjudTasksError",
+    "DispatchError",
+    "DuplicateRunError",
     "EmbeddedRedisError",
+    "LeaseError",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "PayloadError",
+    "PermanentError",
+    "PoisonMessageError",
+    "ResultTimeoutError",
     "SettingsError",
+    "TaskFailedError",
+    "TransientError",
+    "VisibilityTimeoutError",
 ]
 
 
@@ -38,9 +70,83 @@ class SettingsError(CrawjudTasksError, ValueError):
     """
 
 
+class ContractError(CrawjudTasksError, TypeError):
+    """A task contract is declared or implemented wrongly (for example implemented twice)."""
+
+
+class DispatchError(CrawjudTasksError, ValueError):
+    """A dispatch was refused before anything was sent; the message says what to change."""
+
+
+class VisibilityTimeoutError(DispatchError):
+    """A countdown, ETA or retry delay reaches the broker's visibility timeout.
+
+    Redis redelivers a message that is not acknowledged within the visibility timeout, so a
+    message held back longer than that would be delivered again and again.
+    """
+
+
 class BrokerUnavailableError(CrawjudTasksError, ConnectionError):
     """The broker could not be reached within the configured connection timeout."""
 
 
 class EmbeddedRedisError(CrawjudTasksError, RuntimeError):
     """The embedded redis-server could not be found, started, reached or stopped."""
+
+
+class ResultTimeoutError(CrawjudTasksError, TimeoutError):
+    """No result arrived within the time given to ``get()``; the task may still run."""
+
+
+class TaskFailedError(CrawjudTasksError):
+    """The task failed on the worker with an error that is not a crawjud-tasks error.
+
+    Attributes:
+        task_id: The failed task's id.
+        remote_type: The qualified name of the error raised on the worker.
+        remote_message: Its message.
+    """
+
+    def __init__(self, task_id: str, remote_type: str, remote_message: str) -> None:
+        super().__init__(f"task {task_id} failed: {remote_type}: {remote_message}")
+        self.task_id = task_id
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+
+
+class LeaseError(CrawjudTasksError):
+    """A run lease could not be taken, or was lost."""
+
+
+class LeaseHeldError(LeaseError):
+    """Another holder has the lease and is still alive (its heartbeat renews it)."""
+
+
+class DuplicateRunError(LeaseHeldError):
+    """A second copy of a run was refused: the first is still running."""
+
+
+class LeaseLostError(LeaseError):
+    """The holder lost its lease: it expired before a renewal, or another holder took it over."""
+
+
+class TransientError(CrawjudTasksError):
+    """A failure worth retrying: retry policies retry it (unless told otherwise)."""
+
+
+class PermanentError(CrawjudTasksError):
+    """A failure that no retry can fix: retry policies never retry it."""
+
+
+class PayloadError(PermanentError, TypeError):
+    """A message's arguments, or a task's result, do not fit the task's contract.
+
+    The message names the field, the expected type and the received value's type.
+    """
+
+
+class PoisonMessageError(PermanentError):
+    """A message was delivered too many times (its worker died on each) and was dropped.
+
+    A record with the message id, the task name and the reason is kept under the namespace.
+    """
