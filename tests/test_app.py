@@ -127,8 +127,8 @@ def test_two_apps_in_one_process_never_share_tasks(
     second = make_app(settings_for(crawjud_redis, crawjud_data_dir, namespace="two"))
     first_tasks = {name for name in first.tasks if not name.startswith("celery.")}
     second_tasks = {name for name in second.tasks if not name.startswith("celery.")}
-    assert first_tasks == {"one.ping"}
-    assert second_tasks == {"two.ping"}
+    assert first_tasks == {"one.ping", "one.canvas.map_chunk", "one.canvas.flatten"}
+    assert second_tasks == {"two.ping", "two.canvas.map_chunk", "two.canvas.flatten"}
     assert first.tasks["one.ping"].app is first
     # A worker of the first app runs the first app's ping only: the second's stays queued,
     # and the second app's remote control does not reach it.

@@ -56,7 +56,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     report = json.loads(out.stdout)
     assert report["broker"] == f"redis://:***@127.0.0.1:{port}/0"
     assert report["broker_status"].startswith("unreachable")
-    assert report["tasks"] == ["crawjud.ping"]
+    assert report["tasks"] == ["crawjud.canvas.flatten", "crawjud.canvas.map_chunk", "crawjud.ping"]
     assert report["queues"] == ["crawjud", "crawjud.bots", "crawjud.mail", "crawjud.maintenance"]
     assert report["settings"]["mail"]["password"] == "***"
     plain = run_cli("info", env={"CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url})

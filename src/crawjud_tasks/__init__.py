@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from crawjud_tasks._app import create_app, install
+from crawjud_tasks._canvas import ImmutableSig, PartialSig, Sig, chord, group, map_chunks, pipeline
+from crawjud_tasks._contracts import TaskRef, task_contract
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
 from crawjud_tasks._ping import PingResult, ping
+from crawjud_tasks._results import TypedResult
 from crawjud_tasks._secret import Secret
 from crawjud_tasks._settings import (
     BotSettings,
@@ -35,18 +38,28 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "EmbeddedStatus",
+    "ImmutableSig",
     "MailSettings",
     "MaintenanceSettings",
     "MonitoringSettings",
+    "PartialSig",
     "PingResult",
     "QueueSettings",
     "Secret",
     "Settings",
     "SettingsError",
+    "Sig",
+    "TaskRef",
+    "TypedResult",
     "app_settings",
+    "chord",
     "create_app",
+    "group",
     "install",
+    "map_chunks",
     "ping",
+    "pipeline",
+    "task_contract",
 ]
 
 

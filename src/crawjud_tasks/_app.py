@@ -6,13 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Exchange, Queue
 
+from crawjud_tasks._canvas import register_canvas_tasks
+from crawjud_tasks._contracts import report_missing_implementations
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
+from crawjud_tasks._ping import register_ping
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
-from crawjud_tasks._state import has_settings, remember_settings
-from crawjud_tasks._tasks import register_tasks
+from crawjud_tasks._state import forget_app, has_settings, remember_settings
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
 __all__ = ["close_app", "create_app", "install"]
@@ -46,7 +49,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Celery:
     app = Celery(settings.namespace, set_as_current=False, fixups=[], autofinalize=True)
     app.conf.update(_celery_config(settings))
     remember_settings(app, settings)
-    register_tasks(app, settings)
+    register_tasks(app)
     return app
 
 
@@ -82,8 +85,26 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
     )
     conf.task_routes = (_routes(settings), *host_routes)
     remember_settings(app, settings)
-    register_tasks(app, settings)
+    register_tasks(app)
     return app
+
+
+def register_tasks(app: Celery) -> None:
+    """Bind every contract of the library to its implementation on ``app``."""
+    register_ping(app)
+    register_canvas_tasks(app)
+    worker_init.connect(_check_implementations, weak=False, dispatch_uid=_CHECK_UID)
+
+
+_CHECK_UID = "crawjud_tasks.check_implementations"
+
+
+def _check_implementations(sender: Any, **_: Any) -> None:
+    """At worker start-up: report contracts routed to a consumed queue with no implementation."""
+    app = sender.app
+    if has_settings(app):
+        consumed = {str(name) for name in app.amqp.queues.consume_from}
+        report_missing_implementations(app, consumed)
 
 
 def close_app(app: Celery) -> None:
@@ -98,9 +119,15 @@ def close_app(app: Celery) -> None:
         consumer = getattr(backend, "result_consumer", None)
         if consumer is not None:
             consumer.stop()
+            # Results still pending unsubscribe when collected; with nothing left subscribed,
+            # a result collected after the server went away does not try to reconnect.
+            subscribed = getattr(consumer, "subscribed_to", None)
+            if subscribed is not None:
+                subscribed.clear()
         client = backend.__dict__.get("client")
         if client is not None:
             client.connection_pool.disconnect()
+    forget_app(app)
     app.close()
 
 

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TypeGuard
 
-__all__ = ["is_dict", "is_list", "is_list_or_tuple", "is_mapping", "is_mapping_proxy"]
+__all__ = [
+    "is_dict",
+    "is_instance",
+    "is_list",
+    "is_list_or_tuple",
+    "is_mapping",
+    "is_mapping_proxy",
+]
 
 
 def is_mapping(value: object) -> TypeGuard[Mapping[Any, Any]]:
@@ -38,3 +45,9 @@ def is_list(value: object) -> TypeGuard[list[Any]]:
 def is_list_or_tuple(value: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
     """``isinstance(value, list | tuple)``."""
     return isinstance(value, list | tuple)
+
+
+def is_instance(value: object, kind: type[Any] | tuple[type[Any], ...]) -> bool:
+    """``isinstance(value, kind)`` for values the types already promise but an untyped caller
+    may still get wrong: the type checkers take the check as it is, without narrowing."""
+    return isinstance(value, kind)

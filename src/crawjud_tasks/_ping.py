@@ -6,15 +6,13 @@ import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
+from crawjud_tasks._contracts import task_contract
 from crawjud_tasks._metadata import version
-from crawjud_tasks._state import app_settings
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["PingResult", "ping", "ping_task_body"]
+__all__ = ["PingResult", "ping", "ping_worker", "register_ping"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,13 +27,22 @@ class PingResult:
     time: dt.datetime
 
 
-def ping_task_body(task: Any) -> dict[str, str]:
-    """The task body: the worker's hostname, the library version and the time, as JSON data."""
-    return {
-        "hostname": str(task.request.hostname),
-        "version": version(),
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(),
-    }
+@task_contract("ping")
+def ping_worker() -> PingResult:
+    """Answer with the worker's node name, the library version and the time."""
+    raise NotImplementedError
+
+
+def register_ping(app: Celery) -> None:
+    """Bind the ping contract's implementation on ``app``."""
+
+    @ping_worker.implement_bound(app)
+    def _ping(task: Any) -> PingResult:
+        return PingResult(
+            hostname=str(task.request.hostname),
+            version=version(),
+            time=dt.datetime.now(dt.timezone.utc),
+        )
 
 
 def ping(app: Celery, *, queue: str | None = None, timeout: float = 10.0) -> PingResult:
@@ -43,15 +50,10 @@ def ping(app: Celery, *, queue: str | None = None, timeout: float = 10.0) -> Pin
 
     Raises:
         BrokerUnavailableError: the broker did not answer.
-        celery.exceptions.TimeoutError: no worker answered within ``timeout`` seconds.
+        ResultTimeoutError: no worker answered within ``timeout`` seconds.
     """
-    name = f"{app_settings(app).namespace}.ping"
-    options: dict[str, Any] = {"expires": timeout}
-    if queue is not None:
-        options["queue"] = queue
-    result = app.tasks[name].apply_async(**options)
+    result = ping_worker.using(app).s().apply_async(queue=queue, expires=timeout)
     try:
-        data = result.get(timeout=timeout)
+        return result.get(timeout=timeout)
     finally:
         result.forget()
-    return msgspec.convert(data, PingResult, strict=False)

@@ -1,0 +1,330 @@
+"""Task contracts: a task declared once, with typed parameters and result.
+
+``task_contract(name)`` turns a typed stub function into a :class:`TaskRef`. Hosts import the
+contract (never the implementation) and dispatch with arguments the type checkers verify; the
+worker binds an implementation with :meth:`TaskRef.implement`, checked against the contract too.
+The task's wire name is ``<namespace>.<name>``: the namespace comes from the app's settings.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from crawjud_tasks._canvas import Call, ImmutableSig, PartialSig, Sig
+from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._guards import is_instance
+from crawjud_tasks._results import TypedResult
+from crawjud_tasks._state import app_settings, default_app, has_settings
+from crawjud_tasks._tasks import CrawjudTask
+from crawjud_tasks.errors import ContractError, PayloadError
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["TaskRef", "contracts", "report_missing_implementations", "task_contract"]
+
+P = ParamSpec("P")
+Q = ParamSpec("Q")
+R = TypeVar("R")
+A = TypeVar("A")
+
+logger = logging.getLogger("crawjud_tasks.contracts")
+
+#: Every contract declared in this process, by name: the worker start-up check reads it.
+_CONTRACTS: dict[str, TaskRef[Any, Any]] = {}
+
+
+def contracts() -> dict[str, TaskRef[Any, Any]]:
+    """The contracts declared in this process, by name (a copy)."""
+    return dict(_CONTRACTS)
+
+
+def task_contract(name: str) -> Callable[[Callable[P, R]], TaskRef[P, R]]:
+    """Declare a task: the decorated stub's parameters and return type are the contract.
+
+    Args:
+        name: The task's name under the namespace, e.g. ``"bots.execute_bot"`` (sent as
+            ``crawjud.bots.execute_bot``); its first segment picks the queue (``bots``,
+            ``mail`` or ``maintenance``; anything else goes to the default queue).
+
+    Raises:
+        ContractError: the name is not dotted words, or another contract has it.
+
+    Example::
+
+        @task_contract("reports.monthly")
+        def monthly_report(year: int, month: int) -> Report:
+            raise NotImplementedError
+    """
+    if not is_instance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+        msg = f"a contract name is dotted identifiers like 'reports.monthly', got {name!r}"
+        raise ContractError(msg)
+
+    def declare(func: Callable[P, R]) -> TaskRef[P, R]:
+        previous = _CONTRACTS.get(name)
+        if previous is not None and _origin(previous.func) != _origin(func):
+            msg = (
+                f"the contract name {name!r} is taken by {_origin(previous.func)}; "
+                f"give {_origin(func)} another name"
+            )
+            raise ContractError(msg)
+        ref: TaskRef[P, R] = TaskRef(func, name)
+        _CONTRACTS[name] = ref
+        return ref
+
+    return declare
+
+
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+class _Shared:
+    """What every copy of one contract (one per ``using(app)``) shares."""
+
+    __slots__ = ("codec", "local")
+
+    def __init__(self, codec: ContractCodec) -> None:
+        self.codec = codec
+        #: The implementation bound in this process, for ``ref(...)``.
+        self.local: Callable[..., Any] | None = None
+
+
+class TaskRef(Generic[P, R]):
+    """A declared task: dispatch it, compose it into workflows, or implement it on a worker.
+
+    Calling a ``TaskRef`` directly runs its implementation in this process (like calling a Celery
+    task); dispatching goes through :meth:`delay`, :meth:`s` and :meth:`si`.
+    """
+
+    __slots__ = ("__weakref__", "_app", "_shared", "func", "name")
+
+    def __init__(
+        self, func: Callable[P, R], name: str, *, app: Celery | None = None, _shared: Any = None
+    ) -> None:
+        self.func = func
+        self.name = name
+        self._app = app
+        self._shared: _Shared = _shared or _Shared(ContractCodec(func, name))
+
+    def __repr__(self) -> str:
+        return f"<TaskRef {self.name}{self._shared.codec.signature}>"
+
+    @property
+    def codec(self) -> ContractCodec:
+        """The contract's payload codec (its parameters and declared types)."""
+        return self._shared.codec
+
+    def full_name(self, app: Celery | None = None) -> str:
+        """The task's wire name on ``app`` (``<namespace>.<name>``)."""
+        return f"{app_settings(app or self._app or default_app()).namespace}.{self.name}"
+
+    def using(self, app: Celery) -> TaskRef[P, R]:
+        """This contract, dispatched through ``app`` (for processes with several apps)."""
+        if not has_settings(app):
+            app_settings(app)  # raises the explanation
+        return TaskRef(self.func, self.name, app=app, _shared=self._shared)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the implementation bound in this process, here and now (no broker involved).
+
+        Raises:
+            ContractError: no implementation of this contract is bound in this process.
+        """
+        local = self._shared.local
+        if local is None:
+            msg = (
+                f"{self.name} has no implementation in this process; dispatch it with "
+                ".delay(...) or bind one with .implement(app)"
+            )
+            raise ContractError(msg)
+        return local(*args, **kwargs)  # type: ignore[no-any-return]  # the implementation is Callable[P, R]
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    @overload
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Sig[R]: ...  # type: ignore[overload-overlap]  # a complete call wins; the runtime uses the same rule
+    @overload
+    def s(
+        self: Callable[Concatenate[A, Q], R], *args: Q.args, **kwargs: Q.kwargs
+    ) -> PartialSig[A, R]: ...
+    def s(self, *args: Any, **kwargs: Any) -> Sig[R] | PartialSig[Any, R]:
+        """A signature: complete (all arguments given) or partial (missing its first argument,
+        which the previous step of a chain provides).
+
+        Raises:
+            PayloadError: the arguments fit neither a complete nor a partial call.
+        """
+        codec = self._shared.codec
+        try:
+            codec.bind(args, kwargs)
+        except TypeError as complete_error:
+            try:
+                codec.bind((None, *args), kwargs)
+            except TypeError:
+                msg = f"{self.name}: {complete_error} (the contract takes {codec.signature})"
+                raise PayloadError(msg) from None
+            return PartialSig(self._call(args, kwargs, immutable=False), self._app)
+        return Sig(self._call(args, kwargs, immutable=False), self._app)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> ImmutableSig[R]:
+        """A complete signature that ignores the previous step's result in a chain."""
+        return ImmutableSig(self._call(args, kwargs, immutable=True), self._app)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> TypedResult[R]:
+        """Send the task now with these arguments (options: ``.s(...).apply_async(...)``)."""
+        return self._call(args, kwargs, immutable=False).send(self._app or default_app(), {})
+
+    def result(self, task_id: str, *, app: Celery | None = None) -> TypedResult[R]:
+        """The handle of an earlier dispatch of this task, from its id."""
+        target = app or self._app or default_app()
+        codec = self._shared.codec
+        name = self.full_name(target)
+        return TypedResult(
+            target.AsyncResult(task_id),
+            codec.decode_result,
+            name=name,
+            ignored=codec.returns_none,
+        )
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, immutable: bool) -> Call:
+        return Call(
+            self.name,
+            self._shared.codec,
+            encode(args) if args else (),
+            encode(kwargs) if kwargs else {},
+            immutable=immutable,
+        )
+
+    # -- implementation -----------------------------------------------------------------------
+
+    def implement(
+        self,
+        app: Celery,
+        *,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Bind ``func`` as this contract's implementation on ``app`` (a decorator).
+
+        The type checkers verify ``func`` against the contract. The decorated function is
+        returned unchanged. On the worker, each message's arguments are checked and rebuilt into
+        the declared types first; a message that does not fit fails with :class:`PayloadError`
+        and is never retried.
+
+        Args:
+            app: The worker's app (from ``create_app`` or ``install``).
+            time_limit: Hard time limit in seconds (the worker kills the child after it).
+            soft_time_limit: Soft time limit in seconds (``SoftTimeLimitExceeded`` is raised).
+
+        Raises:
+            ContractError: the contract is already implemented on ``app``, or cannot be sent as
+                JSON.
+        """
+
+        def bind(func: Callable[P, R]) -> Callable[P, R]:
+            self._register(
+                app, func, bound=False, time_limit=time_limit, soft_time_limit=soft_time_limit
+            )
+            return func
+
+        return bind
+
+    def implement_bound(
+        self,
+        app: Celery,
+        *,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
+        """Like :meth:`implement`, for a function that receives the Celery task first
+        (``task.request`` holds the delivery's id, retries, hostname...)."""
+
+        def bind(func: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
+            self._register(
+                app, func, bound=True, time_limit=time_limit, soft_time_limit=soft_time_limit
+            )
+            return func
+
+        return bind
+
+    def _register(
+        self,
+        app: Celery,
+        func: Callable[..., Any],
+        *,
+        bound: bool,
+        time_limit: float | None,
+        soft_time_limit: float | None,
+    ) -> None:
+        codec = self._shared.codec
+        codec.check_declaration()
+        name = self.full_name(app)
+        if name in app.tasks:
+            msg = f"{name} is already implemented on this app; implement a contract once per app"
+            raise ContractError(msg)
+        run = _runner(codec, func, bound=bound)
+        options: dict[str, Any] = {
+            "name": name,
+            "base": CrawjudTask,
+            "bind": True,
+            "shared": False,
+            "typing": False,
+            "ignore_result": codec.returns_none,
+            "time_limit": time_limit,
+            "soft_time_limit": soft_time_limit,
+        }
+        app.task(**options)(run)
+        if not bound:
+            self._shared.local = func
+
+
+def _runner(codec: ContractCodec, func: Callable[..., Any], *, bound: bool) -> Callable[..., Any]:
+    """The function Celery runs: check and rebuild the arguments, call, encode the result."""
+    returns_none = codec.returns_none
+    takes_nothing = not codec.signature.parameters
+
+    def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs or not takes_nothing:
+            args, kwargs = codec.decode_arguments(args, kwargs)
+        result = func(task, *args, **kwargs) if bound else func(*args, **kwargs)
+        if returns_none:
+            return None
+        return encode(result)
+
+    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(run, attribute, getattr(func, attribute, None))
+    # Celery reads the parameters (to tell old-style error callbacks, for instance) from the
+    # signature: show it the contract's, behind the task itself.
+    parameters = list(codec.signature.parameters.values())
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    run.__signature__ = codec.signature.replace(parameters=[self_parameter, *parameters])  # type: ignore[attr-defined]  # read by inspect.signature
+    return run
+
+
+def report_missing_implementations(app: Celery, consumed: set[str]) -> list[str]:
+    """Log (at ERROR) every declared contract routed to a queue in ``consumed`` that has no
+    implementation on ``app``, and return their names."""
+    missing: list[str] = []
+    router = app.amqp.router
+    for ref in _CONTRACTS.values():
+        name = ref.full_name(app)
+        if name in app.tasks:
+            continue
+        route: Any = router.route({}, name)
+        queue = route.get("queue")
+        queue_name = getattr(queue, "name", queue)
+        if queue_name in consumed:
+            missing.append(name)
+            logger.error(
+                "%s is routed to queue %s, which this worker consumes, but has no "
+                "implementation here: its messages would be dropped as unknown; bind one with "
+                "%s.implement(app) in the module the worker loads",
+                name,
+                queue_name,
+                ref.func.__name__,
+            )
+    return missing

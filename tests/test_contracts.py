@@ -1,0 +1,268 @@
+"""Typed contracts end to end: a host app without the implementations, a worker process with them.
+
+The host imports ``tests.examples.contracts`` only; the worker subprocess loads
+``tests.examples.worker:app``, which implements them. Both run on a real Redis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from crawjud_tasks import Settings, chord, create_app, group, map_chunks, pipeline
+from crawjud_tasks.errors import ContractError, PayloadError, ResultTimeoutError, TaskFailedError
+from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
+from tests.examples import contracts as c
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_KEY = "examples:log"
+
+
+@pytest.fixture(scope="module")
+def host_settings(
+    crawjud_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    client = crawjud_redis_server.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return settings_for(crawjud_redis_server, tmp_path_factory.mktemp("ex"), namespace="ex")
+
+
+@pytest.fixture(scope="module")
+def host(host_settings: Settings) -> Iterator[Celery]:
+    """The host service's app: it has none of the example implementations."""
+    app = create_app(host_settings)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    host: Celery, host_settings: Settings, crawjud_redis_server: RedisServer
+) -> Iterator[WorkerProcess]:
+    """A worker subprocess whose app implements the example contracts."""
+    env = {
+        **host_settings.to_env(),
+        "EXAMPLES_REDIS_URL": crawjud_redis_server.url_for(2),
+        "EXAMPLES_LOG_KEY": LOG_KEY,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    process = WorkerProcess(host, app_spec="tests.examples.worker:app", env=env, loglevel="INFO")
+    process.start()
+    yield process
+    process.stop()
+    process.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def log(crawjud_redis_server: RedisServer, worker: WorkerProcess) -> Iterator[redis.Redis]:
+    """The list where the worker notes side effects, emptied before the test."""
+    client = crawjud_redis_server.client(2)
+    client.delete(LOG_KEY)
+    yield client
+    client.close()
+
+
+def entries(client: redis.Redis) -> list[str]:
+    raw: list[bytes] = client.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]
+    return [entry.decode() for entry in raw]
+
+
+def test_host_app_has_no_implementation(host: Celery) -> None:
+    assert "ex.examples.add" not in host.tasks
+    with pytest.raises(ContractError, match="no implementation in this process"):
+        c.add(1, 2)
+
+
+def test_delay_returns_the_declared_type(host: Celery, worker: WorkerProcess) -> None:
+    result = c.add.using(host).delay(2, b=3)
+    assert result.get(timeout=20) == 5
+    assert result.successful()
+    assert result.state == "SUCCESS"
+
+
+def test_dataclass_argument_and_result_are_rebuilt(host: Celery, worker: WorkerProcess) -> None:
+    lawsuit = c.Lawsuit(number="12345", year=2024, court="TJSP")
+    checked = c.check.using(host).delay(lawsuit).get(timeout=20)
+    assert checked == c.Checked(
+        number="12345",
+        status=c.Status.VALID,
+        checked_at=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        notes=[],
+    )
+    strict = c.check.using(host).s(lawsuit, strict=True).apply_async(priority=5)
+    assert strict.get(timeout=20).status is c.Status.INVALID
+
+
+def test_optional_results(host: Celery, worker: WorkerProcess) -> None:
+    assert c.when.using(host).delay(None).get(timeout=20) is None
+    later = c.when.using(host).delay(31).get(timeout=20)
+    assert later == dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)
+
+
+def test_partial_signature_receives_its_first_argument(host: Celery, worker: WorkerProcess) -> None:
+    partial = c.add.using(host).s(b=10)
+    assert partial.delay(5).get(timeout=20) == 15
+    assert partial.apply_async(7, countdown=0.2).get(timeout=20) == 17
+
+
+def test_pipeline_and_chain_spellings(host: Celery, worker: WorkerProcess) -> None:
+    prepare, check_all, summarize = (
+        c.prepare.using(host),
+        c.check_all.using(host),
+        c.summarize.using(host),
+    )
+    flow = pipeline(prepare.s(["1", "2", "x3"], 2020), check_all.s(), summarize.s())
+    assert flow.apply_async().get(timeout=30) == {"total": 3, "valid": 2}
+    add = c.add.using(host)
+    assert (add.s(1, 2) | add.s(b=10) | add.s(b=100)).delay().get(timeout=30) == 113
+    assert add.s(1, 1).then(add.s()).delay().get(timeout=30) == 2
+    # An immutable step ignores the previous result.
+    assert (add.s(1, 1) | add.si(5, 5)).delay().get(timeout=30) == 10
+
+
+def test_group_gives_a_list_in_order(host: Celery, worker: WorkerProcess) -> None:
+    add = c.add.using(host)
+    assert group([add.s(i, i) for i in range(6)]).delay().get(timeout=30) == [0, 2, 4, 6, 8, 10]
+    lawsuits = [c.Lawsuit(number=str(n), year=2020) for n in (1, 2)]
+    checked = group([c.check.using(host).s(each) for each in lawsuits]).delay().get(timeout=30)
+    assert [each.number for each in checked] == ["1", "2"]
+    assert all(isinstance(each, c.Checked) for each in checked)
+
+
+def test_group_in_the_middle_of_a_chain(host: Celery, worker: WorkerProcess) -> None:
+    add = c.add.using(host)
+    flow = add.s(1, 1) | group([add.s(b=10), add.s(b=20)]) | c.total.using(host).s()
+    assert flow.delay().get(timeout=30) == 34
+
+
+def test_chord_passes_the_header_results_to_the_body(
+    host: Celery, worker: WorkerProcess, log: redis.Redis
+) -> None:
+    lawsuits = [c.Lawsuit(number=n, year=2021) for n in ("1", "22", "bad")]
+    header = [c.check.using(host).s(each) for each in lawsuits]
+    assert chord(header, c.summarize.using(host).s()).delay().get(timeout=30) == {
+        "total": 3,
+        "valid": 2,
+    }
+    assert entries(log) == ["summarize"]
+
+
+def test_chord_header_failure_skips_the_body_and_calls_the_error_callback_once(
+    host: Celery, worker: WorkerProcess, log: redis.Redis
+) -> None:
+    add = c.add.using(host)
+    header = [add.s(1, 1), c.fail.using(host).s("boom"), add.s(2, 2), c.fail.using(host).s("bam")]
+    flow = chord(header, c.total.using(host).s(), on_error=c.record.using(host).s())
+    result = flow.delay()
+    with pytest.raises(TaskFailedError) as failure:
+        result.get(timeout=30)
+    assert "boom" in str(failure.value) or "bam" in str(failure.value)
+    deadline = time.monotonic() + 20
+    while not entries(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Later tasks on the same worker prove nothing else is still on its way.
+    assert add.delay(1, 1).get(timeout=20) == 2
+    assert add.delay(2, 2).get(timeout=20) == 4
+    assert entries(log) == [result.id]  # the callback ran once, with the body's id; total never ran
+
+
+def test_map_chunks_flattens_in_order(host: Celery, worker: WorkerProcess) -> None:
+    add = c.add.using(host)
+    flow = map_chunks(add.s(b=1000), range(25), 10)
+    assert flow.delay().get(timeout=30) == [1000 + n for n in range(25)]
+    # A chunked map feeds the next step like any other list-producing step.
+    assert flow.then(c.total.using(host).s()).delay().get(timeout=30) == sum(
+        1000 + n for n in range(25)
+    )
+
+
+def test_contract_returning_none_stores_no_result(
+    host: Celery, worker: WorkerProcess, log: redis.Redis, crawjud_redis_server: RedisServer
+) -> None:
+    result = c.record.using(host).delay("fire-and-forget")
+    deadline = time.monotonic() + 20
+    while "fire-and-forget" not in entries(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "fire-and-forget" in entries(log)
+    backend = crawjud_redis_server.client(1)
+    try:
+        assert backend.keys(f"*{result.id}*") == []
+    finally:
+        backend.close()
+    with pytest.raises(ContractError, match="returns None"):
+        result.get(timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        (["three"], {}, r"argument 'a' does not fit the contract: Expected `int`, got `str`"),
+        ([], {"b": 1}, r"missing a required argument: 'a'"),
+        ([1], {"c": 2}, r"got an unexpected keyword argument 'c'"),
+        ([1, 2, 3], {}, r"too many positional arguments"),
+    ],
+)
+def test_bad_message_fails_terminally_with_payload_error(
+    host: Celery,
+    worker: WorkerProcess,
+    args: list[object],
+    kwargs: dict[str, object],
+    expected: str,
+) -> None:
+    # Hand-crafted with the raw Celery API: nothing on the host checked these arguments.
+    raw = host.send_task("ex.examples.add", args=args, kwargs=kwargs)
+    with pytest.raises(PayloadError, match=expected):
+        raw.get(timeout=20, disable_sync_subtasks=False)
+    assert raw.state == "FAILURE"
+    assert c.add.using(host).delay(1, 2).get(timeout=20) == 3  # the worker keeps consuming
+
+
+def test_nested_field_errors_name_the_path(host: Celery, worker: WorkerProcess) -> None:
+    raw = host.send_task("ex.examples.check", args=[{"number": "1", "year": "2020"}])
+    with pytest.raises(PayloadError, match=r"Expected `int`, got `str` \(at `lawsuit.year`\)"):
+        raw.get(timeout=20, disable_sync_subtasks=False)
+
+
+def test_other_worker_errors_arrive_as_task_failed_error(
+    host: Celery, worker: WorkerProcess
+) -> None:
+    result = c.fail.using(host).delay("court site said no")
+    with pytest.raises(TaskFailedError) as failure:
+        result.get(timeout=20)
+    assert failure.value.remote_type == "ValueError"
+    assert failure.value.remote_message == "court site said no"
+    assert result.failed()
+
+
+def test_waiting_too_long_is_a_result_timeout(host: Celery) -> None:
+    # No worker consumes this queue, so the result cannot arrive.
+    result = c.add.using(host).s(1, 2).apply_async(queue="ex.nobody", expires=5)
+    with pytest.raises(ResultTimeoutError, match=r"within 0\.3 s"):
+        result.get(timeout=0.3)
+    result.revoke()
+
+
+def test_result_handle_from_an_id(host: Celery, worker: WorkerProcess) -> None:
+    first = c.when.using(host).delay(1)
+    again = c.when.using(host).result(first.id)
+    assert again.get(timeout=20) == dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+
+
+def test_worker_start_reports_contracts_without_implementation(
+    host: Celery, worker: WorkerProcess
+) -> None:
+    # The worker imported tests.examples.contracts, where `unimplemented` has no implementation
+    # and routes to the default queue, which the worker consumes.
+    output = worker.output()
+    assert "ex.examples.unimplemented is routed to queue ex, which this worker consumes" in output
+    assert "ex.examples.add is routed" not in output
