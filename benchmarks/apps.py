@@ -14,9 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 
-__all__ = ["KINDS", "LIB_QUEUE", "RAW_FOUR_QUEUES", "AppSpec", "make_app", "noop", "spec_for"]
+__all__ = [
+    "KINDS",
+    "LIB_QUEUE",
+    "RAW_FOUR_QUEUES",
+    "AppSpec",
+    "make_app",
+    "noop",
+    "senders",
+    "spec_for",
+]
 
 #: ``raw`` is plain Celery; ``lib`` is ``crawjud_tasks.create_app``.
 KINDS = ("raw", "lib")
@@ -91,16 +100,41 @@ def make_app(
     if kind == "raw":
         app = Celery("raw", broker=broker_url, backend=result_backend, set_as_current=False)
         app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
-        base: type[Task] = app.Task
-    else:
-        from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)
-        from crawjud_tasks._tasks import CrawjudTask  # noqa: PLC0415
+        app.task(name=spec.stored, shared=False)(stored_body)
+        app.task(name=spec.ignored, shared=False, ignore_result=True)(ignored_body)
+        return app
+    from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)
 
-        app = create_app({"broker_url": broker_url, "result_backend": result_backend})
-        base = CrawjudTask
-    app.task(name=spec.stored, base=base, shared=False)(stored_body)
-    app.task(name=spec.ignored, base=base, shared=False, ignore_result=True)(ignored_body)
+    app = create_app({"broker_url": broker_url, "result_backend": result_backend})
+    stored, ignored = _contracts()
+    stored.implement(app)(stored_body)
+    ignored.implement(app)(ignored_body)
     return app
+
+
+def senders(kind: str, app: Celery) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """How each kind sends its two tasks: ``apply_async`` for raw Celery, the contracts'
+    ``delay`` for the library (stored, ignored). Each returns something with ``get(timeout=)``."""
+    if kind == "raw":
+        spec = spec_for(kind)
+        return app.tasks[spec.stored].apply_async, app.tasks[spec.ignored].apply_async
+    stored, ignored = _contracts()
+    return stored.using(app).delay, ignored.using(app).delay
+
+
+def _contracts() -> tuple[Any, Any]:
+    """The library's two no-op contracts (declared on first use: raw workers never import it)."""
+    from crawjud_tasks import task_contract  # noqa: PLC0415
+
+    def noop_stored() -> int | None:
+        """Stores its result (like raw Celery's task)."""
+        raise NotImplementedError
+
+    def noop_ignored() -> None:
+        """Returns None: its result is never stored."""
+        raise NotImplementedError
+
+    return task_contract("noop")(noop_stored), task_contract("noop_ignored")(noop_ignored)
 
 
 def __getattr__(name: str) -> Celery:

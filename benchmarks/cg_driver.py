@@ -7,7 +7,8 @@ segments that are not reported, so only steady-state work is counted.
 
 Modes:
 
-- ``dispatch``: ``apply_async()`` of the stored-result task, then of the results-ignored one.
+- ``dispatch``: sending the stored-result task, then the results-ignored one (raw Celery:
+  ``apply_async()``; the library: its contracts' ``delay()``).
 - ``publish`` (run natively, before ``execute``): puts the messages ``execute`` will consume.
 - ``execute``: an in-process solo-pool worker consumes those messages (stored-result tasks,
   then results-ignored ones) and stops after the last one. It consumes the queues given with
@@ -33,7 +34,7 @@ from pathlib import Path
 from celery import Celery
 from celery.worker import state
 
-from apps import make_app, spec_for
+from apps import make_app, senders
 
 GROUPS = ("stored", "ignored")
 
@@ -89,27 +90,23 @@ def build(args: argparse.Namespace, **bodies: Callable[[], None]) -> Celery:
 
 def dispatch(args: argparse.Namespace, markers: Markers) -> None:
     app = build(args)
-    spec = spec_for(args.kind)
-    for group, name in zip(GROUPS, (spec.stored, spec.ignored), strict=True):
-        task = app.tasks[name]
+    for group, send in zip(GROUPS, senders(args.kind, app), strict=True):
         for _ in range(args.warmup):
-            task.apply_async()
+            send()
         settle()
         markers.mark(f"warmup-{group}")
         for _ in range(args.segments):
             for _ in range(args.per_segment):
-                task.apply_async()
+                send()
             markers.mark(group)
 
 
 def publish(args: argparse.Namespace) -> None:
     app = build(args)
-    spec = spec_for(args.kind)
     total = args.warmup + args.segments * args.per_segment
-    for name in (spec.stored, spec.ignored):
-        task = app.tasks[name]
+    for send in senders(args.kind, app):
         for _ in range(total):
-            task.apply_async()
+            send()
     app.close()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from apps import make_app, spec_for
+from apps import make_app, senders, spec_for
 from common import DATABASES, LABELS, WorkerSubprocess, flush
 
 __all__ = ["measure"]
@@ -90,26 +90,26 @@ def measure(server_url: str, *, tasks: int, log: Any = print) -> dict[str, Any]:
 def _one(kind: str, broker: str, backend: str, tasks: int) -> dict[str, Any]:
     spec = spec_for(kind)
     app = make_app(kind, broker, backend)
-    stored, ignored = app.tasks[spec.stored], app.tasks[spec.ignored]
+    stored, ignored = senders(kind, app)
     counters = Counters(broker)
     out: dict[str, Any] = {}
     try:
         with WorkerSubprocess(app, spec, broker, backend):
-            for result in [stored.apply_async() for _ in range(WARMUP)]:
+            for result in [stored() for _ in range(WARMUP)]:
                 result.get(timeout=60)
             for _ in range(WARMUP):
-                ignored.apply_async()
+                ignored()
             _drained(counters, spec.queue_key, spec.unacked_key)
             counters.own.clear()
 
             before = counters.read()
             for _ in range(tasks):
-                stored.delay().get(timeout=30)
+                stored().get(timeout=30)
             out["stored"] = _per_task(counters.difference(before, counters.read()), tasks)
 
             before = counters.read()
             for _ in range(tasks):
-                ignored.apply_async()
+                ignored()
             _drained(counters, spec.queue_key, spec.unacked_key)
             out["ignored"] = _per_task(counters.difference(before, counters.read()), tasks)
     finally:

@@ -32,7 +32,7 @@ from typing import Any
 
 from celery import Celery
 
-from apps import make_app, spec_for
+from apps import make_app, senders, spec_for
 from common import (
     BENCH_DIR,
     DATABASES,
@@ -67,43 +67,43 @@ def session(
     spec = spec_for(kind)
     flush(broker, backend)
     app = make_app(kind, broker, backend)
-    stored, ignored = app.tasks[spec.stored], app.tasks[spec.ignored]
+    stored, ignored = senders(kind, app)
     out: dict[str, float] = {}
     with WorkerSubprocess(app, spec, broker, backend) as worker:
-        for result in [stored.apply_async() for _ in range(WARMUP)]:
+        for result in [stored() for _ in range(WARMUP)]:
             result.get(timeout=60)
         for _ in range(WARMUP):
-            ignored.apply_async()
+            ignored()
         _wait_executed(app, worker.nodename, spec.ignored, WARMUP)
 
         started = time.perf_counter()
-        results = [stored.apply_async() for _ in range(tasks)]
+        results = [stored() for _ in range(tasks)]
         for result in results:
             result.get(timeout=300)
         out["throughput_stored"] = tasks / (time.perf_counter() - started)
 
         started = time.perf_counter()
         for _ in range(tasks):
-            ignored.apply_async()
-        stored.apply_async().get(timeout=300)
+            ignored()
+        stored().get(timeout=300)
         _wait_executed(app, worker.nodename, spec.ignored, WARMUP + tasks)
         out["throughput_ignored"] = tasks / (time.perf_counter() - started)
 
         for _ in range(20):
-            stored.delay().get(timeout=30)
+            stored().get(timeout=30)
         samples = []
         for _ in range(rtt):
             sent = time.perf_counter()
-            stored.delay().get(timeout=30)
+            stored().get(timeout=30)
             samples.append((time.perf_counter() - sent) * 1000)
         out["rtt_p50"] = percentile(samples, 50)
         out["rtt_p99"] = percentile(samples, 99)
 
     for _ in range(WARMUP):
-        ignored.apply_async()
+        ignored()
     started, cpu = time.perf_counter(), time.process_time()
     for _ in range(dispatches):
-        ignored.apply_async()
+        ignored()
     out["dispatch"] = dispatches / (time.perf_counter() - started)
     out["dispatch_cpu"] = dispatches / (time.process_time() - cpu)
     app.close()

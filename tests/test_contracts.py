@@ -180,6 +180,12 @@ def test_map_chunks_flattens_in_order(host: Celery, worker: WorkerProcess) -> No
     add = c.add.using(host)
     flow = map_chunks(add.s(b=1000), range(25), 10)
     assert flow.delay().get(timeout=30) == [1000 + n for n in range(25)]
+    # Arguments bound in the partial signature follow each item.
+    prepared = map_chunks(c.prepare.using(host).s(2019), [["1"], ["2", "3"]], 1).delay()
+    assert prepared.get(timeout=30) == [
+        [c.Lawsuit(number="1", year=2019)],
+        [c.Lawsuit(number="2", year=2019), c.Lawsuit(number="3", year=2019)],
+    ]
     # A chunked map feeds the next step like any other list-producing step.
     assert flow.then(c.total.using(host).s()).delay().get(timeout=30) == sum(
         1000 + n for n in range(25)

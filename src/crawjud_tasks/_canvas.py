@@ -57,6 +57,9 @@ T6 = TypeVar("T6")
 
 Decode = Callable[[Any], Any]
 
+#: Publishes of one workflow sent to Redis in one pipeline, at most this many at a time.
+_BATCH_SIZE = 500
+
 
 # -- what to send ---------------------------------------------------------------------------------
 
@@ -77,18 +80,24 @@ class Node:
 
     def send(self, app: Celery, options: dict[str, Any]) -> TypedResult[Any]:
         """Send this node to ``app``'s broker with Celery's ``options``."""
-        namespace = app_settings(app).namespace
-        canvas = self.to_celery(app, namespace)
-        with translate_publish_errors(app):
-            raw = canvas.apply_async(**options)
-        return TypedResult(raw, self.decoder(), name=self.label())
+        return self._send(app, (), options)
 
     def send_with_input(self, app: Celery, first: Any, options: dict[str, Any]) -> TypedResult[Any]:
         """Send this partial node, giving ``first`` as its missing first argument."""
-        namespace = app_settings(app).namespace
-        canvas = self.to_celery(app, namespace)
-        with translate_publish_errors(app):
-            raw = canvas.apply_async((encode(first),), **options)
+        return self._send(app, (encode(first),), options)
+
+    def _send(
+        self, app: Celery, args: tuple[Any, ...], options: dict[str, Any]
+    ) -> TypedResult[Any]:
+        # One producer for the whole workflow, its publishes pipelined to Redis in batches
+        # (kombu's Producer.batch; transports without batches publish one by one).
+        canvas = self.to_celery(app, app_settings(app).namespace)
+        with (
+            translate_publish_errors(app),
+            app.producer_or_acquire() as producer,
+            producer.batch(max_size=_BATCH_SIZE),
+        ):
+            raw = canvas.apply_async(args, producer=producer, **options)
         return TypedResult(raw, self.decoder(), name=self.label())
 
 
@@ -193,9 +202,9 @@ class _MapChunks(Node):
     def to_celery(self, app: Celery, namespace: str) -> Signature[Any]:
         target = f"{namespace}.{self.call.name}"
         queue = _queue_of(app, target)
-        kwargs = self.call.kwargs
+        rest = (list(self.call.args), self.call.kwargs)
         header = [
-            app.signature(f"{namespace}.{_MAP_CHUNK}", (target, chunk, kwargs), queue=queue)
+            app.signature(f"{namespace}.{_MAP_CHUNK}", (target, chunk, *rest), queue=queue)
             for chunk in self.chunks
         ]
         body = app.signature(f"{namespace}.{_FLATTEN}", queue=queue)
@@ -517,9 +526,6 @@ def map_chunks(task: PartialSig[A, R], items: Iterable[A], size: int, /) -> Sig[
         msg = f"map_chunks needs a chunk size >= 1, got {size!r}"
         raise DispatchError(msg)
     call = task.node
-    if call.args:
-        msg = "map_chunks gives each item as the first argument: bind only keywords in .s(...)"
-        raise ContractError(msg)
     encoded = [encode(item) for item in items]
     chunks = tuple(encoded[start : start + size] for start in range(0, len(encoded), size))
     return Sig(_MapChunks(call, chunks), task.app)
@@ -537,12 +543,14 @@ def register_canvas_tasks(app: Celery) -> None:
 
     namespace = app_settings(app).namespace
 
-    def map_chunk(target: str, items: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+    def map_chunk(
+        target: str, items: list[Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> list[Any]:
         task = app.tasks.get(target)
         if task is None:
             msg = f"{target} has no implementation on this worker; bind one with implement(app)"
             raise ContractError(msg)
-        return [task(item, **kwargs) for item in items]
+        return [task(item, *args, **kwargs) for item in items]
 
     def flatten(chunks: list[list[Any]]) -> list[Any]:
         return [value for chunk in chunks for value in chunk]

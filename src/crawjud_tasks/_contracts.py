@@ -165,18 +165,38 @@ class TaskRef(Generic[P, R]):
             try:
                 codec.bind((None, *args), kwargs)
             except TypeError:
-                msg = f"{self.name}: {complete_error} (the contract takes {codec.signature})"
-                raise PayloadError(msg) from None
+                raise self._misfit(complete_error) from None
             return PartialSig(self._call(args, kwargs, immutable=False), self._app)
         return Sig(self._call(args, kwargs, immutable=False), self._app)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> ImmutableSig[R]:
-        """A complete signature that ignores the previous step's result in a chain."""
+        """A complete signature that ignores the previous step's result in a chain.
+
+        Raises:
+            PayloadError: the arguments do not fit the contract's parameters.
+        """
+        self._check_complete(args, kwargs)
         return ImmutableSig(self._call(args, kwargs, immutable=True), self._app)
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> TypedResult[R]:
-        """Send the task now with these arguments (options: ``.s(...).apply_async(...)``)."""
+        """Send the task now with these arguments (options: ``.s(...).apply_async(...)``).
+
+        Raises:
+            PayloadError: the arguments do not fit the contract's parameters.
+            BrokerUnavailableError: the broker did not answer.
+        """
+        self._check_complete(args, kwargs)
         return self._call(args, kwargs, immutable=False).send(self._app or default_app(), {})
+
+    def _check_complete(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self._shared.codec.bind(args, kwargs)
+        except TypeError as exc:
+            raise self._misfit(exc) from None
+
+    def _misfit(self, error: TypeError) -> PayloadError:
+        signature = self._shared.codec.signature
+        return PayloadError(f"{self.name}: {error} (the contract takes {signature})")
 
     def result(self, task_id: str, *, app: Celery | None = None) -> TypedResult[R]:
         """The handle of an earlier dispatch of this task, from its id."""
