@@ -10,6 +10,7 @@ from kombu import Exchange, Queue
 
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
+from crawjud_tasks._redis import close_redis_client, is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import has_settings, remember_settings
 from crawjud_tasks._tasks import register_tasks
@@ -87,7 +88,7 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
 
 
 def close_app(app: Celery) -> None:
-    """Close ``app``'s result backend connections in this thread, then the app.
+    """Close ``app``'s result backend and library Redis connections in this thread, then the app.
 
     Broker connection pools are shared by every app with the same broker URL (kombu keeps them
     per process), so they are left to kombu.
@@ -101,6 +102,7 @@ def close_app(app: Celery) -> None:
         client = backend.__dict__.get("client")
         if client is not None:
             client.connection_pool.disconnect()
+    close_redis_client(app)
     app.close()
 
 
@@ -125,16 +127,6 @@ def _resolve_connection(settings: Settings) -> Settings:
     return dataclasses.replace(settings, broker_url=broker, result_backend=backend)
 
 
-def _is_redis(url: str | None) -> bool:
-    return url is not None and url.split("://", 1)[0] in {
-        "redis",
-        "rediss",
-        "redis+socket",
-        "socket",
-        "sentinel",
-    }
-
-
 def _namespaced_keys(settings: Settings) -> dict[str, str]:
     """kombu's own Redis keys, named under the namespace.
 
@@ -150,16 +142,6 @@ def _namespaced_keys(settings: Settings) -> dict[str, str]:
         "unacked_index_key": f"{prefix}unacked_index",
         "unacked_mutex_key": f"{prefix}unacked_mutex",
     }
-
-
-def _redis_py_url(url: str) -> str:
-    """A kombu Redis URL as redis-py spells it (``redis+socket://`` becomes ``unix://``)."""
-    scheme, _, rest = url.partition("://")
-    if scheme in {"redis+socket", "socket"}:
-        path, _, query = rest.partition("?")
-        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
-        return f"unix://{path}?db={db}"
-    return url
 
 
 def _queues(settings: Settings) -> list[Queue]:
@@ -220,7 +202,7 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "control_exchange": settings.namespace,
         "event_exchange": f"{settings.namespace}.events",
     }
-    if _is_redis(settings.broker_url):
+    if is_redis_url(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
         transport.update(
             visibility_timeout=settings.visibility_timeout,
@@ -229,14 +211,14 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
             **_namespaced_keys(settings),
         )
         config["broker_transport_options"] = transport
-    if _is_redis(settings.broker_url) and settings.broker_url is not None:
+    if is_redis_url(settings.broker_url) and settings.broker_url is not None:
         # Beat keeps its schedule in Redis as JSON, under a lock (RedBeat): never a pickled
         # shelve file, and two beat processes never both fire.
         config.setdefault("beat_scheduler", "redbeat.RedBeatScheduler")
-        config.setdefault("redbeat_redis_url", _redis_py_url(settings.broker_url))
+        config.setdefault("redbeat_redis_url", redis_py_url(settings.broker_url))
         config.setdefault("redbeat_redis_options", {"socket_connect_timeout": per_attempt})
         config.setdefault("redbeat_key_prefix", f"{settings.key_prefix}redbeat:")
-    if _is_redis(settings.result_backend):
+    if is_redis_url(settings.result_backend):
         backend = dict(settings.celery.get("result_backend_transport_options", {}))
         backend.setdefault("global_keyprefix", settings.key_prefix)
         # The result backend's first attempt is the subscription itself: one reconnect more.
