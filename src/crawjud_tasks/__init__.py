@@ -11,6 +11,7 @@ from typing import Any
 from crawjud_tasks._app import create_app, install
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
 from crawjud_tasks._ping import PingResult, ping
+from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._secret import Secret
 from crawjud_tasks._settings import (
     BotSettings,
@@ -63,6 +64,7 @@ __all__ = [
     "PoisonMessageError",
     "QueueSettings",
     "ResultTimeoutError",
+    "RetryPolicy",
     "Secret",
     "Settings",
     "SettingsError",
