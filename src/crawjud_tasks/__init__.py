@@ -10,6 +10,7 @@ from typing import Any
 
 from crawjud_tasks._app import create_app, install
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
+from crawjud_tasks._lease import Lease, lease
 from crawjud_tasks._ping import PingResult, ping
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._secret import Secret
@@ -52,6 +53,7 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "EmbeddedStatus",
+    "Lease",
     "LeaseError",
     "LeaseHeldError",
     "LeaseLostError",
@@ -74,6 +76,7 @@ __all__ = [
     "app_settings",
     "create_app",
     "install",
+    "lease",
     "ping",
 ]
 
