@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
 
+import crawjud_tasks
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 
@@ -37,6 +39,28 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without CRAWJUD_TASKS_* variables, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWJUD_TASKS_")}
     env.update(extra or {})
+    return env
+
+
+def run_python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c CODE`` with :func:`python_env`; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=python_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """:func:`cli_env` whose ``PYTHONPATH`` starts with the crawjud_tasks this test imported."""
+    env = cli_env(extra)
+    source = str(Path(crawjud_tasks.__file__).parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     return env
 
 

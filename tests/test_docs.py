@@ -46,3 +46,19 @@ def test_every_documented_variable_is_a_known_one() -> None:
         except ValueError as exc:
             error = str(exc)
         assert "unknown environment variable" not in error
+
+
+def test_the_retry_examples_print_what_the_page_says() -> None:
+    import doctest
+    import re
+
+    import crawjud_tasks
+
+    page = (Path(__file__).parent.parent / "docs" / "retries.md").read_text()
+    blocks = re.findall(r"^```pycon\n(.*?)^```", page, flags=re.MULTILINE | re.DOTALL)
+    globs = {name: getattr(crawjud_tasks, name) for name in ("RetryPolicy", "TransientError")}
+    test = doctest.DocTestParser().get_doctest("\n".join(blocks), globs, "retries.md", None, 0)
+    runner = doctest.DocTestRunner()
+    runner.run(test)
+    assert len(test.examples) >= 5
+    assert runner.failures == 0

@@ -12,8 +12,10 @@ from crawjud_tasks._app import create_app, install
 from crawjud_tasks._canvas import ImmutableSig, PartialSig, Sig, chord, group, map_chunks, pipeline
 from crawjud_tasks._contracts import TaskRef, task_contract
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
+from crawjud_tasks._lease import Lease, lease
 from crawjud_tasks._ping import PingResult, ping
 from crawjud_tasks._results import TypedResult
+from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._secret import Secret
 from crawjud_tasks._settings import (
     BotSettings,
@@ -26,36 +28,65 @@ from crawjud_tasks._settings import (
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import (
     BrokerUnavailableError,
+    ContractError,
     CrawjudTasksError,
+    DispatchError,
+    DuplicateRunError,
     EmbeddedRedisError,
+    LeaseError,
+    LeaseHeldError,
+    LeaseLostError,
+    PayloadError,
+    PermanentError,
+    PoisonMessageError,
+    ResultTimeoutError,
     SettingsError,
+    TaskFailedError,
+    TransientError,
+    VisibilityTimeoutError,
 )
 
 __all__ = [
     "BotSettings",
     "BrokerUnavailableError",
+    "ContractError",
     "CrawjudTasksError",
+    "DispatchError",
+    "DuplicateRunError",
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "EmbeddedStatus",
     "ImmutableSig",
+    "Lease",
+    "LeaseError",
+    "LeaseHeldError",
+    "LeaseLostError",
     "MailSettings",
     "MaintenanceSettings",
     "MonitoringSettings",
     "PartialSig",
+    "PayloadError",
+    "PermanentError",
     "PingResult",
+    "PoisonMessageError",
     "QueueSettings",
+    "ResultTimeoutError",
+    "RetryPolicy",
     "Secret",
     "Settings",
     "SettingsError",
     "Sig",
+    "TaskFailedError",
     "TaskRef",
+    "TransientError",
     "TypedResult",
+    "VisibilityTimeoutError",
     "app_settings",
     "chord",
     "create_app",
     "group",
     "install",
+    "lease",
     "map_chunks",
     "ping",
     "pipeline",

@@ -14,6 +14,7 @@ from crawjud_tasks._contracts import report_missing_implementations
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
 from crawjud_tasks._ping import register_ping
+from crawjud_tasks._redis import close_redis_client, is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import forget_app, has_settings, remember_settings
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
@@ -108,7 +109,7 @@ def _check_implementations(sender: Any, **_: Any) -> None:
 
 
 def close_app(app: Celery) -> None:
-    """Close ``app``'s result backend connections in this thread, then the app.
+    """Close ``app``'s result backend and library Redis connections in this thread, then the app.
 
     Broker connection pools are shared by every app with the same broker URL (kombu keeps them
     per process), so they are left to kombu.
@@ -128,6 +129,7 @@ def close_app(app: Celery) -> None:
         if client is not None:
             client.connection_pool.disconnect()
     forget_app(app)
+    close_redis_client(app)
     app.close()
 
 
@@ -152,16 +154,6 @@ def _resolve_connection(settings: Settings) -> Settings:
     return dataclasses.replace(settings, broker_url=broker, result_backend=backend)
 
 
-def _is_redis(url: str | None) -> bool:
-    return url is not None and url.split("://", 1)[0] in {
-        "redis",
-        "rediss",
-        "redis+socket",
-        "socket",
-        "sentinel",
-    }
-
-
 def _namespaced_keys(settings: Settings) -> dict[str, str]:
     """kombu's own Redis keys, named under the namespace.
 
@@ -177,16 +169,6 @@ def _namespaced_keys(settings: Settings) -> dict[str, str]:
         "unacked_index_key": f"{prefix}unacked_index",
         "unacked_mutex_key": f"{prefix}unacked_mutex",
     }
-
-
-def _redis_py_url(url: str) -> str:
-    """A kombu Redis URL as redis-py spells it (``redis+socket://`` becomes ``unix://``)."""
-    scheme, _, rest = url.partition("://")
-    if scheme in {"redis+socket", "socket"}:
-        path, _, query = rest.partition("?")
-        db = query.partition("virtual_host=")[2].partition("&")[0] or "0"
-        return f"unix://{path}?db={db}"
-    return url
 
 
 def _queues(settings: Settings) -> list[Queue]:
@@ -247,7 +229,7 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "control_exchange": settings.namespace,
         "event_exchange": f"{settings.namespace}.events",
     }
-    if _is_redis(settings.broker_url):
+    if is_redis_url(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
         transport.update(
             visibility_timeout=settings.visibility_timeout,
@@ -256,14 +238,14 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
             **_namespaced_keys(settings),
         )
         config["broker_transport_options"] = transport
-    if _is_redis(settings.broker_url) and settings.broker_url is not None:
+    if is_redis_url(settings.broker_url) and settings.broker_url is not None:
         # Beat keeps its schedule in Redis as JSON, under a lock (RedBeat): never a pickled
         # shelve file, and two beat processes never both fire.
         config.setdefault("beat_scheduler", "redbeat.RedBeatScheduler")
-        config.setdefault("redbeat_redis_url", _redis_py_url(settings.broker_url))
+        config.setdefault("redbeat_redis_url", redis_py_url(settings.broker_url))
         config.setdefault("redbeat_redis_options", {"socket_connect_timeout": per_attempt})
         config.setdefault("redbeat_key_prefix", f"{settings.key_prefix}redbeat:")
-    if _is_redis(settings.result_backend):
+    if is_redis_url(settings.result_backend):
         backend = dict(settings.celery.get("result_backend_transport_options", {}))
         backend.setdefault("global_keyprefix", settings.key_prefix)
         # The result backend's first attempt is the subscription itself: one reconnect more.

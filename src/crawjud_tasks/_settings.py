@@ -10,6 +10,8 @@ Environment rule: ``CRAWJUD_TASKS_<SETTING>``, with ``__`` between a section and
 comma-separated list; booleans are ``true``/``false``/``1``/``0``; an empty value means "not set"
 for optional settings; ``CRAWJUD_TASKS_CELERY__<NAME>`` passes a Celery setting through, its value
 parsed as JSON when it is valid JSON and taken as a string otherwise.
+``CRAWJUD_TASKS_RETRY_WAITS`` is a process switch of the retry policies (see
+:mod:`crawjud_tasks._retry`), not a setting: :meth:`Settings.from_env` passes over it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DOMAINS",
     "ENV_PREFIX",
+    "PROCESS_SWITCHES",
+    "RETRY_WAITS_ENV",
     "BotSettings",
     "MailSettings",
     "MaintenanceSettings",
@@ -54,6 +58,10 @@ DEFAULT_BROKER_CONNECTION_TIMEOUT = 5.0
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 DEFAULT_RESULT_EXPIRES = 86400.0
 ENV_PREFIX = "CRAWJUD_TASKS_"
+#: ``0`` turns retry waits off in a process (tests); read by :mod:`crawjud_tasks._retry`.
+RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
+#: Variables under the prefix that switch a process's behaviour and are not settings.
+PROCESS_SWITCHES = frozenset({RETRY_WAITS_ENV})
 
 #: The task domains; each has its own queue (``<namespace>.<domain>``) and task-name prefix.
 DOMAINS: tuple[str, ...] = ("bots", "mail", "maintenance")
@@ -181,7 +189,7 @@ class Settings:
         nested: dict[str, Any] = {}
         names: dict[str, str] = {}
         for name, raw in env.items():
-            if not name.upper().startswith(ENV_PREFIX):
+            if not name.upper().startswith(ENV_PREFIX) or name.upper() in PROCESS_SWITCHES:
                 continue
             path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
             _check_env_name(name, path)

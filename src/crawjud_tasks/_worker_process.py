@@ -20,7 +20,8 @@ from types import TracebackType
 
 from celery import Celery
 
-from crawjud_tasks._settings import Settings
+from crawjud_tasks._retry import retry_waits_enabled
+from crawjud_tasks._settings import ENV_PREFIX, RETRY_WAITS_ENV, Settings
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["WorkerProcess"]
@@ -39,6 +40,10 @@ class WorkerProcess:
         concurrency: Worker concurrency.
         loglevel: Worker log level.
         env: Extra environment variables for the child.
+
+    The child's environment is this process's without its ``CRAWJUD_TASKS_*`` variables, plus
+    the settings, plus ``CRAWJUD_TASKS_RETRY_WAITS=0`` when retry waits are off here
+    (:func:`crawjud_tasks.testing.retry_waits`) as this object is created, plus ``env``.
     """
 
     def __init__(
@@ -66,9 +71,13 @@ class WorkerProcess:
         if queues:
             command += ["--queues", ",".join(queues)]
         self.command = command
+        # Settings come from ``settings`` only, never from the caller's environment; process
+        # switches follow this process's state.
         self.env = {
-            key: value for key, value in os.environ.items() if not key.startswith("CRAWJUD_TASKS_")
+            key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)
         }
+        if not retry_waits_enabled():
+            self.env[RETRY_WAITS_ENV] = "0"
         if settings is not None and app_spec is None:
             self.env.update(settings.to_env())
         self.env.update(env or {})

@@ -14,6 +14,9 @@ suite that has crawjud-tasks installed, with nothing to import:
 - ``crawjud_worker_process``: a factory that starts real worker subprocesses
   (:class:`WorkerProcess`), which a test can stop or kill; all are stopped after the test.
 
+:func:`retry_waits` switches the waits of retry policies off (or on) in the test process, and in
+the worker subprocesses started while it is off.
+
 Nothing here is a fake: the same broker, backend and worker code paths as production run.
 """
 
@@ -32,6 +35,7 @@ from celery.worker import WorkController
 
 from crawjud_tasks._app import close_app, create_app
 from crawjud_tasks._redis_server import RedisServer
+from crawjud_tasks._retry import RetryWaits, set_retry_waits
 from crawjud_tasks._settings import Settings
 from crawjud_tasks._worker_process import WorkerProcess
 
@@ -45,8 +49,25 @@ __all__ = [
     "crawjud_settings",
     "crawjud_worker",
     "crawjud_worker_process",
+    "retry_waits",
     "settings_for",
 ]
+
+
+def retry_waits(enabled: bool) -> RetryWaits:
+    """Switch the waits of every retry policy off (``False``) or back on, in this process.
+
+    The policies decide whether to retry exactly as in production and still log each retry; only
+    the waits become 0 s. Works as a plain call (until changed again) and as a context manager
+    that restores the previous state on exit::
+
+        with retry_waits(False):
+            flaky_call_wrapped_in_a_policy()
+
+    Worker subprocesses (:class:`WorkerProcess`) created while the waits are off get
+    ``CRAWJUD_TASKS_RETRY_WAITS=0`` in their environment, which switches them off there too.
+    """
+    return set_retry_waits(enabled)
 
 
 def settings_for(server: RedisServer, data_dir: Path, **changes: Any) -> Settings:
