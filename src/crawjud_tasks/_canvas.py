@@ -12,6 +12,7 @@ or the process's only app, resolved when the workflow is sent.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -20,6 +21,7 @@ from celery import chain as celery_chain
 from celery import chord as celery_chord
 from celery import group as celery_group
 
+from crawjud_tasks import _idempotency as idempotency
 from crawjud_tasks._codec import ContractCodec, encode
 from crawjud_tasks._dispatch import send_options, translate_publish_errors
 from crawjud_tasks._guards import is_instance
@@ -78,8 +80,13 @@ class Node:
     def label(self) -> str:
         raise NotImplementedError
 
-    def send(self, app: Celery, options: dict[str, Any]) -> TypedResult[Any]:
+    def send(
+        self, app: Celery, options: dict[str, Any], idempotency_key: str | None = None
+    ) -> TypedResult[Any]:
         """Send this node to ``app``'s broker with Celery's ``options``."""
+        if idempotency_key is not None:
+            msg = "an idempotency key applies to one task, not to a workflow; give it to a step"
+            raise DispatchError(msg)
         return self._send(app, (), options)
 
     def send_with_input(self, app: Celery, first: Any, options: dict[str, Any]) -> TypedResult[Any]:
@@ -132,13 +139,38 @@ class Call(Node):
     def label(self) -> str:
         return self.name
 
-    def send(self, app: Celery, options: dict[str, Any]) -> TypedResult[Any]:
+    def send(
+        self, app: Celery, options: dict[str, Any], idempotency_key: str | None = None
+    ) -> TypedResult[Any]:
         # The hot path: straight to send_task, no canvas object. A contract that returns None
         # stores no result and subscribes to none.
         name = f"{app_settings(app).namespace}.{self.name}"
         ignored = self.codec.returns_none
+        if idempotency_key is not None:
+            return self._send_once(app, name, options, idempotency_key)
         with translate_publish_errors(app):
             raw = app.send_task(name, self.args, self.kwargs, ignore_result=ignored, **options)
+        return TypedResult(raw, self.codec.decode_result, name=name, ignored=ignored)
+
+    def _send_once(
+        self, app: Celery, name: str, options: dict[str, Any], key: str
+    ) -> TypedResult[Any]:
+        """Publish unless a task with ``key`` was dispatched within the key's TTL."""
+        task_id = options.get("task_id") or str(uuid.uuid4())
+        ignored = self.codec.returns_none
+        earlier = idempotency.claim(app, name, key, task_id)
+        if earlier is not None:
+            raw = app.AsyncResult(earlier)
+        else:
+            options = options | {"task_id": task_id, "headers": {idempotency.HEADER: key}}
+            try:
+                with translate_publish_errors(app):
+                    raw = app.send_task(
+                        name, self.args, self.kwargs, ignore_result=ignored, **options
+                    )
+            except BaseException:
+                idempotency.release(app, name, key, task_id)
+                raise
         return TypedResult(raw, self.codec.decode_result, name=name, ignored=ignored)
 
 
@@ -284,6 +316,7 @@ class Sig(Generic[R_co]):
         task_id: str | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        idempotency_key: str | None = None,
     ) -> TypedResult[R_co]:
         """Send it, with options (never the task's own arguments: those are in the signature).
 
@@ -296,10 +329,14 @@ class Sig(Generic[R_co]):
             task_id: The id to give the task (default: a new UUID).
             time_limit: Hard time limit in seconds, for this call.
             soft_time_limit: Soft time limit in seconds, for this call.
+            idempotency_key: Send at most once per key: a later dispatch with the same key
+                (within ``idempotency_ttl``) returns the first task's handle and sends nothing,
+                and a redelivered message whose key completed is not run again. One task only,
+                not a workflow.
 
         Raises:
             DispatchError: an option is invalid (VisibilityTimeoutError for a long countdown).
-            BrokerUnavailableError: the broker did not answer.
+            BrokerUnavailableError: the broker (or the Redis keeping the keys) did not answer.
         """
         app = self.app or default_app()
         options = send_options(
@@ -313,7 +350,9 @@ class Sig(Generic[R_co]):
             time_limit=time_limit,
             soft_time_limit=soft_time_limit,
         )
-        return self.node.send(app, options)
+        if idempotency_key is not None:
+            idempotency_key = idempotency.check_key(idempotency_key)
+        return self.node.send(app, options, idempotency_key)
 
     def delay(self) -> TypedResult[R_co]:
         """Send it now, with no options."""

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 from crawjud_tasks._canvas import Call, ImmutableSig, PartialSig, Sig
 from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._dispatch import visibility_timeout
+from crawjud_tasks._execution import DEFAULT_MAX_DELIVERIES, Delivery, Execution
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
 from crawjud_tasks._state import app_settings, default_app, has_settings
@@ -23,6 +25,8 @@ from crawjud_tasks.errors import ContractError, PayloadError
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from crawjud_tasks._retry import RetryPolicy
 
 __all__ = ["TaskRef", "contracts", "report_missing_implementations", "task_contract"]
 
@@ -42,16 +46,29 @@ def contracts() -> dict[str, TaskRef[Any, Any]]:
     return dict(_CONTRACTS)
 
 
-def task_contract(name: str) -> Callable[[Callable[P, R]], TaskRef[P, R]]:
+def task_contract(
+    name: str,
+    *,
+    delivery: Delivery = "at_most_once",
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+) -> Callable[[Callable[P, R]], TaskRef[P, R]]:
     """Declare a task: the decorated stub's parameters and return type are the contract.
 
     Args:
         name: The task's name under the namespace, e.g. ``"bots.execute_bot"`` (sent as
             ``crawjud.bots.execute_bot``); its first segment picks the queue (``bots``,
             ``mail`` or ``maintenance``; anything else goes to the default queue).
+        delivery: ``"at_most_once"`` (Celery's default: the message is acknowledged when the
+            worker takes it, so a worker that dies loses it) or ``"at_least_once"`` (for tasks
+            with side effects: acknowledged after the run, requeued if the worker dies, counted,
+            dropped as a poison message after ``max_deliveries``, and guarded by a run lease;
+            see "Retries and delivery").
+        max_deliveries: With ``"at_least_once"``, deliveries of one message before it is
+            dropped with :class:`PoisonMessageError`.
 
     Raises:
-        ContractError: the name is not dotted words, or another contract has it.
+        ContractError: the name is not dotted words, another contract has it, or an option is
+            invalid.
 
     Example::
 
@@ -62,6 +79,16 @@ def task_contract(name: str) -> Callable[[Callable[P, R]], TaskRef[P, R]]:
     if not is_instance(name, str) or not all(part.isidentifier() for part in name.split(".")):
         msg = f"a contract name is dotted identifiers like 'reports.monthly', got {name!r}"
         raise ContractError(msg)
+    if delivery not in ("at_most_once", "at_least_once"):
+        msg = f"delivery must be 'at_most_once' or 'at_least_once', got {delivery!r}"
+        raise ContractError(msg)
+    if (
+        is_instance(max_deliveries, bool)
+        or not is_instance(max_deliveries, int)
+        or max_deliveries < 1
+    ):
+        msg = f"max_deliveries must be an integer >= 1, got {max_deliveries!r}"
+        raise ContractError(msg)
 
     def declare(func: Callable[P, R]) -> TaskRef[P, R]:
         previous = _CONTRACTS.get(name)
@@ -71,7 +98,8 @@ def task_contract(name: str) -> Callable[[Callable[P, R]], TaskRef[P, R]]:
                 f"give {_origin(func)} another name"
             )
             raise ContractError(msg)
-        ref: TaskRef[P, R] = TaskRef(func, name)
+        shared = _Shared(ContractCodec(func, name), delivery, max_deliveries)
+        ref: TaskRef[P, R] = TaskRef(func, name, _shared=shared)
         _CONTRACTS[name] = ref
         return ref
 
@@ -85,12 +113,24 @@ def _origin(func: Callable[..., Any]) -> str:
 class _Shared:
     """What every copy of one contract (one per ``using(app)``) shares."""
 
-    __slots__ = ("codec", "local")
+    __slots__ = ("codec", "delivery", "local", "max_deliveries")
 
-    def __init__(self, codec: ContractCodec) -> None:
+    codec: ContractCodec
+    delivery: Delivery
+    max_deliveries: int
+    local: Callable[..., Any] | None
+
+    def __init__(
+        self,
+        codec: ContractCodec,
+        delivery: Delivery = "at_most_once",
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+    ) -> None:
         self.codec = codec
+        self.delivery = delivery
+        self.max_deliveries = max_deliveries
         #: The implementation bound in this process, for ``ref(...)``.
-        self.local: Callable[..., Any] | None = None
+        self.local = None
 
 
 class TaskRef(Generic[P, R]):
@@ -225,6 +265,7 @@ class TaskRef(Generic[P, R]):
         self,
         app: Celery,
         *,
+        retry: RetryPolicy | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -237,17 +278,26 @@ class TaskRef(Generic[P, R]):
 
         Args:
             app: The worker's app (from ``create_app`` or ``install``).
+            retry: Retry a failed run through the broker as this policy says (the library
+                computes each countdown, fractional seconds kept); ``None``: never retried.
             time_limit: Hard time limit in seconds (the worker kills the child after it).
             soft_time_limit: Soft time limit in seconds (``SoftTimeLimitExceeded`` is raised).
 
         Raises:
             ContractError: the contract is already implemented on ``app``, or cannot be sent as
                 JSON.
+            VisibilityTimeoutError: the retry policy waits as long as the broker's visibility
+                timeout.
         """
 
         def bind(func: Callable[P, R]) -> Callable[P, R]:
             self._register(
-                app, func, bound=False, time_limit=time_limit, soft_time_limit=soft_time_limit
+                app,
+                func,
+                bound=False,
+                retry=retry,
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
             )
             return func
 
@@ -257,6 +307,7 @@ class TaskRef(Generic[P, R]):
         self,
         app: Celery,
         *,
+        retry: RetryPolicy | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
@@ -265,7 +316,12 @@ class TaskRef(Generic[P, R]):
 
         def bind(func: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
             self._register(
-                app, func, bound=True, time_limit=time_limit, soft_time_limit=soft_time_limit
+                app,
+                func,
+                bound=True,
+                retry=retry,
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
             )
             return func
 
@@ -277,16 +333,32 @@ class TaskRef(Generic[P, R]):
         func: Callable[..., Any],
         *,
         bound: bool,
+        retry: RetryPolicy | None,
         time_limit: float | None,
         soft_time_limit: float | None,
     ) -> None:
-        codec = self._shared.codec
+        shared = self._shared
+        codec = shared.codec
         codec.check_declaration()
         name = self.full_name(app)
         if name in app.tasks:
             msg = f"{name} is already implemented on this app; implement a contract once per app"
             raise ContractError(msg)
-        run = _runner(codec, func, bound=bound)
+        if retry is not None:
+            limit = visibility_timeout(app)
+            if limit is not None:
+                retry.check_visibility(limit)
+        at_least_once = shared.delivery == "at_least_once"
+        execution = Execution(
+            codec=codec,
+            func=func,
+            bound=bound,
+            retry=retry,
+            delivery=shared.delivery,
+            max_deliveries=shared.max_deliveries,
+        )
+        run = execution.runner()
+        _present(run, func, codec)
         options: dict[str, Any] = {
             "name": name,
             "base": CrawjudTask,
@@ -296,33 +368,27 @@ class TaskRef(Generic[P, R]):
             "ignore_result": codec.returns_none,
             "time_limit": time_limit,
             "soft_time_limit": soft_time_limit,
+            # Retries are the policy's to decide, not Celery's default of three.
+            "max_retries": None,
+            "acks_late": at_least_once,
+            "reject_on_worker_lost": at_least_once,
         }
         app.task(**options)(run)
         if not bound:
-            self._shared.local = func
+            shared.local = func
 
 
-def _runner(codec: ContractCodec, func: Callable[..., Any], *, bound: bool) -> Callable[..., Any]:
-    """The function Celery runs: check and rebuild the arguments, call, encode the result."""
-    returns_none = codec.returns_none
-    takes_nothing = not codec.signature.parameters
+def _present(run: Callable[..., Any], func: Callable[..., Any], codec: ContractCodec) -> None:
+    """Give ``run`` the implementation's names and the contract's parameters.
 
-    def run(task: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs or not takes_nothing:
-            args, kwargs = codec.decode_arguments(args, kwargs)
-        result = func(task, *args, **kwargs) if bound else func(*args, **kwargs)
-        if returns_none:
-            return None
-        return encode(result)
-
+    Celery reads the parameters (to tell old-style error callbacks, for instance) from the
+    signature: show it the contract's, behind the task itself.
+    """
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(run, attribute, getattr(func, attribute, None))
-    # Celery reads the parameters (to tell old-style error callbacks, for instance) from the
-    # signature: show it the contract's, behind the task itself.
     parameters = list(codec.signature.parameters.values())
     self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
     run.__signature__ = codec.signature.replace(parameters=[self_parameter, *parameters])  # type: ignore[attr-defined]  # read by inspect.signature
-    return run
 
 
 def report_missing_implementations(app: Celery, consumed: set[str]) -> list[str]:

@@ -81,6 +81,7 @@ def lease(
     heartbeat: float | None = None,
     owner: str | None = None,
     on_lost: Callable[[LeaseLostError], None] | None = None,
+    on_renew: Callable[[], None] | None = None,
 ) -> Lease:
     """A lease on ``key`` for ``app``, to take with ``with`` or :meth:`Lease.acquire`.
 
@@ -91,13 +92,16 @@ def lease(
         heartbeat: Seconds between renewals (default ``ttl / 3``); shorter than ``ttl``.
         owner: The holder's label that others see (default ``hostname:pid``).
         on_lost: Called once, from the heartbeat thread, with the error, if the lease is lost.
+        on_renew: Called from the heartbeat thread after each renewal (its errors are logged).
 
     Raises:
         SettingsError: ``key``, ``ttl``, ``heartbeat`` or ``owner`` is invalid.
         CrawjudTasksError: ``app`` was not made by ``create_app`` nor ``install``, or has no
             Redis to keep the lease on.
     """
-    return Lease(app, key, ttl, heartbeat=heartbeat, owner=owner, on_lost=on_lost)
+    return Lease(
+        app, key, ttl, heartbeat=heartbeat, owner=owner, on_lost=on_lost, on_renew=on_renew
+    )
 
 
 @final
@@ -118,6 +122,7 @@ class Lease:
         heartbeat: float | None = None,
         owner: str | None = None,
         on_lost: Callable[[LeaseLostError], None] | None = None,
+        on_renew: Callable[[], None] | None = None,
     ) -> None:
         if not key:
             msg = f"a lease key must be a non-empty string, got {key!r}"
@@ -147,6 +152,7 @@ class Lease:
         self.owner = label
         self._app = app
         self._on_lost = on_lost
+        self._on_renew = on_renew
         self._ttl_ms = max(1, round(self.ttl * 1000))
         client = redis_client(app)
         self._acquire_script = client.register_script(_ACQUIRE)
@@ -307,6 +313,11 @@ class Lease:
             if answer == 1:
                 self._confirmed_at = sent
                 wait = self.heartbeat
+                if self._on_renew is not None:
+                    try:
+                        self._on_renew()
+                    except Exception:
+                        _LOG.exception("lease %r: the on_renew callback failed", self.key)
                 continue
             if answer is None:
                 reason = "the key expired or was deleted before a renewal"

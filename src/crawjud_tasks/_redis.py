@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from crawjud_tasks._settings import Settings
 
 __all__ = [
+    "broker_client",
     "close_redis_client",
     "is_redis_url",
     "redis_client",
@@ -44,6 +45,7 @@ _ATTEMPT_SHARE = 0.4
 _PAUSE_SHARE = 0.1
 
 _CLIENTS: weakref.WeakKeyDictionary[Celery, redis.Redis] = weakref.WeakKeyDictionary()
+_BROKER_CLIENTS: weakref.WeakKeyDictionary[Celery, redis.Redis | None] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -79,12 +81,26 @@ def redis_client(app: Celery) -> redis.Redis:
         return client
 
 
-def close_redis_client(app: Celery) -> None:
-    """Close ``app``'s library client, if it made one (the next use makes a new one)."""
+def broker_client(app: Celery) -> redis.Redis | None:
+    """A redis-py client on ``app``'s broker database, or ``None`` if the broker is not a Redis
+    that redis-py opens from its URL (for the few broker keys the library touches)."""
     with _LOCK:
-        client = _CLIENTS.pop(app, None)
-    if client is not None:
-        client.close()
+        if app not in _BROKER_CLIENTS:
+            url = str(app.conf.broker_url or "")
+            client = None
+            if _scheme(url) in _REDIS_PY_SCHEMES:
+                client = _new_client(app_settings(app), redis_py_url(url.split(";", 1)[0]))
+            _BROKER_CLIENTS[app] = client
+        return _BROKER_CLIENTS[app]
+
+
+def close_redis_client(app: Celery) -> None:
+    """Close ``app``'s library clients, if it made them (the next use makes new ones)."""
+    with _LOCK:
+        clients = [_CLIENTS.pop(app, None), _BROKER_CLIENTS.pop(app, None)]
+    for client in clients:
+        if client is not None:
+            client.close()
 
 
 @contextlib.contextmanager
@@ -132,11 +148,11 @@ def _library_url(settings: Settings) -> str:
     raise CrawjudTasksError(msg)
 
 
-def _new_client(settings: Settings) -> redis.Redis:
+def _new_client(settings: Settings, url: str | None = None) -> redis.Redis:
     timeout = settings.broker_connection_timeout
     per_attempt = timeout * _ATTEMPT_SHARE
     return redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
-        _library_url(settings),
+        url or _library_url(settings),
         socket_connect_timeout=per_attempt,
         socket_timeout=per_attempt,
         retry=Retry(ConstantBackoff(timeout * _PAUSE_SHARE), retries=1),

@@ -35,6 +35,7 @@ from crawjud_tasks.errors import SettingsError
 
 __all__ = [
     "DEFAULT_BROKER_CONNECTION_TIMEOUT",
+    "DEFAULT_IDEMPOTENCY_TTL",
     "DEFAULT_NAMESPACE",
     "DEFAULT_RESULT_EXPIRES",
     "DEFAULT_TIMEZONE",
@@ -57,6 +58,7 @@ DEFAULT_TIMEZONE = "America/Sao_Paulo"
 DEFAULT_BROKER_CONNECTION_TIMEOUT = 5.0
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 DEFAULT_RESULT_EXPIRES = 86400.0
+DEFAULT_IDEMPOTENCY_TTL = 86400.0
 ENV_PREFIX = "CRAWJUD_TASKS_"
 #: ``0`` turns retry waits off in a process (tests); read by :mod:`crawjud_tasks._retry`.
 RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
@@ -150,6 +152,8 @@ class Settings:
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
     #: Seconds results are kept.
     result_expires: float = DEFAULT_RESULT_EXPIRES
+    #: Seconds an idempotency key (and the result it recorded) is kept.
+    idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
     #: Send Celery task events (costs Redis writes per task; Flower can switch them on live).
     task_events: bool = False
     bots: BotSettings = dataclasses.field(default_factory=BotSettings)

@@ -117,6 +117,7 @@ def check_values(settings: Settings) -> None:
     _positive("broker_connection_timeout", settings.broker_connection_timeout)
     _positive("visibility_timeout", settings.visibility_timeout)
     _positive("result_expires", settings.result_expires)
+    _positive("idempotency_ttl", settings.idempotency_ttl)
     _positive("mail.timeout", settings.mail.timeout)
     _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)

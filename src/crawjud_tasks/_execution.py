@@ -1,0 +1,268 @@
+"""What runs on the worker when a contract's task is delivered.
+
+The plain path (no retry policy, at-most-once delivery, no idempotency key in the message) adds
+no Redis command to what Celery does: check and rebuild the arguments, call the implementation,
+encode the result. The rest is paid for only by the tasks that ask for it:
+
+- **Idempotency key** (a header set at dispatch): a key that already completed returns its
+  stored result without running again; a completed run stores its result under the key.
+- **Broker retries** (``implement(app, retry=policy)``): a failure the policy retries is sent
+  back to the broker with the countdown the policy computes (fractional seconds kept), logged
+  once with the attempt number and the wait; the policy's overall timeout counts from the first
+  attempt, whose time travels in a header.
+- **At-least-once delivery** (``task_contract(..., delivery="at_least_once")``): the message is
+  acknowledged after the run (``acks_late``) and requeued if the worker process dies
+  (``reject_on_worker_lost``). Each delivery is counted in Redis; past ``max_deliveries`` the
+  message is a poison message: it fails with :class:`PoisonMessageError`, recorded, instead of
+  being requeued for ever. The run holds a lease renewed by a heartbeat, which also keeps the
+  message from being redelivered by the visibility timeout while the run is alive; a copy
+  delivered anyway while the first is alive is dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from celery.exceptions import Ignore
+
+from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
+from crawjud_tasks._idempotency import load_result, store_result
+from crawjud_tasks._lease import lease
+from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.errors import LeaseHeldError, PoisonMessageError
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from crawjud_tasks._lease import Lease
+    from crawjud_tasks._retry import RetryPolicy
+
+__all__ = [
+    "DEFAULT_MAX_DELIVERIES",
+    "Delivery",
+    "Execution",
+    "PoisonRecord",
+    "poison_messages",
+]
+
+Delivery = Literal["at_most_once", "at_least_once"]
+#: Deliveries of one message before it counts as poison.
+DEFAULT_MAX_DELIVERIES = 3
+#: Header with the time (UNIX seconds) the first attempt started, carried across retries.
+FIRST_ATTEMPT_HEADER = "crawjud_first_attempt"
+#: A run's lease outlives its last renewal by this many seconds (renewed every third of it).
+RUN_LEASE_TTL = 30.0
+#: Poison records kept (the newest).
+_POISON_KEPT = 1000
+
+_LOG = logging.getLogger("crawjud_tasks.worker")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PoisonRecord:
+    """A message dropped after too many deliveries."""
+
+    #: The task id (the message id).
+    task_id: str
+    #: The task's name.
+    task: str
+    #: How many times it was delivered.
+    deliveries: int
+    #: Why it was dropped.
+    reason: str
+    #: When (UTC).
+    time: dt.datetime
+
+
+def poison_messages(app: Celery, *, limit: int = 100) -> list[PoisonRecord]:
+    """The most recent poison messages of ``app``'s namespace, newest first."""
+    client = redis_client(app)
+    with translate_redis_errors(app):
+        raw: Any = client.lrange(f"{app_settings(app).key_prefix}poison", 0, limit - 1)
+    records: list[PoisonRecord] = []
+    for entry in raw:
+        data = json.loads(entry)
+        data["time"] = dt.datetime.fromisoformat(data["time"])
+        records.append(PoisonRecord(**data))
+    return records
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Execution:
+    """How one contract's implementation runs on the worker."""
+
+    codec: ContractCodec
+    func: Callable[..., Any]
+    bound: bool
+    retry: RetryPolicy | None
+    delivery: Delivery
+    max_deliveries: int
+
+    def runner(self) -> Callable[..., Any]:
+        """The function Celery runs (bound: it receives the task first)."""
+        plain = self.retry is None and self.delivery == "at_most_once"
+        call = self._call
+
+        def run(task: Any, *args: Any, **kwargs: Any) -> Any:
+            key = getattr(task.request, IDEMPOTENCY_HEADER, None)
+            if plain and key is None:
+                return call(task, args, kwargs)
+            return self._run(task, key, args, kwargs)
+
+        return run
+
+    # -- the plain call -------------------------------------------------------------------------
+
+    def _call(self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if args or kwargs or self.codec.signature.parameters:
+            args, kwargs = self.codec.decode_arguments(args, kwargs)
+        result = self.func(task, *args, **kwargs) if self.bound else self.func(*args, **kwargs)
+        return None if self.codec.returns_none else encode(result)
+
+    # -- with guarantees ------------------------------------------------------------------------
+
+    def _run(
+        self, task: Any, key: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        app: Celery = task.app
+        name: str = task.name
+        if key is not None:
+            done, stored = load_result(app, name, key)
+            if done:
+                _LOG.info(
+                    "%s[%s]: key %r already completed; not run again", name, task.request.id, key
+                )
+                return stored
+        if self.delivery == "at_least_once":
+            guard = self._guard(app, task)
+            try:
+                result = self._attempt(task, args, kwargs)
+            finally:
+                guard.release()
+            _forget_deliveries(app, task)
+        else:
+            result = self._attempt(task, args, kwargs)
+        if key is not None:
+            store_result(app, name, key, result)
+        return result
+
+    def _attempt(self, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        policy = self.retry
+        if policy is None:
+            return self._call(task, args, kwargs)
+        request = task.request
+        headers: dict[str, Any] = dict(request.headers or {})
+        first = float(headers.setdefault(FIRST_ATTEMPT_HEADER, time.time()))
+        try:
+            return self._call(task, args, kwargs)
+        except Exception as exc:
+            retries = int(request.retries or 0)
+            delay = policy.next_delay(retries, time.time() - first, exc)
+            if delay is None:
+                raise
+            _LOG.warning(
+                "%s[%s]: attempt %d of %d failed with %s; retrying in %.2f s",
+                task.name,
+                request.id,
+                retries + 1,
+                policy.attempts,
+                type(exc).__name__,
+                delay,
+            )
+            raise task.retry(exc=exc, countdown=delay, headers=headers) from exc
+
+    def _guard(self, app: Celery, task: Any) -> Lease:
+        """Count this delivery, refuse a poison message, and take the run's lease."""
+        request = task.request
+        deliveries = _count_delivery(app, task)
+        if deliveries > self.max_deliveries:
+            reason = (
+                f"delivered {deliveries} times; the {deliveries - 1} deliveries before this one "
+                "ended without an acknowledgement (the worker process died or was killed)"
+            )
+            _record_poison(app, task, deliveries, reason)
+            _LOG.error("%s[%s] is a poison message: %s", task.name, request.id, reason)
+            msg = f"{task.name}[{request.id}] was dropped: {reason}"
+            raise PoisonMessageError(msg)
+        run_lease = lease(
+            app,
+            f"task:{request.id}",
+            RUN_LEASE_TTL,
+            on_renew=_unacked_toucher(app, task),
+        )
+        try:
+            return run_lease.acquire()
+        except LeaseHeldError as exc:
+            _LOG.warning(
+                "%s[%s]: another delivery of this task is still running (%s); this copy is dropped",
+                task.name,
+                request.id,
+                exc,
+            )
+            raise Ignore from exc
+
+
+def _deliveries_key(app: Celery, task: Any) -> str:
+    request = task.request
+    return f"{app_settings(app).key_prefix}deliveries:{request.id}:{request.retries or 0}"
+
+
+def _count_delivery(app: Celery, task: Any) -> int:
+    client = redis_client(app)
+    name = _deliveries_key(app, task)
+    with translate_redis_errors(app), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+        pipe.incr(name)
+        pipe.expire(name, round(app_settings(app).idempotency_ttl))
+        count, _ = pipe.execute()
+    return int(count)
+
+
+def _forget_deliveries(app: Celery, task: Any) -> None:
+    client = redis_client(app)
+    with translate_redis_errors(app):
+        client.delete(_deliveries_key(app, task))
+
+
+def _record_poison(app: Celery, task: Any, deliveries: int, reason: str) -> None:
+    record = {
+        "task_id": str(task.request.id),
+        "task": str(task.name),
+        "deliveries": deliveries,
+        "reason": reason,
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    key = f"{app_settings(app).key_prefix}poison"
+    client = redis_client(app)
+    with translate_redis_errors(app), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+        pipe.lpush(key, json.dumps(record))
+        pipe.ltrim(key, 0, _POISON_KEPT - 1)
+        pipe.execute()
+
+
+def _unacked_toucher(app: Celery, task: Any) -> Callable[[], None] | None:
+    """A renewal hook that keeps the run's message out of Redis's visibility-timeout restore.
+
+    kombu's Redis transport restores a delivered message once its entry in the unacked index is
+    older than the visibility timeout. While the run's heartbeat lives, it moves that entry's
+    time to now; once the worker dies, the entry ages and the message is redelivered.
+    """
+    transport: Any = app.conf.broker_transport_options or {}
+    index = transport.get("unacked_index_key")
+    properties: Any = task.request.properties or {}
+    tag = properties.get("delivery_tag")
+    client = broker_client(app)
+    if index is None or tag is None or client is None:
+        return None
+
+    def touch() -> None:
+        client.zadd(index, {tag: time.time()}, xx=True)
+
+    return touch

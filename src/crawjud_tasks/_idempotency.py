@@ -1,0 +1,89 @@
+"""Idempotency keys: one execution per key, however often a task is dispatched or delivered.
+
+On dispatch, ``<prefix>idempotency:<task>:<key>`` is set to the new task's id only if it is not
+set yet (``SET NX``, one round trip): the first dispatch publishes, every later one within the
+TTL gets the first task's id back and publishes nothing. The message carries the key in a header;
+on the worker, a task whose key has a stored result (``...:<key>:result``) returns it without
+running again, so a redelivered or duplicated message has no second effect. Both keys expire
+after ``idempotency_ttl`` seconds (a setting; 24 hours by default).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from crawjud_tasks._redis import redis_client, translate_redis_errors
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.errors import DispatchError
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["HEADER", "check_key", "claim", "load_result", "release", "store_result"]
+
+#: The message header that carries the key to the worker.
+HEADER = "crawjud_idempotency_key"
+_MAX_KEY = 200
+_MISSING = object()
+
+
+def check_key(key: object) -> str:
+    """``key`` if it is a usable idempotency key.
+
+    Raises:
+        DispatchError: it is not a non-empty string of at most 200 characters.
+    """
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
+        msg = (
+            f"idempotency_key must be a non-empty string of at most {_MAX_KEY} characters, "
+            f"got {key!r}"
+        )
+        raise DispatchError(msg)
+    return key
+
+
+def _redis_key(app: Celery, task: str, key: str) -> str:
+    return f"{app_settings(app).key_prefix}idempotency:{task}:{key}"
+
+
+def claim(app: Celery, task: str, key: str, task_id: str) -> str | None:
+    """Record ``task_id`` as the task of ``key``; return the earlier task's id if there is one."""
+    client = redis_client(app)
+    name = _redis_key(app, task, key)
+    ttl = app_settings(app).idempotency_ttl
+    with translate_redis_errors(app):
+        if client.set(name, task_id, nx=True, px=round(ttl * 1000)):
+            return None
+        existing: Any = client.get(name)
+    if existing is None:  # expired between the two commands: this dispatch takes the key
+        return claim(app, task, key, task_id)
+    return bytes(existing).decode()
+
+
+def release(app: Celery, task: str, key: str, task_id: str) -> None:
+    """Give the key back after a failed publish, if it still names ``task_id``."""
+    client = redis_client(app)
+    name = _redis_key(app, task, key)
+    with translate_redis_errors(app):
+        if client.get(name) == task_id.encode():
+            client.delete(name)
+
+
+def load_result(app: Celery, task: str, key: str) -> tuple[bool, Any]:
+    """``(True, result)`` if a task with ``key`` completed (its JSON result), else
+    ``(False, None)``."""
+    client = redis_client(app)
+    with translate_redis_errors(app):
+        stored: Any = client.get(f"{_redis_key(app, task, key)}:result")
+    if stored is None:
+        return False, None
+    return True, json.loads(stored)
+
+
+def store_result(app: Celery, task: str, key: str, result: Any) -> None:
+    """Record the JSON ``result`` of the task with ``key`` (it completed)."""
+    client = redis_client(app)
+    ttl = app_settings(app).idempotency_ttl
+    with translate_redis_errors(app):
+        client.set(f"{_redis_key(app, task, key)}:result", json.dumps(result), px=round(ttl * 1000))
