@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from celery import Celery
 from crawjud_tasks import EmbeddedRedis
 from crawjud_tasks.testing import RedisServer, WorkerProcess
 
-from .conftest import run_cli
+from .conftest import python_env, run_cli
 
 
 def test_version_and_help() -> None:
@@ -107,7 +108,8 @@ def test_worker_for_a_host_app(
     worker = crawjud_worker_process(
         app_spec="hostapp_cli:make",
         env={
-            "PYTHONPATH": str(tmp_path),
+            # The host's module, then the crawjud_tasks under test (not another installed one).
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), python_env()["PYTHONPATH"]]),
             "HOST_BROKER": crawjud_redis.url_for(0),
             "HOST_BACKEND": crawjud_redis.url_for(1),
         },

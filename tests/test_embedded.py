@@ -14,6 +14,8 @@ from celery.contrib.testing.worker import start_worker
 
 from crawjud_tasks import EmbeddedRedis, EmbeddedRedisError, ping
 
+from .conftest import python_env
+
 
 @pytest.fixture
 def embedded(crawjud_data_dir: Path) -> Iterator[EmbeddedRedis]:
@@ -101,7 +103,7 @@ def test_no_binary_says_how_to_get_one(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(tmp_path)],
         capture_output=True,
         text=True,
-        env={"PATH": "", "HOME": str(tmp_path)},
+        env={"PATH": "", "HOME": str(tmp_path), "PYTHONPATH": python_env()["PYTHONPATH"]},
         timeout=60,
         check=True,
     ).stdout
