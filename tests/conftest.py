@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 
 import crawjud_tasks
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
+from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
 
 
 def run_cli(
@@ -87,3 +89,61 @@ def make_app() -> Iterator[Callable[..., Celery]]:
     yield make
     for app in apps:
         close_app(app)
+
+
+# -- the example contracts: a host app without implementations, a worker process with them --
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_KEY = "examples:log"
+
+
+@pytest.fixture(scope="module")
+def host_settings(
+    crawjud_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    client = crawjud_redis_server.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return settings_for(crawjud_redis_server, tmp_path_factory.mktemp("ex"), namespace="ex")
+
+
+@pytest.fixture(scope="module")
+def host(host_settings: Settings) -> Iterator[Celery]:
+    """The host service's app: it has none of the example implementations."""
+    app = create_app(host_settings)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    host: Celery, host_settings: Settings, crawjud_redis_server: RedisServer
+) -> Iterator[WorkerProcess]:
+    """A worker subprocess whose app implements the example contracts."""
+    env = {
+        **host_settings.to_env(),
+        "EXAMPLES_REDIS_URL": crawjud_redis_server.url_for(2),
+        "EXAMPLES_LOG_KEY": LOG_KEY,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    process = WorkerProcess(host, app_spec="tests.examples.worker:app", env=env, loglevel="INFO")
+    process.start()
+    yield process
+    process.stop()
+    process.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def log(crawjud_redis_server: RedisServer, worker: WorkerProcess) -> Iterator[redis.Redis]:
+    """The list where the worker notes side effects, emptied before the test."""
+    client = crawjud_redis_server.client(2)
+    client.delete(LOG_KEY)
+    yield client
+    client.close()
+
+
+def entries(client: redis.Redis) -> list[str]:
+    raw: list[bytes] = client.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]
+    return [entry.decode() for entry in raw]

@@ -83,3 +83,27 @@ def when(days: int | None) -> dt.datetime | None:
 @task_contract("examples.unimplemented")
 def unimplemented() -> int:
     raise NotImplementedError
+
+
+@task_contract("examples.flaky")
+def flaky(marker: str, failures: int) -> int:
+    """Fails ``failures`` times with a TransientError, then returns the attempt number."""
+    raise NotImplementedError
+
+
+@task_contract("examples.refused")
+def refused(marker: str) -> int:
+    """Always fails with a PermanentError (never retried)."""
+    raise NotImplementedError
+
+
+@task_contract("examples.effect", delivery="at_least_once")
+def effect(marker: str, seconds: float = 0.0) -> str:
+    """Notes a side effect, then sleeps ``seconds``."""
+    raise NotImplementedError
+
+
+@task_contract("examples.crash", delivery="at_least_once", max_deliveries=3)
+def crash(marker: str) -> str:
+    """Notes the delivery, then kills the process running it."""
+    raise NotImplementedError

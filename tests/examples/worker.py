@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
+import time
 
 import redis
 
-from crawjud_tasks import create_app
+from crawjud_tasks import PermanentError, RetryPolicy, TransientError, create_app
 from tests.examples import contracts as c
 
 app = create_app()
@@ -78,3 +80,37 @@ def when(days: int | None) -> dt.datetime | None:
     if days is None:
         return None
     return dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=days)
+
+
+#: Fractional waits without jitter, so that tests can compare them with what the worker did.
+SCHEDULE = RetryPolicy(attempts=4, initial_wait=0.25, multiplier=1.5, max_wait=1.0, jitter=0.0)
+
+
+@c.flaky.implement_bound(app, retry=SCHEDULE)
+def flaky(task: object, marker: str, failures: int) -> int:
+    attempt = int(task.request.retries) + 1  # type: ignore[attr-defined]
+    _note(f"{marker}:{attempt}:{time.time()}:{task.request.eta}")  # type: ignore[attr-defined]
+    if attempt <= failures:
+        raise TransientError(f"court site busy ({attempt})")
+    return attempt
+
+
+@c.refused.implement(app, retry=SCHEDULE)
+def refused(marker: str) -> int:
+    _note(marker)
+    raise PermanentError("the court refused this filing")
+
+
+@c.effect.implement(app)
+def effect(marker: str, seconds: float = 0.0) -> str:
+    _note(f"{marker}:start:{os.getpid()}")
+    time.sleep(seconds)
+    _note(f"{marker}:end")
+    return marker
+
+
+@c.crash.implement(app)
+def crash(marker: str) -> str:
+    _note(f"{marker}:{os.getpid()}")
+    os.kill(os.getpid(), signal.SIGKILL)
+    return marker
