@@ -12,6 +12,7 @@ from crawjud_tasks._app import create_app, install
 from crawjud_tasks._canvas import ImmutableSig, PartialSig, Sig, chord, group, map_chunks, pipeline
 from crawjud_tasks._contracts import TaskRef, task_contract
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
+from crawjud_tasks._execution import PoisonRecord, poison_messages
 from crawjud_tasks._lease import Lease, lease
 from crawjud_tasks._ping import PingResult, ping
 from crawjud_tasks._results import TypedResult
@@ -69,6 +70,7 @@ __all__ = [
     "PermanentError",
     "PingResult",
     "PoisonMessageError",
+    "PoisonRecord",
     "QueueSettings",
     "ResultTimeoutError",
     "RetryPolicy",
@@ -90,6 +92,7 @@ __all__ = [
     "map_chunks",
     "ping",
     "pipeline",
+    "poison_messages",
     "task_contract",
 ]
 
