@@ -9,13 +9,14 @@ run once per round in interleaved order, reported as the median rate:
   again, the A/A control that shows the noise floor.
 - ``raw group``: raw Celery, ``group(task.s(i) for i in ...).apply_async()``.
 - ``lib loop``: the library, ``contract.delay(i)`` N times.
-- ``lib group``: the library's ``group([...]).delay()``: one producer, publishes pipelined in
-  batches (kombu's ``Producer.batch``).
+- ``lib group``: the library's ``group([...]).delay()``: each message built and routed once,
+  published through one producer in pipelined batches (kombu's ``Producer.batch``), results
+  subscribed to when awaited rather than one by one at send time.
 - ``lib map_chunks``: ``map_chunks(contract.s(), range(N), 100)``: N items in N/100 messages
   (its rate counts items).
 
-Each stored-result dispatch also subscribes to its result channel (one Redis round trip per
-task that is not pipelined), which bounds every row but map_chunks.
+Raw Celery's client spends about 2.3 M instructions per dispatch (routing, options, a result
+subscription and result objects per task), which bounds its rows; see docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -215,3 +215,24 @@ def test_worker_start_reports_contracts_without_implementation(
     output = worker.output()
     assert "ex.examples.unimplemented is routed to queue ex, which this worker consumes" in output
     assert "ex.examples.add is routed" not in output
+
+
+def test_group_results_stored_before_anyone_waits_are_found(
+    host: Celery, worker: WorkerProcess, crawjud_redis_server: RedisServer
+) -> None:
+    # A group of plain calls is published in bulk and subscribes to its results only when
+    # they are awaited: results already stored by then must still be found.
+    add = c.add.using(host)
+    result = group([add.s(i, 1) for i in range(40)]).apply_async(priority=3, task_id="grp-1")
+    assert result.id == "grp-1"
+    members = [member.id for member in result.raw.results]  # type: ignore[union-attr]
+    backend = crawjud_redis_server.client(1)
+    try:
+        deadline = time.monotonic() + 20
+        keys = [f"ex:celery-task-meta-{member}" for member in members]
+        while backend.exists(*keys) < len(keys) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert backend.exists(*keys) == len(keys)
+    finally:
+        backend.close()
+    assert result.get(timeout=20) == [i + 1 for i in range(40)]

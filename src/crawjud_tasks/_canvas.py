@@ -22,6 +22,7 @@ from celery import chord as celery_chord
 from celery import group as celery_group
 
 from crawjud_tasks import _idempotency as idempotency
+from crawjud_tasks._bulk import BULK_OPTIONS, publish_group
 from crawjud_tasks._codec import ContractCodec, encode
 from crawjud_tasks._dispatch import send_options, translate_publish_errors
 from crawjud_tasks._guards import is_instance
@@ -205,6 +206,22 @@ class _Group(Node):
 
     def label(self) -> str:
         return f"group({len(self.members)})"
+
+    def send(
+        self, app: Celery, options: dict[str, Any], idempotency_key: str | None = None
+    ) -> TypedResult[Any]:
+        calls = [member for member in self.members if isinstance(member, Call)]
+        if (
+            idempotency_key is not None
+            or len(calls) < len(self.members)
+            or options.keys() - BULK_OPTIONS
+        ):
+            return Node.send(self, app, options, idempotency_key)
+        # A group of plain calls takes the bulk path: one producer, pipelined publishes.
+        namespace = app_settings(app).namespace
+        batch = [(f"{namespace}.{call.name}", call.args, call.kwargs) for call in calls]
+        raw = publish_group(app, batch, options, options.get("task_id"))
+        return TypedResult(raw, self.decoder(), name=self.label())
 
 
 @dataclass(frozen=True, slots=True)
