@@ -184,6 +184,13 @@ def test_map_chunks_flattens_in_order(host: Celery, worker: WorkerProcess) -> No
     assert flow.then(c.total.using(host).s()).delay().get(timeout=30) == sum(
         1000 + n for n in range(25)
     )
+    # A contract that takes one argument maps as it is, like its contract.s().
+    assert map_chunks(add, [1, 2, 3], 2).delay().get(timeout=30) == [1, 2, 3]
+
+
+def test_map_chunks_refuses_a_contract_that_needs_more_than_the_item() -> None:
+    with pytest.raises(ContractError, match=r"one argument of examples\.prepare"):
+        map_chunks(c.prepare, [["1"]], 2)  # type: ignore[arg-type]  # the point: it takes two
 
 
 def test_contract_returning_none_stores_no_result(
