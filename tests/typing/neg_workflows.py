@@ -44,10 +44,12 @@ chord([c.add.s(1), c.status.s("1")], c.total.s())  # E: mypy[misc] pyright[repor
 mixed = group([c.add.s(1), c.status.s("1")]) | c.total.s()  # E: mypy[operator] pyright[reportOperatorIssue] pyright[reportUnknownVariableType]
 group([c.add.s(1), c.status.s("1")]).then(c.total.s())  # E: mypy[arg-type] pyright[reportArgumentType]
 
-# map_chunks: items of the wrong type, or a task that takes more than the item.
+# map_chunks: items of the wrong type, a task that takes more than the item, or a function that
+# is not a contract (it would not run on a worker).
 map_chunks(c.add.s(b=1), ["1", "2"], 10)  # E: mypy[misc `Cannot infer value of type parameter "A" of "map_chunks"`] pyright[reportArgumentType `parameter "items"`]
 map_chunks(c.check, [lawsuit, "0002"], 10)  # E: mypy[misc] pyright[reportArgumentType `"Literal['0002']" is not assignable to "Lawsuit"`]
 map_chunks(c.prepare, [["1"]], 10)  # E: mypy[arg-type] pyright[reportArgumentType `Extra parameter "year"`]
 map_chunks(c.label, ["x"], 10)  # E: mypy[arg-type] pyright[reportArgumentType]
+map_chunks(len, [[1], [2]], 10)  # E: mypy[arg-type] pyright[reportArgumentType `"codec" is not present`]
 map_chunks(c.add.s(1), [1, 2], 10)  # E: mypy[arg-type] pyright[reportArgumentType]
 map_chunks(c.add.s(), range(3), "10")  # E: mypy[arg-type] pyright[reportArgumentType]
