@@ -11,6 +11,7 @@ nox.options.reuse_existing_virtualenvs = False
 nox.options.sessions = ["tests", "lint", "typecheck"]
 
 SOURCES = ["src", "tests", "benchmarks", "noxfile.py"]
+TYPING = Path("tests/typing")
 
 
 @nox.session
@@ -37,10 +38,19 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict and pyright (strict) on src/."""
+    """mypy --strict and pyright (strict) on src/ and on the correct-usage typing tests.
+
+    The wrong-usage files of tests/typing are checked by tests/test_typing.py, which expects
+    their errors.
+    """
     session.install(".[dev]")
     session.run("mypy")
     session.run("pyright")
+    positive = [
+        str(path) for path in sorted(TYPING.glob("*.py")) if not path.name.startswith("neg_")
+    ]
+    session.run("mypy", "--config-file", str(TYPING / "mypy.ini"), *positive)
+    session.run("pyright", "--project", str(TYPING / "pyrightconfig.json"), *positive)
 
 
 @nox.session

@@ -133,6 +133,13 @@ def test_map_chunks_flattens_in_order(host: Celery, worker: WorkerProcess) -> No
     assert flow.then(c.total.using(host).s()).delay().get(timeout=30) == sum(
         1000 + n for n in range(25)
     )
+    # A contract that takes one argument maps as it is, like its contract.s().
+    assert map_chunks(add, [1, 2, 3], 2).delay().get(timeout=30) == [1, 2, 3]
+
+
+def test_map_chunks_refuses_a_contract_that_needs_more_than_the_item() -> None:
+    with pytest.raises(ContractError, match=r"one argument of examples\.prepare"):
+        map_chunks(c.prepare, [["1"]], 2)  # type: ignore[arg-type]  # the point: it takes two
 
 
 def test_contract_returning_none_stores_no_result(
@@ -236,3 +243,16 @@ def test_group_results_stored_before_anyone_waits_are_found(
     finally:
         backend.close()
     assert result.get(timeout=20) == [i + 1 for i in range(40)]
+
+
+def test_a_chain_ending_in_a_none_contract_can_be_awaited(
+    host: Celery, worker: WorkerProcess, log: redis.Redis
+) -> None:
+    # Alone, a contract returning None stores no result; as the last step of a chain (or in a
+    # group) its null result is stored, so the workflow can be waited for.
+    flow = c.add.using(host).s(1, 1) | c.record.using(host).si("chained")
+    assert flow.delay().get(timeout=20) is None
+    assert group([c.record.using(host).s("g1"), c.record.using(host).s("g2")]).delay().get(
+        timeout=20
+    ) == [None, None]
+    assert sorted(entries(log)) == ["chained", "g1", "g2"]

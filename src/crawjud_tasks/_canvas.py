@@ -15,7 +15,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 from celery import chain as celery_chain
 from celery import chord as celery_chord
@@ -568,23 +568,63 @@ def chord(
     return Sig(node, app)
 
 
-def map_chunks(task: PartialSig[A, R], items: Iterable[A], size: int, /) -> Sig[list[R]]:
+if TYPE_CHECKING:
+
+    class _OneArgumentContract(Protocol[A_contra, R_co]):
+        """A contract (``TaskRef``) that can be called with one positional argument."""
+
+        def __call__(self, first: A_contra, /) -> R_co: ...
+        @property
+        def codec(self) -> ContractCodec: ...
+
+
+def map_chunks(
+    task: PartialSig[A, R] | _OneArgumentContract[A, R], items: Iterable[A], size: int, /
+) -> Sig[list[R]]:
     """Run ``task`` once per item, ``size`` items per message, on any number of workers.
 
     The result is the list of every item's result, in the order of ``items``. ``task`` is a
-    signature missing its first argument (``contract.s()`` or ``contract.s(option=...)``): each
-    item is given as that argument. Each chunk runs on the queue ``task`` is routed to.
+    contract that takes one argument (``map_chunks(contract, ...)``), or a signature missing its
+    first argument (``contract.s()`` or ``contract.s(option=...)``): each item is given as that
+    argument. Each chunk runs on the queue ``task`` is routed to.
     """
-    if not is_instance(task, PartialSig) or not isinstance(task.node, Call):
-        msg = f"map_chunks takes one contract's partial signature (contract.s()), got {task!r}"
-        raise ContractError(msg)
+    call, app = _map_target(task)
     if is_instance(size, bool) or not is_instance(size, int) or size < 1:
         msg = f"map_chunks needs a chunk size >= 1, got {size!r}"
         raise DispatchError(msg)
-    call = task.node
     encoded = [encode(item) for item in items]
     chunks = tuple(encoded[start : start + size] for start in range(0, len(encoded), size))
-    return Sig(_MapChunks(call, chunks), task.app)
+    return Sig(_MapChunks(call, chunks), app)
+
+
+def _map_target(task: Any) -> tuple[Call, Celery | None]:
+    """The one contract call that map_chunks sends per chunk, and the app it was made for.
+
+    Raises:
+        ContractError: ``task`` is neither a contract that takes one argument nor one contract's
+            signature missing its first argument.
+    """
+    if not is_instance(task, PartialSig) and hasattr(task, "codec"):
+        # A contract (TaskRef): each item is its first argument, as for contract.s().
+        codec: ContractCodec = task.codec
+        try:
+            codec.bind((None,), {})
+        except TypeError:
+            msg = (
+                f"map_chunks gives each item as the one argument of {task.name}, which takes "
+                f"{codec.signature}; bind its other arguments with .s(option=...)"
+            )
+            raise ContractError(msg) from None
+        signature: Sig[Any] | PartialSig[Any, Any] = task.s()
+        return _map_target(PartialSig(signature.node, signature.app))
+    if not is_instance(task, PartialSig) or not isinstance(task.node, Call):
+        msg = (
+            "map_chunks takes a contract that takes one argument, or one contract's signature "
+            f"missing its first argument (contract.s()), got {task!r}"
+        )
+        raise ContractError(msg)
+    app: Celery | None = task.app
+    return task.node, app
 
 
 # -- the library's own canvas tasks ---------------------------------------------------------------

@@ -365,7 +365,10 @@ class TaskRef(Generic[P, R]):
             "bind": True,
             "shared": False,
             "typing": False,
-            "ignore_result": codec.returns_none,
+            # Results are stored unless the message says otherwise: a contract returning None
+            # sent alone asks for none, while in a chain, group or chord its (null) result is
+            # what the next step or the chord waits for.
+            "ignore_result": False,
             "time_limit": time_limit,
             "soft_time_limit": soft_time_limit,
             # Retries are the policy's to decide, not Celery's default of three.
