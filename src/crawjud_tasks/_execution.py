@@ -16,7 +16,9 @@ encode the result. The rest is paid for only by the tasks that ask for it:
   message is a poison message: it fails with :class:`PoisonMessageError`, recorded, instead of
   being requeued for ever. The run holds a lease renewed by a heartbeat, which also keeps the
   message from being redelivered by the visibility timeout while the run is alive; a copy
-  delivered anyway while the first is alive is dropped.
+  delivered anyway while the first is alive is dropped. The lease lives at most half the
+  visibility timeout past its last renewal, so a copy redelivered after its worker died finds
+  it expired.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from celery.exceptions import Ignore
 
 from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._dispatch import visibility_timeout
 from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
 from crawjud_tasks._idempotency import load_result, store_result
 from crawjud_tasks._lease import lease
@@ -51,6 +56,9 @@ __all__ = [
     "Execution",
     "PoisonRecord",
     "poison_messages",
+    "run_lease_key",
+    "run_lease_owner",
+    "run_lease_ttl",
 ]
 
 Delivery = Literal["at_most_once", "at_least_once"]
@@ -58,7 +66,8 @@ Delivery = Literal["at_most_once", "at_least_once"]
 DEFAULT_MAX_DELIVERIES = 3
 #: Header with the time (UNIX seconds) the first attempt started, carried across retries.
 FIRST_ATTEMPT_HEADER = "crawjud_first_attempt"
-#: A run's lease outlives its last renewal by this many seconds (renewed every third of it).
+#: A run's lease outlives its last renewal by this many seconds (renewed every third of it), or
+#: by half the visibility timeout when that is shorter (see :func:`run_lease_ttl`).
 RUN_LEASE_TTL = 30.0
 #: Poison records kept (the newest).
 _POISON_KEPT = 1000
@@ -194,8 +203,9 @@ class Execution:
             raise PoisonMessageError(msg)
         run_lease = lease(
             app,
-            f"task:{request.id}",
-            RUN_LEASE_TTL,
+            run_lease_key(request.id),
+            run_lease_ttl(app),
+            owner=run_lease_owner(os.getpid()),
             on_renew=_unacked_toucher(app, task),
         )
         try:
@@ -208,6 +218,28 @@ class Execution:
                 exc,
             )
             raise Ignore from exc
+
+
+def run_lease_key(task_id: str) -> str:
+    """The key of the lease an at-least-once run of ``task_id`` holds."""
+    return f"task:{task_id}"
+
+
+def run_lease_owner(pid: int) -> str:
+    """The label of the run lease held by process ``pid`` of this machine."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def run_lease_ttl(app: Celery) -> float:
+    """Seconds a run's lease outlives its last renewal on ``app``'s workers.
+
+    :data:`RUN_LEASE_TTL`, or half the visibility timeout when that is shorter: the heartbeat (a
+    third of the ttl) then touches the message's unacknowledged entry well within the visibility
+    timeout, and the lease of a worker that died has expired before the broker redelivers its
+    message, so the new delivery is not taken for a live duplicate.
+    """
+    limit = visibility_timeout(app)
+    return RUN_LEASE_TTL if limit is None else min(RUN_LEASE_TTL, limit / 2)
 
 
 def _deliveries_key(app: Celery, task: Any) -> str:
