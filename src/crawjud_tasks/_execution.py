@@ -18,7 +18,8 @@ encode the result. The rest is paid for only by the tasks that ask for it:
   message from being redelivered by the visibility timeout while the run is alive; a copy
   delivered anyway while the first is alive is dropped. The lease lives at most half the
   visibility timeout past its last renewal, so a copy redelivered after its worker died finds
-  it expired.
+  it expired; a pool process that dies has its lease freed by the worker at once
+  (:mod:`crawjud_tasks._worker_requests`), as Celery requeues its message at once.
 """
 
 from __future__ import annotations
