@@ -13,6 +13,7 @@ from celery import Celery
 
 from crawjud_tasks import BrokerUnavailableError, CrawjudTasksError, create_app
 from crawjud_tasks.testing import RedisServer, close_app
+from tests.examples import contracts as c
 
 
 @pytest.fixture
@@ -42,12 +43,18 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
-def _dispatch_error(url: str, timeout: float) -> tuple[BrokerUnavailableError, float]:
+def _ping_task(app: Celery) -> object:
+    return app.tasks["crawjud.ping"].delay()
+
+
+def _dispatch_error(
+    url: str, timeout: float, dispatch: Callable[[Celery], object] = _ping_task
+) -> tuple[BrokerUnavailableError, float]:
     app = create_app({"broker_url": url, "broker_connection_timeout": timeout})
     try:
         started = time.monotonic()
         with pytest.raises(BrokerUnavailableError) as info:
-            app.tasks["crawjud.ping"].delay()
+            dispatch(app)
         return info.value, time.monotonic() - started
     finally:
         close_app(app)
@@ -65,6 +72,12 @@ def test_refused_connection(crawjud_redis_server: RedisServer) -> None:
     assert "hunter2" not in str(error)
     assert "Connection refused" in str(error)
     assert error.__cause__ is not None
+    # A contract's dispatch (send_task by name, not the registered task) raises it too.
+    error, elapsed = _dispatch_error(
+        f"redis://127.0.0.1:{port}/0", timeout=3.0, dispatch=lambda app: c.add.using(app).delay(1)
+    )
+    assert elapsed < 3.0
+    assert "Connection refused" in str(error)
 
 
 def test_missing_unix_socket(crawjud_data_dir: Path) -> None:

@@ -227,6 +227,22 @@ def test_release_leaves_a_key_it_does_not_hold(crawjud_app: Celery, backend: red
     assert backend.get("crawjud:lease:run:7") == b"not-our-token other"
 
 
+def test_evict_deletes_only_the_named_holders_lease(
+    crawjud_app: Celery, backend: redis.Redis
+) -> None:
+    from crawjud_tasks._lease import evict
+
+    with lease(crawjud_app, "run:9", 30.0, owner="host:41"):
+        assert evict(crawjud_app, "run:9", "host:4") is False  # another holder's label
+        assert evict(crawjud_app, "run:9", "host:411") is False
+        assert backend.exists("crawjud:lease:run:9") == 1
+        assert evict(crawjud_app, "run:9", "host:41") is True  # the holder known to be dead
+        assert backend.exists("crawjud:lease:run:9") == 0
+        following = lease(crawjud_app, "run:9", 30.0).acquire()  # free for the next holder
+        following.release()
+    assert evict(crawjud_app, "run:10", "host:41") is False  # no lease at all
+
+
 def test_a_lease_set_without_ttl_says_so(crawjud_app: Celery, backend: redis.Redis) -> None:
     backend.set("crawjud:lease:run:8", b"token someone")
     with pytest.raises(LeaseHeldError, match="held by 'someone' and never expires"):

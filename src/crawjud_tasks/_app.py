@@ -94,18 +94,26 @@ def register_tasks(app: Celery) -> None:
     """Bind every contract of the library to its implementation on ``app``."""
     register_ping(app)
     register_canvas_tasks(app)
-    worker_init.connect(_check_implementations, weak=False, dispatch_uid=_CHECK_UID)
+    worker_init.connect(_prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
 
 
-_CHECK_UID = "crawjud_tasks.check_implementations"
+_PREPARE_UID = "crawjud_tasks.prepare_worker"
 
 
-def _check_implementations(sender: Any, **_: Any) -> None:
-    """At worker start-up: report contracts routed to a consumed queue with no implementation."""
+def _prepare_worker(sender: Any, **_: Any) -> None:
+    """At worker start-up: report contracts routed to a consumed queue with no implementation,
+    give at-least-once tasks the request that frees a dead pool process's run lease, and keep
+    message payloads out of the log lines about refused messages."""
     app = sender.app
     if has_settings(app):
+        # Worker-only modules: a host service never imports Celery's worker.
+        from crawjud_tasks._worker_logging import hide_message_payloads  # noqa: PLC0415
+        from crawjud_tasks._worker_requests import use_run_requests  # noqa: PLC0415
+
         consumed = {str(name) for name in app.amqp.queues.consume_from}
         report_missing_implementations(app, consumed)
+        use_run_requests(app)
+        hide_message_payloads()
 
 
 def close_app(app: Celery) -> None:

@@ -14,9 +14,13 @@ encode the result. The rest is paid for only by the tasks that ask for it:
   acknowledged after the run (``acks_late``) and requeued if the worker process dies
   (``reject_on_worker_lost``). Each delivery is counted in Redis; past ``max_deliveries`` the
   message is a poison message: it fails with :class:`PoisonMessageError`, recorded, instead of
-  being requeued for ever. The run holds a lease renewed by a heartbeat, which also keeps the
-  message from being redelivered by the visibility timeout while the run is alive; a copy
-  delivered anyway while the first is alive is dropped.
+  being requeued for ever. A copy delivered again after its run ended (the acknowledgement was
+  lost: the worker died or lost Redis first) is dropped. The run holds a lease renewed by a
+  heartbeat, which also keeps the message from being redelivered by the visibility timeout while
+  the run is alive; a copy delivered anyway while the first is alive is dropped. The lease lives
+  at most half the visibility timeout past its last renewal, so a copy redelivered after its
+  worker died finds it expired; a pool process that dies has its lease freed by the worker at
+  once (:mod:`crawjud_tasks._worker_requests`), as Celery requeues its message at once.
 """
 
 from __future__ import annotations
@@ -25,19 +29,22 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject
 
 from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._dispatch import visibility_timeout
 from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
 from crawjud_tasks._idempotency import load_result, store_result
 from crawjud_tasks._lease import lease
 from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
 from crawjud_tasks._state import app_settings
-from crawjud_tasks.errors import LeaseHeldError, PoisonMessageError
+from crawjud_tasks.errors import BrokerUnavailableError, LeaseHeldError, PoisonMessageError
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -51,6 +58,9 @@ __all__ = [
     "Execution",
     "PoisonRecord",
     "poison_messages",
+    "run_lease_key",
+    "run_lease_owner",
+    "run_lease_ttl",
 ]
 
 Delivery = Literal["at_most_once", "at_least_once"]
@@ -58,8 +68,11 @@ Delivery = Literal["at_most_once", "at_least_once"]
 DEFAULT_MAX_DELIVERIES = 3
 #: Header with the time (UNIX seconds) the first attempt started, carried across retries.
 FIRST_ATTEMPT_HEADER = "crawjud_first_attempt"
-#: A run's lease outlives its last renewal by this many seconds (renewed every third of it).
+#: A run's lease outlives its last renewal by this many seconds (renewed every third of it), or
+#: by half the visibility timeout when that is shorter (see :func:`run_lease_ttl`).
 RUN_LEASE_TTL = 30.0
+#: The delivery counter of a message whose run ended (far below any count of deliveries).
+_ENDED = -1_000_000_000
 #: Poison records kept (the newest).
 _POISON_KEPT = 1000
 
@@ -145,9 +158,15 @@ class Execution:
             guard = self._guard(app, task)
             try:
                 result = self._attempt(task, args, kwargs)
+            except Exception as exc:
+                # Failed, or retried as a new message: this one is done (unless sent back).
+                requeued: Any = isinstance(exc, Reject) and getattr(exc, "requeue", False)
+                if not requeued:
+                    _end_deliveries(app, task)
+                raise
             finally:
                 guard.release()
-            _forget_deliveries(app, task)
+            _end_deliveries(app, task)
         else:
             result = self._attempt(task, args, kwargs)
         if key is not None:
@@ -183,6 +202,14 @@ class Execution:
         """Count this delivery, refuse a poison message, and take the run's lease."""
         request = task.request
         deliveries = _count_delivery(app, task)
+        if deliveries <= 0:
+            _LOG.warning(
+                "%s[%s]: delivered again after its run ended (the acknowledgement was lost); "
+                "this copy is dropped",
+                task.name,
+                request.id,
+            )
+            raise Ignore
         if deliveries > self.max_deliveries:
             reason = (
                 f"delivered {deliveries} times; the {deliveries - 1} deliveries before this one "
@@ -194,8 +221,9 @@ class Execution:
             raise PoisonMessageError(msg)
         run_lease = lease(
             app,
-            f"task:{request.id}",
-            RUN_LEASE_TTL,
+            run_lease_key(request.id),
+            run_lease_ttl(app),
+            owner=run_lease_owner(os.getpid()),
             on_renew=_unacked_toucher(app, task),
         )
         try:
@@ -208,6 +236,28 @@ class Execution:
                 exc,
             )
             raise Ignore from exc
+
+
+def run_lease_key(task_id: str) -> str:
+    """The key of the lease an at-least-once run of ``task_id`` holds."""
+    return f"task:{task_id}"
+
+
+def run_lease_owner(pid: int) -> str:
+    """The label of the run lease held by process ``pid`` of this machine."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+def run_lease_ttl(app: Celery) -> float:
+    """Seconds a run's lease outlives its last renewal on ``app``'s workers.
+
+    :data:`RUN_LEASE_TTL`, or half the visibility timeout when that is shorter: the heartbeat (a
+    third of the ttl) then touches the message's unacknowledged entry well within the visibility
+    timeout, and the lease of a worker that died has expired before the broker redelivers its
+    message, so the new delivery is not taken for a live duplicate.
+    """
+    limit = visibility_timeout(app)
+    return RUN_LEASE_TTL if limit is None else min(RUN_LEASE_TTL, limit / 2)
 
 
 def _deliveries_key(app: Celery, task: Any) -> str:
@@ -225,10 +275,25 @@ def _count_delivery(app: Celery, task: Any) -> int:
     return int(count)
 
 
-def _forget_deliveries(app: Celery, task: Any) -> None:
+def _end_deliveries(app: Celery, task: Any) -> None:
+    """Record that this message's run ended: a later delivery of it counts below zero.
+
+    A message is delivered again after its run ended when its acknowledgement was lost (the
+    worker died, or lost Redis, between the run and the acknowledgement); that copy is dropped.
+    """
     client = redis_client(app)
-    with translate_redis_errors(app):
-        client.delete(_deliveries_key(app, task))
+    try:
+        with translate_redis_errors(app):
+            ttl = max(1, round(app_settings(app).idempotency_ttl))
+            client.set(_deliveries_key(app, task), _ENDED, ex=ttl)
+    except BrokerUnavailableError as exc:
+        _LOG.warning(
+            "%s[%s]: the end of the run was not recorded, so a copy delivered again would run "
+            "again: %s",
+            task.name,
+            task.request.id,
+            exc,
+        )
 
 
 def _record_poison(app: Celery, task: Any, deliveries: int, reason: str) -> None:

@@ -37,7 +37,7 @@ from crawjud_tasks.errors import (
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["DEFAULT_LEASE_TTL", "Lease", "lease"]
+__all__ = ["DEFAULT_LEASE_TTL", "Lease", "evict", "lease"]
 
 #: Seconds a lease outlives its holder's last renewal. With the default heartbeat (a third of
 #: it) a holder survives two renewals lost in a row, and a dead holder's run is taken over
@@ -68,6 +68,17 @@ return current
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
+end
+return 0
+"""
+#: Delete the key only while the holder labelled ARGV[1] has it (the label follows the token).
+_EVICT = """
+local current = redis.call('get', KEYS[1])
+if current then
+  local space = string.find(current, ' ', 1, true)
+  if space and string.sub(current, space + 1) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+  end
 end
 return 0
 """
@@ -102,6 +113,23 @@ def lease(
     return Lease(
         app, key, ttl, heartbeat=heartbeat, owner=owner, on_lost=on_lost, on_renew=on_renew
     )
+
+
+def evict(app: Celery, key: str, owner: str) -> bool:
+    """Delete the lease on ``key`` if the holder labelled ``owner`` has it; ``True`` if it did.
+
+    For a holder known to be dead (its process exited), so that the next holder need not wait
+    for the ``ttl`` to run out. A lease another holder took meanwhile is left alone.
+
+    Raises:
+        BrokerUnavailableError: Redis did not answer.
+    """
+    client = redis_client(app)
+    with translate_redis_errors(app):
+        deleted: Any = client.register_script(_EVICT)(
+            keys=[f"{app_settings(app).key_prefix}lease:{key}"], args=[owner]
+        )
+    return bool(deleted)
 
 
 @final

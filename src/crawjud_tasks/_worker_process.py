@@ -18,13 +18,17 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+import redis
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from crawjud_tasks._retry import retry_waits_enabled
 from crawjud_tasks._settings import ENV_PREFIX, RETRY_WAITS_ENV, Settings
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["WorkerProcess"]
+
+_BROKER_ERRORS = (OperationalError, redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class WorkerProcess:
@@ -119,7 +123,12 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if not self.running:
                 break
-            replies = self.app.control.ping(destination=[self.nodename], timeout=0.25)
+            try:
+                replies = self.app.control.ping(destination=[self.nodename], timeout=0.25)
+            except _BROKER_ERRORS:
+                # A pooled broker connection that the server closed (a restarted Redis) fails
+                # once and is reconnected on the next attempt.
+                continue
             if replies:
                 return self
         self.kill()
