@@ -6,6 +6,7 @@ The host imports ``tests.examples.contracts`` only; the worker subprocess loads
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 
@@ -13,8 +14,14 @@ import pytest
 import redis
 from celery import Celery
 
-from crawjud_tasks import chord, group, map_chunks, pipeline
-from crawjud_tasks.errors import ContractError, PayloadError, ResultTimeoutError, TaskFailedError
+from crawjud_tasks import Settings, chord, group, map_chunks, pipeline
+from crawjud_tasks.errors import (
+    BrokerUnavailableError,
+    ContractError,
+    PayloadError,
+    ResultTimeoutError,
+    TaskFailedError,
+)
 from crawjud_tasks.testing import RedisServer, WorkerProcess
 from tests.conftest import entries
 from tests.examples import contracts as c
@@ -256,3 +263,34 @@ def test_a_chain_ending_in_a_none_contract_can_be_awaited(
         timeout=20
     ) == [None, None]
     assert sorted(entries(log)) == ["chained", "g1", "g2"]
+
+
+def test_map_chunks_runs_at_least_once_contracts_item_by_item(
+    host: Celery, worker: WorkerProcess, log: redis.Redis
+) -> None:
+    # Each item runs in-process inside its chunk's message: the chunk is what is delivered.
+    flow = map_chunks(c.effect.using(host).s(), ["m1", "m2", "m3"], 2)
+    assert flow.delay().get(timeout=30) == ["m1", "m2", "m3"]
+    ended = sorted(entry for entry in entries(log) if entry.endswith(":end"))
+    assert ended == ["m1:end", "m2:end", "m3:end"]
+
+
+def test_an_unreachable_result_backend_is_broker_unavailable(
+    host_settings: Settings, make_app: object
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = dataclasses.replace(
+        host_settings,
+        result_backend=f"redis://127.0.0.1:{port}/1",
+        broker_connection_timeout=1.0,
+    )
+    app = make_app(settings)  # type: ignore[operator]
+    handle = c.add.using(app).result("no-such-task")
+    with pytest.raises(BrokerUnavailableError, match="the result backend did not answer"):
+        handle.get(timeout=5)
+    with pytest.raises(BrokerUnavailableError):
+        handle.ready()

@@ -70,6 +70,7 @@ def test_values_that_cannot_be_json_are_refused(crawjud_app: Celery) -> None:
         ({"eta": dt.datetime(2030, 1, 1)}, r"eta must be a timezone-aware datetime"),
         ({"expires": -3}, r"expires must be a number of seconds >= 0"),
         ({"time_limit": "long"}, r"time_limit must be a number of seconds"),
+        ({"countdown": float("nan")}, r"countdown must be a number of seconds >= 0, got nan"),
     ],
 )
 def test_invalid_options_are_refused(
@@ -187,3 +188,42 @@ def test_implementing_twice_on_one_app_is_refused(crawjud_app: Celery) -> None:
     c.total.implement(crawjud_app)(sum)
     with pytest.raises(ContractError, match="already implemented on this app"):
         c.total.implement(crawjud_app)(sum)
+
+
+def test_implementation_options_are_checked(crawjud_app: Celery) -> None:
+    with pytest.raises(ContractError, match="time_limit must be a number of seconds >= 0, got -1"):
+        c.total.implement(crawjud_app, time_limit=-1)(sum)
+    with pytest.raises(ContractError, match="retry must be a RetryPolicy, got 3"):
+        c.total.implement(crawjud_app, retry=3)(sum)  # type: ignore[arg-type]
+    assert "crawjud.examples.total" not in crawjud_app.tasks
+
+
+def test_poison_messages_limit_is_checked(crawjud_app: Celery) -> None:
+    from crawjud_tasks import poison_messages
+
+    with pytest.raises(DispatchError, match="limit must be an integer >= 1, got 0"):
+        poison_messages(crawjud_app, limit=0)
+    assert poison_messages(crawjud_app) == []
+
+
+def test_an_installed_app_keeps_its_own_redis_for_keys_and_visibility(
+    crawjud_redis: RedisServer, make_app: object, queue_length: object
+) -> None:
+    # A host's own Celery app: no URLs in the crawjud settings, its own transport options.
+    from crawjud_tasks import install
+
+    host = make_app(  # type: ignore[operator]
+        plain=True,
+        broker=crawjud_redis.url_for(0),
+        backend=crawjud_redis.url_for(1),
+        broker_transport_options={"visibility_timeout": 600},
+    )
+    host.conf.accept_content = ["json"]
+    install(host)
+    sig = c.add.using(host).s(1, 2)
+    first = sig.apply_async(idempotency_key="installed")
+    again = sig.apply_async(idempotency_key="installed")
+    assert again.id == first.id
+    assert queue_length() == 1  # type: ignore[operator]
+    with pytest.raises(VisibilityTimeoutError, match=r"visibility timeout of 600\.0 s"):
+        sig.apply_async(countdown=600)

@@ -21,7 +21,7 @@ from crawjud_tasks._dispatch import translate_publish_errors
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["BULK_OPTIONS", "BatchCall", "publish_group"]
+__all__ = ["BATCH_SIZE", "BULK_OPTIONS", "BatchCall", "publish_group"]
 
 #: The send options the bulk path handles (``task_id`` names the group); a group sent with any
 #: other option goes through Celery.

@@ -22,7 +22,7 @@ from celery import chord as celery_chord
 from celery import group as celery_group
 
 from crawjud_tasks import _idempotency as idempotency
-from crawjud_tasks._bulk import BULK_OPTIONS, publish_group
+from crawjud_tasks._bulk import BATCH_SIZE, BULK_OPTIONS, publish_group
 from crawjud_tasks._codec import ContractCodec, encode
 from crawjud_tasks._dispatch import send_options, translate_publish_errors
 from crawjud_tasks._guards import is_instance
@@ -59,9 +59,6 @@ T5 = TypeVar("T5")
 T6 = TypeVar("T6")
 
 Decode = Callable[[Any], Any]
-
-#: Publishes of one workflow sent to Redis in one pipeline, at most this many at a time.
-_BATCH_SIZE = 500
 
 
 # -- what to send ---------------------------------------------------------------------------------
@@ -103,7 +100,7 @@ class Node:
         with (
             translate_publish_errors(app),
             app.producer_or_acquire() as producer,
-            producer.batch(max_size=_BATCH_SIZE),
+            producer.batch(max_size=BATCH_SIZE),
         ):
             raw = canvas.apply_async(args, producer=producer, **options)
         return TypedResult(raw, self.decoder(), name=self.label())
@@ -430,9 +427,12 @@ class PartialSig(Generic[A_contra, R_co]):
         queue: str | None = None,
         priority: int | None = None,
         task_id: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
     ) -> TypedResult[R_co]:
         """Send it with ``first`` as its missing first argument, and options (as
-        :meth:`Sig.apply_async`)."""
+        :meth:`Sig.apply_async`, without ``idempotency_key``: give the key to a complete
+        signature)."""
         app = self.app or default_app()
         options = send_options(
             app,
@@ -442,8 +442,8 @@ class PartialSig(Generic[A_contra, R_co]):
             queue=queue,
             priority=priority,
             task_id=task_id,
-            time_limit=None,
-            soft_time_limit=None,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
         )
         return self.node.send_with_input(app, first, options)
 

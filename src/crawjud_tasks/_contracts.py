@@ -15,20 +15,19 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar,
 
 from crawjud_tasks._canvas import Call, ImmutableSig, PartialSig, Sig
 from crawjud_tasks._codec import ContractCodec, encode
-from crawjud_tasks._dispatch import visibility_timeout
+from crawjud_tasks._dispatch import check_seconds, visibility_timeout
 from crawjud_tasks._execution import DEFAULT_MAX_DELIVERIES, Delivery, Execution
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
+from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings, default_app, has_settings
 from crawjud_tasks._tasks import CrawjudTask
-from crawjud_tasks.errors import ContractError, PayloadError
+from crawjud_tasks.errors import ContractError, DispatchError, PayloadError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from crawjud_tasks._retry import RetryPolicy
-
-__all__ = ["TaskRef", "contracts", "report_missing_implementations", "task_contract"]
+__all__ = ["TaskRef", "report_missing_implementations", "task_contract"]
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -39,11 +38,6 @@ logger = logging.getLogger("crawjud_tasks.contracts")
 
 #: Every contract declared in this process, by name: the worker start-up check reads it.
 _CONTRACTS: dict[str, TaskRef[Any, Any]] = {}
-
-
-def contracts() -> dict[str, TaskRef[Any, Any]]:
-    """The contracts declared in this process, by name (a copy)."""
-    return dict(_CONTRACTS)
 
 
 def task_contract(
@@ -177,8 +171,9 @@ class TaskRef(Generic[P, R]):
         local = self._shared.local
         if local is None:
             msg = (
-                f"{self.name} has no implementation in this process; dispatch it with "
-                ".delay(...) or bind one with .implement(app)"
+                f"{self.name} has no implementation in this process that runs without its task "
+                "(implement_bound ones need it); dispatch it with .delay(...), or bind one "
+                "with .implement(app)"
             )
             raise ContractError(msg)
         return local(*args, **kwargs)  # type: ignore[no-any-return]  # the implementation is Callable[P, R]
@@ -340,6 +335,15 @@ class TaskRef(Generic[P, R]):
         shared = self._shared
         codec = shared.codec
         codec.check_declaration()
+        if retry is not None and not is_instance(retry, RetryPolicy):
+            msg = f"retry must be a RetryPolicy, got {retry!r}; e.g. RetryPolicy.court_site()"
+            raise ContractError(msg)
+        try:
+            for option, value in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
+                if value is not None:
+                    check_seconds(option, value)
+        except DispatchError as exc:
+            raise ContractError(str(exc)) from None
         name = self.full_name(app)
         if name in app.tasks:
             msg = f"{name} is already implemented on this app; implement a contract once per app"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -12,15 +13,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawjud_tasks._redact import redact_url
-from crawjud_tasks._state import app_settings, has_settings
+from crawjud_tasks._redis import is_redis_url
 from crawjud_tasks.errors import BrokerUnavailableError, DispatchError, VisibilityTimeoutError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["broker_unavailable", "send_options", "translate_publish_errors"]
+__all__ = [
+    "broker_unavailable",
+    "check_seconds",
+    "send_options",
+    "translate_publish_errors",
+    "visibility_timeout",
+]
 
-_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "sentinel"})
+#: kombu's Redis transport redelivers after this many seconds unless told otherwise.
+_KOMBU_VISIBILITY_TIMEOUT = 3600.0
 
 
 def broker_unavailable(app: Celery, exc: BaseException) -> BrokerUnavailableError:
@@ -82,8 +90,14 @@ def send_options(
     return options
 
 
-def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+def check_seconds(name: str, value: object) -> None:
+    """Refuse ``value`` unless it is a finite number of seconds >= 0 (DispatchError)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
         msg = f"{name} must be a number of seconds >= 0, got {value!r}"
         raise DispatchError(msg)
 
@@ -96,7 +110,7 @@ def _check_eta(name: str, value: object) -> None:
 
 def _check_expires(name: str, value: object) -> None:
     if not isinstance(value, dt.datetime):
-        _check_seconds(name, value)
+        check_seconds(name, value)
 
 
 def _check_name(name: str, value: object) -> None:
@@ -112,26 +126,26 @@ def _check_priority(name: str, value: object) -> None:
 
 
 _CHECKS: dict[str, Callable[[str, object], None]] = {
-    "countdown": _check_seconds,
+    "countdown": check_seconds,
     "eta": _check_eta,
     "expires": _check_expires,
     "queue": _check_name,
     "priority": _check_priority,
     "task_id": _check_name,
-    "time_limit": _check_seconds,
-    "soft_time_limit": _check_seconds,
+    "time_limit": check_seconds,
+    "soft_time_limit": check_seconds,
 }
 
 
 def visibility_timeout(app: Celery) -> float | None:
-    """Seconds before the broker redelivers an unacknowledged message (None: not Redis)."""
-    url = str(app.conf.broker_url or "")
-    if url.split("://", 1)[0] not in _REDIS_SCHEMES:
+    """Seconds before the broker redelivers an unacknowledged message (None: not Redis).
+
+    Read from the app's transport options, so that an app given to ``install()`` reports its own.
+    """
+    if not is_redis_url(str(app.conf.broker_url or "")):
         return None
-    if has_settings(app):
-        return app_settings(app).visibility_timeout
     transport: Any = app.conf.broker_transport_options or {}
-    return float(transport.get("visibility_timeout", 3600))
+    return float(transport.get("visibility_timeout", _KOMBU_VISIBILITY_TIMEOUT))
 
 
 def _check_visibility(app: Celery, countdown: float | None, eta: dt.datetime | None) -> None:

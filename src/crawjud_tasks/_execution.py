@@ -39,12 +39,18 @@ from celery.exceptions import Ignore, Reject
 
 from crawjud_tasks._codec import ContractCodec, encode
 from crawjud_tasks._dispatch import visibility_timeout
+from crawjud_tasks._guards import is_instance
 from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
 from crawjud_tasks._idempotency import load_result, store_result
 from crawjud_tasks._lease import lease
 from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
 from crawjud_tasks._state import app_settings
-from crawjud_tasks.errors import BrokerUnavailableError, LeaseHeldError, PoisonMessageError
+from crawjud_tasks.errors import (
+    BrokerUnavailableError,
+    DispatchError,
+    LeaseHeldError,
+    PoisonMessageError,
+)
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -73,6 +79,8 @@ FIRST_ATTEMPT_HEADER = "crawjud_first_attempt"
 RUN_LEASE_TTL = 30.0
 #: The delivery counter of a message whose run ended (far below any count of deliveries).
 _ENDED = -1_000_000_000
+#: Seconds a worker waits before giving back a message it cannot guard (Redis unavailable).
+_REQUEUE_PAUSE = 1.0
 #: Poison records kept (the newest).
 _POISON_KEPT = 1000
 
@@ -96,7 +104,15 @@ class PoisonRecord:
 
 
 def poison_messages(app: Celery, *, limit: int = 100) -> list[PoisonRecord]:
-    """The most recent poison messages of ``app``'s namespace, newest first."""
+    """The most recent poison messages of ``app``'s namespace, newest first (at most ``limit``).
+
+    Raises:
+        DispatchError: ``limit`` is not an integer >= 1.
+        BrokerUnavailableError: Redis did not answer.
+    """
+    if is_instance(limit, bool) or not is_instance(limit, int) or limit < 1:
+        msg = f"limit must be an integer >= 1, got {limit!r}"
+        raise DispatchError(msg)
     client = redis_client(app)
     with translate_redis_errors(app):
         raw: Any = client.lrange(f"{app_settings(app).key_prefix}poison", 0, limit - 1)
@@ -125,8 +141,11 @@ class Execution:
         call = self._call
 
         def run(task: Any, *args: Any, **kwargs: Any) -> Any:
-            key = getattr(task.request, IDEMPOTENCY_HEADER, None)
-            if plain and key is None:
+            request = task.request
+            key = getattr(request, IDEMPOTENCY_HEADER, None)
+            if (plain and key is None) or request.called_directly:
+                # Called in-process (map_chunks runs each item so): no message of its own to
+                # count, lease or retry; the message that carried the chunk has those.
                 return call(task, args, kwargs)
             return self._run(task, key, args, kwargs)
 
@@ -164,9 +183,10 @@ class Execution:
                 if not requeued:
                     _end_deliveries(app, task)
                 raise
+            else:
+                _end_deliveries(app, task)
             finally:
-                guard.release()
-            _end_deliveries(app, task)
+                _release(guard, task)
         else:
             result = self._attempt(task, args, kwargs)
         if key is not None:
@@ -201,7 +221,14 @@ class Execution:
     def _guard(self, app: Celery, task: Any) -> Lease:
         """Count this delivery, refuse a poison message, and take the run's lease."""
         request = task.request
-        deliveries = _count_delivery(app, task)
+        try:
+            deliveries = _count_delivery(app, task)
+        except BrokerUnavailableError as exc:
+            # Without the counter the run is not guarded: give the message back, after a pause
+            # so that an outage of Redis is not a busy loop.
+            _LOG.warning("%s[%s]: requeued, Redis is unavailable: %s", task.name, request.id, exc)
+            time.sleep(_REQUEUE_PAUSE)
+            raise Reject(exc, requeue=True) from exc
         if deliveries <= 0:
             _LOG.warning(
                 "%s[%s]: delivered again after its run ended (the acknowledgement was lost); "
@@ -221,7 +248,7 @@ class Execution:
             raise PoisonMessageError(msg)
         run_lease = lease(
             app,
-            run_lease_key(request.id),
+            run_lease_key(request.id, request.retries),
             run_lease_ttl(app),
             owner=run_lease_owner(os.getpid()),
             on_renew=_unacked_toucher(app, task),
@@ -238,9 +265,23 @@ class Execution:
             raise Ignore from exc
 
 
-def run_lease_key(task_id: str) -> str:
-    """The key of the lease an at-least-once run of ``task_id`` holds."""
-    return f"task:{task_id}"
+def run_lease_key(task_id: str, retries: int | None) -> str:
+    """The key of the lease an at-least-once run of ``task_id`` holds, per retry: a retry's
+    message may start while the attempt that sent it still holds its own lease."""
+    return f"task:{task_id}:{retries or 0}"
+
+
+def _release(guard: Lease, task: Any) -> None:
+    """Give the run's lease back; a Redis error here never changes the run's outcome."""
+    try:
+        guard.release()
+    except BrokerUnavailableError as exc:
+        _LOG.warning(
+            "%s[%s]: the run lease was not released (it expires by itself): %s",
+            task.name,
+            task.request.id,
+            exc,
+        )
 
 
 def run_lease_owner(pid: int) -> str:
@@ -270,7 +311,7 @@ def _count_delivery(app: Celery, task: Any) -> int:
     name = _deliveries_key(app, task)
     with translate_redis_errors(app), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
         pipe.incr(name)
-        pipe.expire(name, round(app_settings(app).idempotency_ttl))
+        pipe.expire(name, max(1, round(app_settings(app).idempotency_ttl)))
         count, _ = pipe.execute()
     return int(count)
 
@@ -320,7 +361,7 @@ def _unacked_toucher(app: Celery, task: Any) -> Callable[[], None] | None:
     time to now; once the worker dies, the entry ages and the message is redelivered.
     """
     transport: Any = app.conf.broker_transport_options or {}
-    index = transport.get("unacked_index_key")
+    index = transport.get("unacked_index_key", "unacked_index")  # kombu's default name
     properties: Any = task.request.properties or {}
     tag = properties.get("delivery_tag")
     client = broker_client(app)

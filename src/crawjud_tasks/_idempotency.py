@@ -25,6 +25,13 @@ __all__ = ["HEADER", "check_key", "claim", "load_result", "release", "store_resu
 #: The message header that carries the key to the worker.
 HEADER = "crawjud_idempotency_key"
 _MAX_KEY = 200
+#: Delete the key only while it names this task (another dispatch may have claimed it since).
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 _MISSING = object()
 
 
@@ -64,10 +71,8 @@ def claim(app: Celery, task: str, key: str, task_id: str) -> str | None:
 def release(app: Celery, task: str, key: str, task_id: str) -> None:
     """Give the key back after a failed publish, if it still names ``task_id``."""
     client = redis_client(app)
-    name = _redis_key(app, task, key)
     with translate_redis_errors(app):
-        if client.get(name) == task_id.encode():
-            client.delete(name)
+        client.eval(_RELEASE, 1, _redis_key(app, task, key), task_id)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval's result unannotated)
 
 
 def load_result(app: Celery, task: str, key: str) -> tuple[bool, Any]:

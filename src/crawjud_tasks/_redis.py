@@ -13,7 +13,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import ConstantBackoff
@@ -77,7 +77,7 @@ def redis_client(app: Celery) -> redis.Redis:
     with _LOCK:
         client = _CLIENTS.get(app)
         if client is None:
-            client = _CLIENTS[app] = _new_client(app_settings(app))
+            client = _CLIENTS[app] = _new_client(app_settings(app), _library_url(app))
         return client
 
 
@@ -105,7 +105,8 @@ def close_redis_client(app: Celery) -> None:
 
 @contextlib.contextmanager
 def translate_redis_errors(app: Celery) -> Generator[None, None, None]:
-    """Turn redis-py's connection errors and time-outs into :class:`BrokerUnavailableError`.
+    """Turn redis-py's connection errors and time-outs into :class:`BrokerUnavailableError`,
+    and its other errors (a refused command) into :class:`CrawjudTasksError`.
 
     The message names the Redis URL with its password redacted; the original error is kept as
     ``__cause__``.
@@ -114,32 +115,36 @@ def translate_redis_errors(app: Celery) -> Generator[None, None, None]:
         yield
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         settings = app_settings(app)
-        url = redact_url(_library_url(settings))
+        url = redact_url(_library_url(app))
         msg = (
             f"Redis at {url} did not answer within {settings.broker_connection_timeout} s "
             f"(broker_connection_timeout): {type(exc).__name__}: {exc}"
         )
         raise BrokerUnavailableError(msg) from exc
+    except redis.RedisError as exc:
+        # A read-only replica after a failover, out of memory, a refused script...
+        url = redact_url(_library_url(app))
+        msg = f"Redis at {url} refused a command: {type(exc).__name__}: {exc}"
+        raise CrawjudTasksError(msg) from exc
 
 
 def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
-def _library_url(settings: Settings) -> str:
-    """The URL of the library's Redis: the result backend's, else the broker's.
+def _library_url(app: Celery) -> str:
+    """The URL of the library's Redis: the app's result backend, else its broker.
 
-    Of a failover list (``url1;url2``) the first URL is taken.
+    Read from the app's configuration, so that an app given to ``install()`` (whose settings
+    carry no URLs) uses its own. Of a failover list (``url1;url2``) the first URL is taken.
     """
-    for url in (settings.result_backend, settings.broker_url):
-        if url is not None and _scheme(url) in _REDIS_PY_SCHEMES:
+    conf: Any = app.conf
+    candidates = (("result_backend", conf.result_backend), ("broker_url", conf.broker_url))
+    for _, url in candidates:
+        if isinstance(url, str) and _scheme(url) in _REDIS_PY_SCHEMES:
             return redis_py_url(url.split(";", 1)[0])
     shown = ", ".join(
-        f"{name} {redact_url(url) if url else None!r}"
-        for name, url in (
-            ("result_backend", settings.result_backend),
-            ("broker_url", settings.broker_url),
-        )
+        f"{name} {redact_url(str(url)) if url else None!r}" for name, url in candidates
     )
     msg = (
         f"crawjud-tasks keeps leases and delivery records in Redis, but neither URL is a "
@@ -148,11 +153,11 @@ def _library_url(settings: Settings) -> str:
     raise CrawjudTasksError(msg)
 
 
-def _new_client(settings: Settings, url: str | None = None) -> redis.Redis:
+def _new_client(settings: Settings, url: str) -> redis.Redis:
     timeout = settings.broker_connection_timeout
     per_attempt = timeout * _ATTEMPT_SHARE
     return redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
-        url or _library_url(settings),
+        url,
         socket_connect_timeout=per_attempt,
         socket_timeout=per_attempt,
         retry=Retry(ConstantBackoff(timeout * _PAUSE_SHARE), retries=1),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -70,23 +71,27 @@ class TypedResult(Generic[R_co]):
         ``PENDING`` until then.
         """
         raw: Any = self._raw
-        if hasattr(raw, "results"):
-            if raw.failed():
-                return _FAILURE
-            return "SUCCESS" if raw.successful() else "PENDING"
-        return str(raw.state)
+        with self._backend_errors():
+            if hasattr(raw, "results"):
+                if raw.failed():
+                    return _FAILURE
+                return "SUCCESS" if raw.successful() else "PENDING"
+            return str(raw.state)
 
     def ready(self) -> bool:
         """Whether the task has finished (succeeded or failed)."""
-        return bool(self._raw.ready())
+        with self._backend_errors():
+            return bool(self._raw.ready())
 
     def successful(self) -> bool:
         """Whether the task finished and succeeded."""
-        return bool(self._raw.successful())
+        with self._backend_errors():
+            return bool(self._raw.successful())
 
     def failed(self) -> bool:
         """Whether the task finished and failed."""
-        return bool(self._raw.failed())
+        with self._backend_errors():
+            return bool(self._raw.failed())
 
     def get(self, timeout: float | None = None) -> R_co:
         """Wait for the result and return it as the declared type.
@@ -109,26 +114,44 @@ class TypedResult(Generic[R_co]):
             )
             raise ContractError(msg)
         try:
-            value = self._raw.get(timeout=timeout, disable_sync_subtasks=False)
+            with self._backend_errors():
+                value = self._raw.get(timeout=timeout, disable_sync_subtasks=False)
         except CeleryTimeoutError as exc:
             msg = f"no result for {self._name} {self.id} within {timeout} s; it may still run"
             raise ResultTimeoutError(msg) from exc
         except CrawjudTasksError:
             raise
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            msg = f"the result backend did not answer while waiting for {self._name} ({exc})"
-            raise BrokerUnavailableError(msg) from exc
         except Exception as exc:
             raise TaskFailedError(self.id, _qualified(type(exc)), str(exc)) from exc
         return self._decode(value)  # type: ignore[no-any-return]  # decode returns the declared R
 
+    @contextlib.contextmanager
+    def _backend_errors(self) -> Generator[None, None, None]:
+        """An unreachable result backend is BrokerUnavailableError, not a task failure."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+        except RuntimeError as exc:
+            # Celery's Redis backend gives up reconnecting with a bare RuntimeError whose cause
+            # is the connection error.
+            if isinstance(exc.__cause__, OSError | RedisConnectionError | RedisTimeoutError):
+                raise self._unavailable(exc.__cause__) from exc
+            raise
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailableError:
+        msg = f"the result backend did not answer about {self._name} {self.id} ({exc})"
+        return BrokerUnavailableError(msg)
+
     def forget(self) -> None:
         """Remove the stored result from the backend."""
-        self._raw.forget()
+        with self._backend_errors():
+            self._raw.forget()
 
     def revoke(self, *, terminate: bool = False) -> None:
         """Ask the workers not to run the task (``terminate=True`` also stops it if running)."""
-        self._raw.revoke(terminate=terminate)
+        with self._backend_errors():
+            self._raw.revoke(terminate=terminate)
 
 
 def _qualified(cls: type[BaseException]) -> str:

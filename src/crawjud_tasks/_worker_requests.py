@@ -49,7 +49,8 @@ class RunRequest(Request):
         lost = isinstance(exc, (WorkerLostError, SystemExit, KeyboardInterrupt))
         if lost and pid is not None and pid != os.getpid():
             try:
-                evict(self.task.app, run_lease_key(self.id), run_lease_owner(pid))
+                retries: Any = self.request_dict.get("retries")
+                evict(self.task.app, run_lease_key(self.id, retries), run_lease_owner(pid))
             except BrokerUnavailableError as error:
                 _LOG.warning(
                     "%s[%s]: the run lease of the lost process %s was not freed (it expires "

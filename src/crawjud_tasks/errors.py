@@ -108,10 +108,14 @@ class TaskFailedError(CrawjudTasksError):
     """
 
     def __init__(self, task_id: str, remote_type: str, remote_message: str) -> None:
-        super().__init__(f"task {task_id} failed: {remote_type}: {remote_message}")
+        # All three in args, so that the error survives pickling and Celery's rebuilding.
+        super().__init__(task_id, remote_type, remote_message)
         self.task_id = task_id
         self.remote_type = remote_type
         self.remote_message = remote_message
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} failed: {self.remote_type}: {self.remote_message}"
 
 
 class LeaseError(CrawjudTasksError):
