@@ -145,5 +145,5 @@ def log(crawjud_redis_server: RedisServer, worker: WorkerProcess) -> Iterator[re
 
 
 def entries(client: redis.Redis) -> list[str]:
-    raw: list[bytes] = client.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]
+    raw: list[bytes] = client.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]  # redis-py types replies as sync-or-async
     return [entry.decode() for entry in raw]

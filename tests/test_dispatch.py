@@ -6,6 +6,9 @@ import datetime as dt
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -20,13 +23,15 @@ from crawjud_tasks.errors import (
 from crawjud_tasks.testing import RedisServer, close_app, settings_for
 from tests.examples import contracts as c
 
+QueueLength = Callable[..., int]
+
 
 @pytest.fixture
-def queue_length(crawjud_redis: RedisServer) -> object:
+def queue_length(crawjud_redis: RedisServer) -> QueueLength:
     def length(name: str = "crawjud") -> int:
         client = crawjud_redis.client()
         try:
-            return int(client.llen(name))  # type: ignore[arg-type]
+            return int(client.llen(name))  # type: ignore[arg-type]  # redis-py types llen as sync-or-async
         finally:
             client.close()
 
@@ -47,16 +52,16 @@ def queue_length(crawjud_redis: RedisServer) -> object:
     ],
 )
 def test_arguments_that_do_not_fit_are_refused_at_dispatch(
-    crawjud_app: Celery, queue_length: object, call: object, expected: str
+    crawjud_app: Celery, queue_length: QueueLength, call: Callable[[Any], object], expected: str
 ) -> None:
     with pytest.raises(PayloadError, match=expected):
-        call(c.add.using(crawjud_app))  # type: ignore[operator]
-    assert queue_length() == 0  # type: ignore[operator]
+        call(c.add.using(crawjud_app))
+    assert queue_length() == 0
 
 
 def test_values_that_cannot_be_json_are_refused(crawjud_app: Celery) -> None:
     with pytest.raises(PayloadError, match="cannot send"):
-        c.add.using(crawjud_app).delay(object())  # type: ignore[arg-type]
+        c.add.using(crawjud_app).delay(object())  # type: ignore[arg-type]  # deliberately wrong: checked at run time
 
 
 @pytest.mark.parametrize(
@@ -74,17 +79,17 @@ def test_values_that_cannot_be_json_are_refused(crawjud_app: Celery) -> None:
     ],
 )
 def test_invalid_options_are_refused(
-    crawjud_app: Celery, queue_length: object, options: dict[str, object], expected: str
+    crawjud_app: Celery, queue_length: QueueLength, options: dict[str, object], expected: str
 ) -> None:
     with pytest.raises(DispatchError, match=expected):
-        c.add.using(crawjud_app).s(1, 2).apply_async(**options)  # type: ignore[arg-type]
-    assert queue_length() == 0  # type: ignore[operator]
+        c.add.using(crawjud_app).s(1, 2).apply_async(**options)  # type: ignore[arg-type]  # deliberately wrong options
+    assert queue_length() == 0
 
 
 def test_countdown_at_the_visibility_timeout_is_refused(
-    crawjud_redis: RedisServer, crawjud_data_dir: object, queue_length: object
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, queue_length: QueueLength
 ) -> None:
-    settings = settings_for(crawjud_redis, crawjud_data_dir, visibility_timeout=600)  # type: ignore[arg-type]
+    settings = settings_for(crawjud_redis, crawjud_data_dir, visibility_timeout=600)
     app = create_app(settings)
     try:
         sig = c.add.using(app).s(1, 2)
@@ -96,9 +101,9 @@ def test_countdown_at_the_visibility_timeout_is_refused(
         later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
         with pytest.raises(VisibilityTimeoutError, match=r"the eta of 3\d{3}\.\d s reaches"):
             sig.apply_async(eta=later)
-        assert queue_length() == 0  # type: ignore[operator]
+        assert queue_length() == 0
         sig.apply_async(countdown=599.5).revoke()  # just below: sent
-        assert queue_length() == 1  # type: ignore[operator]
+        assert queue_length() == 1
     finally:
         close_app(app)
 
@@ -106,17 +111,17 @@ def test_countdown_at_the_visibility_timeout_is_refused(
 def test_a_complete_signature_cannot_follow_another_step(crawjud_app: Celery) -> None:
     add = c.add.using(crawjud_app)
     with pytest.raises(ContractError, match="would receive the previous result"):
-        add.s(1, 2) | add.s(3, 4)  # type: ignore[operator]
+        add.s(1, 2) | add.s(3, 4)  # type: ignore[operator]  # deliberately wrong: the run-time check
     with pytest.raises(ContractError, match="would receive the previous result"):
-        pipeline(add.s(1, 2), add.s(3, 4))  # type: ignore[call-overload]
+        pipeline(add.s(1, 2), add.s(3, 4))  # type: ignore[call-overload]  # deliberately wrong
 
 
 def test_builders_refuse_what_they_cannot_send(crawjud_app: Celery) -> None:
     add = c.add.using(crawjud_app)
     with pytest.raises(ContractError, match="mixes partial and complete"):
-        group([add.s(1, 2), add.s(b=2)])  # type: ignore[list-item]
+        group([add.s(1, 2), add.s(b=2)])  # type: ignore[list-item]  # deliberately wrong
     with pytest.raises(ContractError, match="chord body is a signature missing its first"):
-        chord([add.s(1, 2)], add.s(1, 1))  # type: ignore[arg-type]
+        chord([add.s(1, 2)], add.s(1, 1))  # type: ignore[arg-type]  # deliberately wrong
     with pytest.raises(DispatchError, match="chunk size >= 1, got 0"):
         map_chunks(add.s(), [1, 2], 0)
     with pytest.raises(ContractError, match="one contract's signature missing its first argument"):
@@ -194,7 +199,7 @@ def test_implementation_options_are_checked(crawjud_app: Celery) -> None:
     with pytest.raises(ContractError, match="time_limit must be a number of seconds >= 0, got -1"):
         c.total.implement(crawjud_app, time_limit=-1)(sum)
     with pytest.raises(ContractError, match="retry must be a RetryPolicy, got 3"):
-        c.total.implement(crawjud_app, retry=3)(sum)  # type: ignore[arg-type]
+        c.total.implement(crawjud_app, retry=3)(sum)  # type: ignore[arg-type]  # deliberately wrong
     assert "crawjud.examples.total" not in crawjud_app.tasks
 
 
@@ -207,12 +212,12 @@ def test_poison_messages_limit_is_checked(crawjud_app: Celery) -> None:
 
 
 def test_an_installed_app_keeps_its_own_redis_for_keys_and_visibility(
-    crawjud_redis: RedisServer, make_app: object, queue_length: object
+    crawjud_redis: RedisServer, make_app: Callable[..., Celery], queue_length: QueueLength
 ) -> None:
     # A host's own Celery app: no URLs in the crawjud settings, its own transport options.
     from crawjud_tasks import install
 
-    host = make_app(  # type: ignore[operator]
+    host = make_app(
         plain=True,
         broker=crawjud_redis.url_for(0),
         backend=crawjud_redis.url_for(1),
@@ -224,6 +229,6 @@ def test_an_installed_app_keeps_its_own_redis_for_keys_and_visibility(
     first = sig.apply_async(idempotency_key="installed")
     again = sig.apply_async(idempotency_key="installed")
     assert again.id == first.id
-    assert queue_length() == 1  # type: ignore[operator]
+    assert queue_length() == 1
     with pytest.raises(VisibilityTimeoutError, match=r"visibility timeout of 600\.0 s"):
         sig.apply_async(countdown=600)

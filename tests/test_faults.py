@@ -83,7 +83,7 @@ class Rig:
         return process.start()
 
     def entries(self) -> list[str]:
-        raw: list[bytes] = self.log.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]
+        raw: list[bytes] = self.log.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]  # redis-py types replies as sync-or-async
         return [entry.decode() for entry in raw]
 
     def notes(self, marker: str, kind: str) -> list[str]:
@@ -91,7 +91,7 @@ class Rig:
 
     def unacked(self) -> int:
         """Messages delivered and not yet acknowledged (kombu's unacked hash)."""
-        return int(self.broker.hlen(f"{NAMESPACE}:unacked"))  # type: ignore[arg-type]
+        return int(self.broker.hlen(f"{NAMESPACE}:unacked"))  # type: ignore[arg-type]  # redis-py types replies as sync-or-async
 
     def close(self) -> None:
         for process in self.workers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -17,9 +18,9 @@ from tests.conftest import entries
 from tests.examples import contracts as c
 
 
-def wait_for(condition: object, timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import signal
 import time
+from typing import Any
 
 import redis
 
@@ -87,9 +88,9 @@ SCHEDULE = RetryPolicy(attempts=4, initial_wait=0.25, multiplier=1.5, max_wait=1
 
 
 @c.flaky.implement_bound(app, retry=SCHEDULE)
-def flaky(task: object, marker: str, failures: int) -> int:
-    attempt = int(task.request.retries) + 1  # type: ignore[attr-defined]
-    _note(f"{marker}:{attempt}:{time.time()}:{task.request.eta}")  # type: ignore[attr-defined]
+def flaky(task: Any, marker: str, failures: int) -> int:
+    attempt = int(task.request.retries) + 1
+    _note(f"{marker}:{attempt}:{time.time()}:{task.request.eta}")
     if attempt <= failures:
         raise TransientError(f"court site busy ({attempt})")
     return attempt
