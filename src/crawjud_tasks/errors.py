@@ -24,11 +24,17 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
     │   │   └── DuplicateRunError               a second copy of a run while the first is alive
     │   └── LeaseLostError                      the holder lost its lease (expired, taken over)
     ├── TransientError                          a failure worth retrying (network, 4xx SMTP...)
+    │   └── MailTemporaryError                  the mail server answered 4xx (try again later)
     └── PermanentError                          a failure that no retry can fix
         ├── PayloadError (also TypeError)       a message's arguments or a result do not fit the
         │                                        contract: names the field, expected and received
-        └── PoisonMessageError                  a message was delivered too many times (its worker
-                                                 died on each delivery) and is dropped
+        ├── PoisonMessageError                  a message was delivered too many times (its worker
+        │                                        died on each delivery) and is dropped
+        ├── InvalidEmailError (also ValueError) an email was refused before sending: a bad
+        │                                        address, a header with CR/LF/NUL, too many
+        │                                        recipients, an attachment too big or outside the
+        │                                        allowed roots, an unknown template or variable
+        └── MailRejectedError                   the mail server answered 5xx: its reply is kept
 
 Retry policies read the classification: :class:`TransientError` is retried, and
 :class:`PermanentError` never is. A task raises them (or subclasses) to say which a failure is.
@@ -44,9 +50,12 @@ __all__ = [
     "DispatchError",
     "DuplicateRunError",
     "EmbeddedRedisError",
+    "InvalidEmailError",
     "LeaseError",
     "LeaseHeldError",
     "LeaseLostError",
+    "MailRejectedError",
+    "MailTemporaryError",
     "PayloadError",
     "PermanentError",
     "PoisonMessageError",
@@ -154,3 +163,41 @@ class PoisonMessageError(PermanentError):
 
     A record with the message id, the task name and the reason is kept under the namespace.
     """
+
+
+class MailTemporaryError(TransientError):
+    """The mail server answered with a 4xx reply (or the connection failed): retried.
+
+    Attributes:
+        code: The SMTP reply code (0 when the connection itself failed).
+        reply: The server's reply text.
+    """
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(code, reply)
+        self.code = code
+        self.reply = reply
+
+    def __str__(self) -> str:
+        return f"the mail server answered {self.code}: {self.reply}; it will be retried"
+
+
+class InvalidEmailError(PermanentError, ValueError):
+    """An email was refused before anything was sent; the message says what was wrong."""
+
+
+class MailRejectedError(PermanentError):
+    """The mail server answered with a 5xx reply: the message will not be accepted as it is.
+
+    Attributes:
+        code: The SMTP reply code.
+        reply: The server's reply text.
+    """
+
+    def __init__(self, code: int, reply: str) -> None:
+        super().__init__(code, reply)
+        self.code = code
+        self.reply = reply
+
+    def __str__(self) -> str:
+        return f"the mail server refused the message with {self.code}: {self.reply}"
