@@ -44,6 +44,18 @@ class Attachment:
     content_type: str | None = None
 
 
+def _strings() -> list[str]:
+    return []
+
+
+def _context() -> dict[str, Any]:
+    return {}
+
+
+def _attachments() -> list[Attachment]:
+    return []
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class EmailMessage:
     """One email: recipients, then a template with its context or a literal subject and bodies.
@@ -53,18 +65,18 @@ class EmailMessage:
     """
 
     to: list[str]
-    cc: list[str] = dataclasses.field(default_factory=list)
-    bcc: list[str] = dataclasses.field(default_factory=list)
-    reply_to: list[str] = dataclasses.field(default_factory=list)
+    cc: list[str] = dataclasses.field(default_factory=_strings)
+    bcc: list[str] = dataclasses.field(default_factory=_strings)
+    reply_to: list[str] = dataclasses.field(default_factory=_strings)
     #: A template name (``bot_finished``), rendered with ``context`` in ``locale``.
     template: str | None = None
-    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    context: dict[str, Any] = dataclasses.field(default_factory=_context)
     locale: Locale = "pt_BR"
     #: A literal subject and bodies, when no template is given.
     subject: str | None = None
     html: str | None = None
     text: str | None = None
-    attachments: list[Attachment] = dataclasses.field(default_factory=list)
+    attachments: list[Attachment] = dataclasses.field(default_factory=_attachments)
     #: Sends at most once per key: it makes the Message-ID, and the sent-ledger remembers it.
     idempotency_key: str | None = None
 
