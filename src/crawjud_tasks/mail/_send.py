@@ -1,0 +1,145 @@
+"""The implementations of the mail contracts: render, check, send once, record.
+
+Each message gets a key: its ``idempotency_key``, or else the task's id and the message's index,
+so that a redelivered or retried task never sends the same message twice. The key makes the
+Message-ID (deterministic) and names the message's entry in the sent-ledger,
+``<namespace>:mail:sent:<Message-ID>``, written as soon as the server (or the outbox) accepted the
+message and kept for ``idempotency_ttl``: a message whose entry exists is not sent again, and its
+receipt is returned with ``duplicate=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from crawjud_tasks._redis import redis_client, translate_redis_errors
+from crawjud_tasks._retry import RetryPolicy
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.errors import InvalidEmailError
+from crawjud_tasks.mail._message import (
+    build_message,
+    deterministic_message_id,
+    envelope_recipients,
+)
+from crawjud_tasks.mail._templates import render
+from crawjud_tasks.mail._transports import Transport, transport_for
+from crawjud_tasks.mail.contracts import EmailMessage, EmailReceipt, send_bulk, send_email
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from crawjud_tasks._settings import Settings
+
+__all__ = ["attachment_roots", "register_mail", "send_messages"]
+
+
+def register_mail(app: Celery) -> None:
+    """Bind the mail contracts' implementations on ``app`` (SMTP retry policy)."""
+    policy = RetryPolicy.smtp()
+
+    @send_email.implement_bound(app, retry=policy)
+    def _send_email(task: Any, message: EmailMessage) -> EmailReceipt:
+        return send_messages(app, [message], str(task.request.id))[0]
+
+    @send_bulk.implement_bound(app, retry=policy)
+    def _send_bulk(task: Any, messages: list[EmailMessage]) -> list[EmailReceipt]:
+        return send_messages(app, messages, str(task.request.id))
+
+
+def attachment_roots(settings: Settings) -> tuple[Path, ...]:
+    """Where attachments may come from: the bots' allowed roots and the reports folder."""
+    return (*settings.bots.allowed_roots, settings.resolved_data_dir / "reports")
+
+
+def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) -> list[EmailReceipt]:
+    """Render, check and send ``messages`` through one transport connection, each at most once.
+
+    Every message is checked before the first is sent: a bad one fails the whole call with
+    :class:`InvalidEmailError` and nothing is sent.
+
+    Raises:
+        InvalidEmailError: a message is invalid (never retried).
+        MailTemporaryError: a 4xx reply or a connection failure (retried by the policy).
+        MailRejectedError: a 5xx reply (not retried).
+    """
+    settings = app_settings(app)
+    mail = settings.mail
+    roots = attachment_roots(settings)
+    sender_domain = mail.sender.rpartition("@")[2].strip(" >") or "localhost"
+    prepared = []
+    for index, message in enumerate(messages):
+        subject, html, text = _content(settings, message)
+        key = message.idempotency_key or f"task:{run_id}:{index}"
+        message_id = deterministic_message_id(settings.namespace, key, sender_domain)
+        mime = build_message(
+            message,
+            subject=subject,
+            html=html,
+            text=text,
+            sender=mail.sender,
+            attachment_roots=roots,
+            message_id=message_id,
+        )
+        prepared.append((message_id, mime, envelope_recipients(message)))
+    receipts: list[EmailReceipt] = []
+    transport: Transport = transport_for(settings)
+    kind = "smtp" if mail.host else "outbox"
+    with transport:
+        for message_id, mime, recipients in prepared:
+            sent = _ledger_get(app, message_id)
+            if sent is not None:
+                receipts.append(dataclasses.replace(sent, duplicate=True))
+                continue
+            result = transport.send(mime, recipients)
+            receipt = EmailReceipt(
+                message_id=message_id,
+                accepted=list(result.accepted),
+                refused=dict(result.refused),
+                transport=kind,
+                path=result.path,
+            )
+            _ledger_put(app, message_id, receipt)
+            receipts.append(receipt)
+    return receipts
+
+
+def _content(settings: Settings, message: EmailMessage) -> tuple[str, str | None, str | None]:
+    if message.template is not None:
+        if message.subject is not None or message.html is not None or message.text is not None:
+            msg = "give either a template or a subject with bodies, not both"
+            raise InvalidEmailError(msg)
+        rendered = render(settings.mail, message.template, message.context, message.locale)
+        return rendered.subject, rendered.html, rendered.text
+    if not message.subject:
+        msg = "an email needs a template or a subject"
+        raise InvalidEmailError(msg)
+    if message.html is None and message.text is None:
+        msg = "an email without a template needs an html or a text body"
+        raise InvalidEmailError(msg)
+    return message.subject, message.html, message.text
+
+
+def _ledger_key(app: Celery, message_id: str) -> str:
+    return f"{app_settings(app).key_prefix}mail:sent:{message_id}"
+
+
+def _ledger_get(app: Celery, message_id: str) -> EmailReceipt | None:
+    client = redis_client(app)
+    with translate_redis_errors(app):
+        stored: Any = client.get(_ledger_key(app, message_id))
+    if stored is None:
+        return None
+    return msgspec.convert(json.loads(stored), EmailReceipt)
+
+
+def _ledger_put(app: Celery, message_id: str, receipt: EmailReceipt) -> None:
+    client = redis_client(app)
+    ttl = max(1, round(app_settings(app).idempotency_ttl))
+    with translate_redis_errors(app):
+        client.set(_ledger_key(app, message_id), msgspec.json.encode(receipt), ex=ttl)

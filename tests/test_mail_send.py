@@ -1,0 +1,192 @@
+"""The mail contracts through a real worker, to a real SMTP server on loopback (aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage as MimeMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+
+from crawjud_tasks import InvalidEmailError, MailRejectedError, Settings, create_app
+from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
+from crawjud_tasks.testing import RedisServer, close_app, retry_waits, settings_for
+
+
+class Recorder:
+    """An SMTP handler that keeps what it received and answers as told."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.connections = 0
+        #: Replies to give instead of 250 to the next DATA commands, in order.
+        self.next_replies: list[str] = []
+        self.lock = threading.Lock()
+
+    async def handle_EHLO(  # noqa: N802  (aiosmtpd's hook name)
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        with self.lock:
+            self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self.lock:
+            if self.next_replies:
+                return self.next_replies.pop(0)
+            self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+    def parsed(self) -> list[MimeMessage]:
+        return [
+            email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[misc]  # the default policy gives EmailMessage
+            for _, raw in self.messages
+        ]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield recorder, port
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, smtp: tuple[Recorder, int]
+) -> Iterator[Celery]:
+    settings = settings_for(
+        crawjud_redis,
+        crawjud_data_dir,
+        mail={"host": "127.0.0.1", "port": smtp[1], "security": "none", "timeout": 10},
+    )
+    app = create_app(settings)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        yield app
+    close_app(app)
+
+
+def finished(locale: str = "en") -> EmailMessage:
+    from crawjud_tasks.mail._templates import example_context
+
+    return EmailMessage(
+        to=["Ana Souza <ana@example.org>"],
+        bcc=["audit@example.org"],
+        template="bot_finished",
+        locale=locale,  # type: ignore[arg-type]  # a Literal, given as str in tests
+        context=example_context("bot_finished"),
+    )
+
+
+def test_a_templated_email_is_sent_with_both_parts(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    receipt = send_email.using(mail_app).delay(finished()).get(timeout=30)
+    assert receipt.transport == "smtp"
+    assert sorted(receipt.accepted) == ["ana@example.org", "audit@example.org"]
+    assert receipt.refused == {}
+    [(recipients, _)] = recorder.messages
+    assert sorted(recipients) == ["ana@example.org", "audit@example.org"]
+    [parsed] = recorder.parsed()
+    assert parsed["Message-ID"] == receipt.message_id
+    assert parsed["To"] == "Ana Souza <ana@example.org>"
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"]
+    html = parsed.get_body(("html",))
+    text = parsed.get_body(("plain",))
+    assert html is not None and text is not None
+    assert "<html" in html.get_content().lower()
+
+
+def test_the_same_key_is_sent_once(mail_app: Celery, smtp: tuple[Recorder, int]) -> None:
+    recorder, _ = smtp
+    message = EmailMessage(
+        to=["ana@example.org"], subject="Relatório", text="ok", idempotency_key="report-7"
+    )
+    first = send_email.using(mail_app).delay(message).get(timeout=30)
+    second = send_email.using(mail_app).delay(message).get(timeout=30)
+    assert second.duplicate and not first.duplicate
+    assert second.message_id == first.message_id
+    assert len(recorder.messages) == 1
+
+
+def test_a_4xx_reply_is_retried_with_the_policy(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    recorder.next_replies = ["451 4.3.0 try again later", "451 4.3.0 try again later"]
+    message = EmailMessage(to=["ana@example.org"], subject="Oi", text="retried")
+    with retry_waits(False):
+        receipt = send_email.using(mail_app).delay(message).get(timeout=30)
+    assert receipt.accepted == ["ana@example.org"]
+    assert len(recorder.messages) == 1
+    assert recorder.next_replies == []
+
+
+def test_a_5xx_reply_fails_at_once_with_the_servers_reply(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    recorder.next_replies = ["554 5.7.1 message refused", "250 OK"]
+    message = EmailMessage(to=["ana@example.org"], subject="Oi", text="refused")
+    with pytest.raises(MailRejectedError, match="554") as refused:
+        send_email.using(mail_app).delay(message).get(timeout=30)
+    assert refused.value.code == 554
+    assert recorder.next_replies == ["250 OK"]  # not retried
+    assert recorder.messages == []
+
+
+def test_header_injection_is_refused_and_nothing_is_sent(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    message = EmailMessage(
+        to=["ana@example.org"], subject="Oi\r\nBcc: victim@example.org", text="x"
+    )
+    with pytest.raises(InvalidEmailError):
+        send_email.using(mail_app).delay(message).get(timeout=30)
+    assert recorder.messages == []
+
+
+def test_bulk_sends_over_one_connection(mail_app: Celery, smtp: tuple[Recorder, int]) -> None:
+    recorder, _ = smtp
+    messages = [
+        EmailMessage(to=[f"user{n}@example.org"], subject=f"Aviso {n}", text=f"corpo {n}")
+        for n in range(20)
+    ]
+    receipts = send_bulk.using(mail_app).delay(messages).get(timeout=60)
+    assert [r.accepted for r in receipts] == [[f"user{n}@example.org"] for n in range(20)]
+    assert len(recorder.messages) == 20
+    assert recorder.connections == 1
+
+
+def test_without_a_host_mail_goes_to_the_outbox(
+    crawjud_settings: Settings, crawjud_data_dir: Path
+) -> None:
+    app = create_app(crawjud_settings)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            receipt = send_email.using(app).delay(finished("pt_BR")).get(timeout=30)
+    finally:
+        close_app(app)
+    assert receipt.transport == "outbox"
+    assert receipt.path is not None
+    path = Path(receipt.path)
+    assert path.parent == crawjud_data_dir / "outbox"
+    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert parsed["Message-ID"] == receipt.message_id
