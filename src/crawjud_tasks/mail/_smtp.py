@@ -180,7 +180,7 @@ class SmtpTransport:
             )
         except smtplib.SMTPRecipientsRefused as exc:
             raise self._all_refused(exc) from exc
-        except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected, OSError) as exc:
+        except (smtplib.SMTPException, OSError) as exc:
             if not isinstance(exc, smtplib.SMTPResponseException):
                 self._drop()
             raise self._translate(exc) from exc
