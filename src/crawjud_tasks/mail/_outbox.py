@@ -1,0 +1,78 @@
+"""The file outbox: each message becomes one ``.eml`` file, written atomically."""
+
+from __future__ import annotations
+
+import email.message
+import email.policy
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from typing_extensions import Self
+
+from crawjud_tasks.mail._transport import SendResult
+
+__all__ = ["OutboxTransport"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class OutboxTransport:
+    """Writes each message to ``<folder>/<UTC timestamp>-<message id>.eml``, sending nothing.
+
+    The folder is created (mode 0o700) on the first send. A file appears whole or not at all: it
+    is written to a temporary file in the same folder, flushed to disk and renamed into place.
+    Every recipient counts as accepted; the ``Bcc`` recipients are not in the file.
+
+    Args:
+        folder: The outbox folder.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @property
+    def kind(self) -> Literal["outbox"]:
+        """Always ``outbox``."""
+        return "outbox"
+
+    def open(self) -> None:
+        """Nothing to open: files are written one by one."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def send(self, msg: email.message.EmailMessage, recipients: list[str]) -> SendResult:
+        """Write ``msg`` as one ``.eml`` file; return every recipient as accepted and the path."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        safe_id = _UNSAFE.sub("_", str(msg.get("Message-ID", "")).strip("<> ")).strip("._")
+        target = self.folder / f"{stamp}-{safe_id[:100] or 'message'}.eml"
+        data = msg.as_bytes(policy=email.policy.SMTP)
+        fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".eml.tmp")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return SendResult(accepted=list(recipients), path=str(target))
