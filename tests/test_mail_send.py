@@ -88,7 +88,7 @@ def finished(locale: str = "en") -> EmailMessage:
         bcc=["audit@example.org"],
         template="bot_finished",
         locale=locale,  # type: ignore[arg-type]  # a Literal, given as str in tests
-        context=example_context("bot_finished"),
+        context=example_context("bot_finished") or {},
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import click
+from celery import Celery
 
 from crawjud_tasks._app import create_app
 from crawjud_tasks._cli._loader import fail
@@ -22,10 +23,30 @@ def _step(text: str) -> None:
     click.secho(f"==> {text}", bold=True)
 
 
+def _notify(app: Celery, settings: Settings, timeout: float) -> None:
+    """Send a templated notification through the worker to the outbox, and show where it is."""
+    if settings.mail.host is not None:
+        click.echo("    (a mail host is configured: the demo sends no notification to it)")
+        return
+    from crawjud_tasks.mail._templates import example_context  # noqa: PLC0415
+    from crawjud_tasks.mail.contracts import EmailMessage, send_email  # noqa: PLC0415
+
+    _step(f"sending the bot_finished notification through {settings.namespace}.mail.send_email")
+    message = EmailMessage(
+        to=["Equipe CrawJUD <equipe@example.org>"],
+        template="bot_finished",
+        locale="pt_BR",
+        context=example_context("bot_finished") or {},
+    )
+    receipt = send_email.using(app).delay(message).get(timeout=timeout)
+    click.echo(f"    written to the outbox: {receipt.path}")
+
+
 @click.command()
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the worker.")
 def demo(timeout: float) -> None:
-    """Start the embedded Redis and a worker, send crawjud.ping through a queue, stop both.
+    """Start the embedded Redis and a worker, send crawjud.ping through a queue and a templated
+    notification to the outbox, then stop both.
 
     With CRAWJUD_TASKS_BROKER_URL set, the demo uses that broker instead and leaves it running.
     """
@@ -55,6 +76,7 @@ def demo(timeout: float) -> None:
             click.echo(f"    answered by {answer.hostname}")
             click.echo(f"    crawjud-tasks {answer.version}, ran at {answer.time.isoformat()}")
             click.echo(f"    round trip {took:.1f} ms")
+            _notify(app, settings, timeout)
             _step("stopping the worker")
         if embedded is not None:
             _step("stopping the embedded Redis")

@@ -28,7 +28,8 @@ from crawjud_tasks.mail._message import (
     envelope_recipients,
 )
 from crawjud_tasks.mail._templates import render
-from crawjud_tasks.mail._transports import Transport, transport_for
+from crawjud_tasks.mail._transport import Transport
+from crawjud_tasks.mail._transport_for import transport_for
 from crawjud_tasks.mail.contracts import EmailMessage, EmailReceipt, send_bulk, send_email
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
         prepared.append((message_id, mime, envelope_recipients(message)))
     receipts: list[EmailReceipt] = []
     transport: Transport = transport_for(settings)
-    kind = "smtp" if mail.host else "outbox"
+    kind = transport.kind
     with transport:
         for message_id, mime, recipients in prepared:
             sent = _ledger_get(app, message_id)

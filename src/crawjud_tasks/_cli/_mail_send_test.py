@@ -1,0 +1,49 @@
+"""``crawjud-tasks mail send-test ADDRESS``: one message through the configured transport."""
+
+from __future__ import annotations
+
+import click
+
+from crawjud_tasks._cli._loader import fail
+from crawjud_tasks._settings import Settings
+from crawjud_tasks.errors import CrawjudTasksError
+
+__all__ = ["send_test"]
+
+
+@click.command("send-test")
+@click.argument("address")
+@click.option("--locale", type=click.Choice(["pt_BR", "en"]), default="pt_BR", show_default=True)
+def send_test(address: str, locale: str) -> None:
+    """Send one test message (the `alert` template) to ADDRESS, here and now, through the
+    transport the settings select (SMTP, or the outbox when no mail host is set)."""
+    from crawjud_tasks.mail._message import (  # noqa: PLC0415  (mail code loads on use)
+        build_message,
+        envelope_recipients,
+    )
+    from crawjud_tasks.mail._templates import example_context, render  # noqa: PLC0415
+    from crawjud_tasks.mail._transport_for import transport_for  # noqa: PLC0415
+    from crawjud_tasks.mail.contracts import EmailMessage  # noqa: PLC0415
+
+    try:
+        settings = Settings.from_env()
+        message = EmailMessage(
+            to=[address], template="alert", locale=locale, context=example_context("alert") or {}  # type: ignore[arg-type]  # click.Choice gives str
+        )
+        rendered = render(settings.mail, "alert", message.context, locale)
+        mime = build_message(
+            message,
+            subject=rendered.subject,
+            html=rendered.html,
+            text=rendered.text,
+            sender=settings.mail.sender,
+            attachment_roots=(),
+        )
+        with transport_for(settings) as transport:
+            result = transport.send(mime, envelope_recipients(message))
+    except CrawjudTasksError as exc:
+        raise fail(str(exc)) from exc
+    where = result.path or f"{settings.mail.host}:{settings.mail.port}"
+    click.echo(f"sent to {', '.join(result.accepted) or 'nobody'} through {where}")
+    if result.refused:
+        click.echo(f"refused: {result.refused}")
