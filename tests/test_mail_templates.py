@@ -1,7 +1,8 @@
-"""Mail templates: the shipped ones in both locales, escaping, strictness, host folders."""
+"""Mail templates: the shipped ones in both locales, escaping, strictness, host folders, preview."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from crawjud_tasks.mail._templates import (
     known_templates,
     render,
 )
+
+from .conftest import run_cli
 
 SHIPPED = ["alert", "bot_cancelled", "bot_failed", "bot_finished", "bot_started", "periodic_report"]
 LOCALES = ["pt_BR", "en"]
@@ -185,3 +188,67 @@ def test_host_templates_are_sandboxed(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidEmailError, match="SecurityError"):
         render(MailSettings(template_dirs=(tmp_path,)), "alert", _example("alert"), "en")
+
+
+def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path) -> None:
+    context = tmp_path / "context.json"
+    context.write_text(json.dumps(_example("bot_finished")), encoding="utf-8")
+    out = tmp_path / "preview.html"
+    done = run_cli(
+        "mail", "preview", "bot_finished", "--context", str(context), "--locale", "en",
+        "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert done.stdout.startswith("Subject: Bot PROJUDI - Capa: run A1B2C3D4 finished\n")
+    assert "Items processed: 250" in done.stdout
+
+
+def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import python_env
+
+    done = subprocess.run(
+        [sys.executable, "-m", "crawjud_tasks", "mail", "preview", "alert"],
+        env=python_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "alert.pt_BR.html").exists()
+    assert done.stdout.startswith("Subject: [CRÍTICO] Fila crawjud.bots parada há 15 minutos")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read it"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ("{}", "needs the variable"),
+    ],
+)
+def test_cli_preview_errors_are_one_line(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    context = tmp_path / "context.json"
+    if content is not None:
+        context.write_text(content, encoding="utf-8")
+    done = run_cli(
+        "mail", "preview", "bot_started", "--context", str(context), "--out",
+        str(tmp_path / "out.html"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert expected in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "out.html").exists()
+
+
+def test_cli_preview_unknown_template() -> None:
+    done = run_cli("mail", "preview", "nope", "--locale", "fr")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "Error: unknown mail locale 'fr'; known locales: en, pt_BR"
