@@ -22,7 +22,7 @@ def test_version_and_help() -> None:
     assert out.returncode == 0
     assert out.stdout.startswith("crawjud-tasks, version ")
     helptext = run_cli("--help").stdout
-    for command in ("worker", "beat", "embedded", "info", "demo"):
+    for command in ("worker", "beat", "embedded", "info", "demo", "mail"):
         assert command in helptext
 
 
@@ -57,7 +57,13 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     report = json.loads(out.stdout)
     assert report["broker"] == f"redis://:***@127.0.0.1:{port}/0"
     assert report["broker_status"].startswith("unreachable")
-    assert report["tasks"] == ["crawjud.canvas.flatten", "crawjud.canvas.map_chunk", "crawjud.ping"]
+    assert report["tasks"] == [
+        "crawjud.canvas.flatten",
+        "crawjud.canvas.map_chunk",
+        "crawjud.mail.send_bulk",
+        "crawjud.mail.send_email",
+        "crawjud.ping",
+    ]
     assert report["queues"] == ["crawjud", "crawjud.bots", "crawjud.mail", "crawjud.maintenance"]
     assert report["settings"]["mail"]["password"] == "***"
     plain = run_cli("info", env={"CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url})
@@ -160,6 +166,12 @@ def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
     assert "answered by crawjud-" in out.stdout
     assert "stopping the embedded Redis" in out.stdout
     assert "demo finished in" in out.stdout
+    # The templated notification went through the mail contract to the outbox.
+    written = [line for line in out.stdout.splitlines() if "written to the outbox:" in line]
+    assert len(written) == 1, out.stdout
+    eml = Path(written[0].split("written to the outbox:", 1)[1].strip())
+    assert eml.parent == crawjud_data_dir / "outbox"
+    assert b"Subject:" in eml.read_bytes()
     # It stopped what it started.
     assert EmbeddedRedis(crawjud_data_dir).status().running is False
 
@@ -174,3 +186,22 @@ def test_demo_leaves_a_running_server_alone(crawjud_data_dir: Path) -> None:
         assert embedded.status().running
     finally:
         embedded.stop()
+
+
+def test_mail_send_test_writes_to_the_outbox_without_a_host(crawjud_data_dir: Path) -> None:
+    out = run_cli(
+        "mail", "send-test", "ana@example.org", "--locale", "en",
+        env={"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    [eml] = (crawjud_data_dir / "outbox").glob("*.eml")
+    assert f"sent to ana@example.org through {eml}" in out.stdout
+    # A bad address is a one-line error, and nothing is written.
+    bad = run_cli(
+        "mail", "send-test", "not an address",
+        env={"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)},
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stderr.strip().startswith("Error:")
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert len(list((crawjud_data_dir / "outbox").glob("*.eml"))) == 1

@@ -31,7 +31,7 @@ class Recorder:
         self.next_replies: list[str] = []
         self.lock = threading.Lock()
 
-    async def handle_EHLO(  # noqa: N802  (aiosmtpd's hook name)
+    async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         with self.lock:
@@ -39,7 +39,7 @@ class Recorder:
         session.host_name = hostname
         return responses
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             if self.next_replies:
                 return self.next_replies.pop(0)
@@ -190,3 +190,13 @@ def test_without_a_host_mail_goes_to_the_outbox(
     assert path.parent == crawjud_data_dir / "outbox"
     parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert parsed["Message-ID"] == receipt.message_id
+
+
+def test_the_smtp_policy_fits_inside_a_short_visibility_timeout() -> None:
+    from crawjud_tasks.mail._send import smtp_policy
+
+    assert smtp_policy(None).max_delay == 305.0
+    assert smtp_policy(3600).max_delay == 305.0
+    short = smtp_policy(30)
+    assert short.max_delay < 30
+    assert short.attempts == 6

@@ -8,6 +8,7 @@ from crawjud_tasks._cli._demo import demo
 from crawjud_tasks._cli._embedded import embedded
 from crawjud_tasks._cli._info import info
 from crawjud_tasks._cli._loader import APP_HELP
+from crawjud_tasks._cli._mail import mail
 from crawjud_tasks._cli._worker import beat, worker
 from crawjud_tasks._metadata import version
 
@@ -31,6 +32,7 @@ cli.add_command(beat)
 cli.add_command(embedded)
 cli.add_command(info)
 cli.add_command(demo)
+cli.add_command(mail)
 
 
 def main() -> None:

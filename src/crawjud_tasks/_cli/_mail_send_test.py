@@ -23,12 +23,13 @@ def send_test(address: str, locale: str) -> None:
     )
     from crawjud_tasks.mail._templates import example_context, render  # noqa: PLC0415
     from crawjud_tasks.mail._transport_for import transport_for  # noqa: PLC0415
-    from crawjud_tasks.mail.contracts import EmailMessage  # noqa: PLC0415
+    from crawjud_tasks.mail.contracts import EmailMessage, Locale  # noqa: PLC0415
 
     try:
         settings = Settings.from_env()
+        chosen: Locale = "en" if locale == "en" else "pt_BR"
         message = EmailMessage(
-            to=[address], template="alert", locale=locale, context=example_context("alert") or {}  # type: ignore[arg-type]  # click.Choice gives str
+            to=[address], template="alert", locale=chosen, context=example_context("alert") or {}
         )
         rendered = render(settings.mail, "alert", message.context, locale)
         mime = build_message(

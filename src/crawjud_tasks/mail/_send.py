@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from crawjud_tasks._dispatch import visibility_timeout
 from crawjud_tasks._redis import redis_client, translate_redis_errors
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings
@@ -37,12 +39,12 @@ if TYPE_CHECKING:
 
     from crawjud_tasks._settings import Settings
 
-__all__ = ["attachment_roots", "register_mail", "send_messages"]
+__all__ = ["attachment_roots", "register_mail", "send_messages", "smtp_policy"]
 
 
 def register_mail(app: Celery) -> None:
     """Bind the mail contracts' implementations on ``app`` (SMTP retry policy)."""
-    policy = RetryPolicy.smtp()
+    policy = smtp_policy(visibility_timeout(app))
 
     @send_email.implement_bound(app, retry=policy)
     def _send_email(task: Any, message: EmailMessage) -> EmailReceipt:
@@ -51,6 +53,19 @@ def register_mail(app: Celery) -> None:
     @send_bulk.implement_bound(app, retry=policy)
     def _send_bulk(task: Any, messages: list[EmailMessage]) -> list[EmailReceipt]:
         return send_messages(app, messages, str(task.request.id))
+
+
+def smtp_policy(limit: float | None) -> RetryPolicy:
+    """:meth:`RetryPolicy.smtp`, with its waits shortened to half the visibility timeout when
+    they would reach it (a broker retry held back longer would be delivered twice)."""
+    policy = RetryPolicy.smtp()
+    if limit is None or policy.max_delay < limit:
+        return policy
+    jitter = min(policy.jitter, limit / 4)
+    longest = limit / 2 - jitter
+    return dataclasses.replace(
+        policy, initial_wait=min(policy.initial_wait, longest), max_wait=longest, jitter=jitter
+    )
 
 
 def attachment_roots(settings: Settings) -> tuple[Path, ...]:
@@ -73,7 +88,7 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
     mail = settings.mail
     roots = attachment_roots(settings)
     sender_domain = mail.sender.rpartition("@")[2].strip(" >") or "localhost"
-    prepared = []
+    prepared: list[tuple[str, MimeMessage, list[str]]] = []
     for index, message in enumerate(messages):
         subject, html, text = _content(settings, message)
         key = message.idempotency_key or f"task:{run_id}:{index}"
