@@ -200,3 +200,43 @@ def test_the_smtp_policy_fits_inside_a_short_visibility_timeout() -> None:
     short = smtp_policy(30)
     assert short.max_delay < 30
     assert short.attempts == 6
+
+
+def test_hostile_context_is_escaped_and_never_evaluated(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    from crawjud_tasks.mail._templates import example_context
+
+    context = (example_context("bot_finished") or {}) | {
+        "user_name": "<script>alert(1)</script>",
+        "bot_name": "{{ 7*7 }}",
+    }
+    message = EmailMessage(to=["ana@example.org"], template="bot_finished", context=context)
+    send_email.using(mail_app).delay(message).get(timeout=30)
+    [parsed] = recorder.parsed()
+    html_part = parsed.get_body(("html",))
+    text_part = parsed.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    html, text = html_part.get_content(), text_part.get_content()
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert "{{ 7*7 }}" in text and "49" not in text
+
+
+def test_a_missing_variable_fails_clearly_and_sends_nothing(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    context = dict(example_context_of("bot_finished"))
+    del context["successes"]
+    message = EmailMessage(to=["ana@example.org"], template="bot_finished", context=context)
+    with pytest.raises(InvalidEmailError, match="successes"):
+        send_email.using(mail_app).delay(message).get(timeout=30)
+    assert recorder.messages == []
+
+
+def example_context_of(name: str) -> dict[str, Any]:
+    from crawjud_tasks.mail._templates import example_context
+
+    return example_context(name) or {}
