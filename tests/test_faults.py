@@ -61,7 +61,11 @@ class Rig:
             celery={"broker_transport_options": RESTORE_EVERY_SECOND},
         )
         self.server.start()
-        self.host: Celery = create_app(self.settings)
+        try:
+            self.host: Celery = create_app(self.settings)
+        except BaseException:
+            self.server.stop()  # a rig that could not be built leaves no server behind
+            raise
         self.log = self.server.client(2)
         self.broker = self.server.client(0)
         self.workers: list[WorkerProcess] = []

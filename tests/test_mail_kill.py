@@ -93,7 +93,11 @@ class MailRig:
             mail={"host": "127.0.0.1", "port": port, "security": "none", "timeout": 10},
         )
         self.server.start()
-        self.host: Celery = create_app(self.settings)
+        try:
+            self.host: Celery = create_app(self.settings)
+        except BaseException:
+            self.server.stop()  # a rig that could not be built leaves no server behind
+            raise
         self.broker = self.server.client(0)
         self.workers: list[WorkerProcess] = []
 
