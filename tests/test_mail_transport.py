@@ -11,17 +11,16 @@ import dataclasses
 import email
 import email.policy
 import os
-import shutil
 import socket
 import ssl
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -153,44 +152,24 @@ def server(smtp_server: Server) -> tuple[Handler, int]:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
+    """A certificate for 127.0.0.1 from a throwaway CA (trustme): the server's key and chain,
+    and the CA that a client must trust to verify it."""
     folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    authority = trustme.CA()
+    chain, ca = folder / "server.pem", folder / "ca.pem"
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(chain))
+    authority.cert_pem.write_to_path(str(ca))
+    return chain, ca
 
 
 def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
+    context.load_cert_chain(certificate[0])
     return context
 
 
 def client_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(certificate[0]))
+    return ssl.create_default_context(cafile=str(certificate[1]))
 
 
 def mail_settings(port: int, **changes: Any) -> MailSettings:
