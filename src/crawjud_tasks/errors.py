@@ -165,8 +165,9 @@ class PoisonMessageError(PermanentError):
     """
 
 
-class MailTemporaryError(TransientError):
-    """The mail server answered with a 4xx reply (or the connection failed): retried.
+class _ServerReply(CrawjudTasksError):
+    """An error that carries the mail server's reply (both in ``args``, so that it survives
+    pickling and Celery's rebuilding).
 
     Attributes:
         code: The SMTP reply code (0 when the connection itself failed).
@@ -178,6 +179,10 @@ class MailTemporaryError(TransientError):
         self.code = code
         self.reply = reply
 
+
+class MailTemporaryError(_ServerReply, TransientError):
+    """The mail server answered with a 4xx reply (or the connection failed): retried."""
+
     def __str__(self) -> str:
         return f"the mail server answered {self.code}: {self.reply}; it will be retried"
 
@@ -186,18 +191,8 @@ class InvalidEmailError(PermanentError, ValueError):
     """An email was refused before anything was sent; the message says what was wrong."""
 
 
-class MailRejectedError(PermanentError):
-    """The mail server answered with a 5xx reply: the message will not be accepted as it is.
-
-    Attributes:
-        code: The SMTP reply code.
-        reply: The server's reply text.
-    """
-
-    def __init__(self, code: int, reply: str) -> None:
-        super().__init__(code, reply)
-        self.code = code
-        self.reply = reply
+class MailRejectedError(_ServerReply, PermanentError):
+    """The mail server answered with a 5xx reply: the message will not be accepted as it is."""
 
     def __str__(self) -> str:
         return f"the mail server refused the message with {self.code}: {self.reply}"

@@ -9,19 +9,16 @@ import re
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
-from typing_extensions import Self
-
-from crawjud_tasks.mail._transport import SendResult
+from crawjud_tasks.mail._transport import ConnectionScope, SendResult
 
 __all__ = ["OutboxTransport"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class OutboxTransport:
+class OutboxTransport(ConnectionScope):
     """Writes each message to ``<folder>/<UTC timestamp>-<message id>.eml``, sending nothing.
 
     The folder is created (mode 0o700) on the first send. A file appears whole or not at all: it
@@ -45,18 +42,6 @@ class OutboxTransport:
 
     def close(self) -> None:
         """Nothing to close."""
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def send(self, msg: email.message.EmailMessage, recipients: list[str]) -> SendResult:
         """Write ``msg`` as one ``.eml`` file; return every recipient as accepted and the path."""

@@ -20,10 +20,7 @@ import email.message
 import smtplib
 import ssl
 from email.headerregistry import Address
-from types import TracebackType
 from typing import Literal
-
-from typing_extensions import Self
 
 from crawjud_tasks._settings import MailSettings
 from crawjud_tasks.errors import (
@@ -32,7 +29,7 @@ from crawjud_tasks.errors import (
     MailTemporaryError,
     SettingsError,
 )
-from crawjud_tasks.mail._transport import SendResult
+from crawjud_tasks.mail._transport import ConnectionScope, SendResult
 
 __all__ = ["SmtpTransport"]
 
@@ -47,7 +44,7 @@ def _classify(code: int, reply: str) -> MailTemporaryError | MailRejectedError:
     return MailTemporaryError(code, reply)
 
 
-class SmtpTransport:
+class SmtpTransport(ConnectionScope):
     """Sends through the SMTP server of ``settings`` (``mail.host``, ``port``, ``security``...).
 
     ``security="tls"`` connects with implicit TLS (``SMTP_SSL``); ``"starttls"`` upgrades with
@@ -137,18 +134,6 @@ class SmtpTransport:
             pass
         finally:
             connection.close()
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def send(self, msg: email.message.EmailMessage, recipients: list[str]) -> SendResult:
         """Send ``msg`` to ``recipients`` over the open connection (or a connection of its own).

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from typing_extensions import Self
 
-__all__ = ["SendResult", "Transport"]
+__all__ = ["ConnectionScope", "SendResult", "Transport"]
 
 
 def _refusals() -> dict[str, str]:
@@ -57,3 +57,26 @@ class Transport(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class ConnectionScope:
+    """``with transport:`` opens the connection and closes it, for transports that define
+    :meth:`open` and :meth:`close`."""
+
+    def open(self) -> None:
+        """Open the connection (nothing by default)."""
+
+    def close(self) -> None:
+        """Close the connection (nothing by default)."""
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
