@@ -87,6 +87,16 @@ class BotSettings:
     allowed_roots: tuple[Path, ...] = ()
     #: The most rows a run may carry inline in its message; larger inputs go in a file.
     max_inline_rows: int = 1000
+    #: Where run reports are written (default: ``<data_dir>/reports``).
+    reports_dir: Path | None = None
+    #: Where each run gets a working folder of its own (default: ``<data_dir>/runs``).
+    runs_dir: Path | None = None
+    #: A folder of secret files for the file secret provider (one file per secret name).
+    secrets_dir: Path | None = None
+    #: Seconds a run's events, checkpoint and state are kept in Redis after its last change.
+    retention: float = 7 * 86400.0
+    #: The most events a run's stream keeps (the oldest are trimmed).
+    events_max: int = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,7 +34,16 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
         │                                        address, a header with CR/LF/NUL, too many
         │                                        recipients, an attachment too big or outside the
         │                                        allowed roots, an unknown template or variable
-        └── MailRejectedError                   the mail server answered 5xx: its reply is kept
+        ├── MailRejectedError                   the mail server answered 5xx: its reply is kept
+        ├── UnknownBotError (also LookupError)  no bot is registered under the key a run names
+        ├── BotParameterError (also ValueError) a run's parameters do not fit the bot (an option,
+        │                                        the input file, a secret reference)
+        ├── SecretNotFoundError (also LookupError)
+        │                                        no secret provider knows a SecretRef's name
+        ├── ItemError                           raised by a bot: this item failed (the reason is
+        │                                        recorded in the errors sheet), the run goes on
+        └── FatalBotError                       raised by a bot: the run cannot go on (it ends as
+                                                 failed, with a report of what was done)
 
 Retry policies read the classification: :class:`TransientError` is retried, and
 :class:`PermanentError` never is. A task raises them (or subclasses) to say which a failure is.
@@ -44,13 +53,16 @@ The domains (bots, mail, maintenance) add their errors under this root.
 from __future__ import annotations
 
 __all__ = [
+    "BotParameterError",
     "BrokerUnavailableError",
     "ContractError",
     "CrawjudTasksError",
     "DispatchError",
     "DuplicateRunError",
     "EmbeddedRedisError",
+    "FatalBotError",
     "InvalidEmailError",
+    "ItemError",
     "LeaseError",
     "LeaseHeldError",
     "LeaseLostError",
@@ -60,9 +72,11 @@ __all__ = [
     "PermanentError",
     "PoisonMessageError",
     "ResultTimeoutError",
+    "SecretNotFoundError",
     "SettingsError",
     "TaskFailedError",
     "TransientError",
+    "UnknownBotError",
     "VisibilityTimeoutError",
 ]
 
@@ -196,3 +210,30 @@ class MailRejectedError(_ServerReply, PermanentError):
 
     def __str__(self) -> str:
         return f"the mail server refused the message with {self.code}: {self.reply}"
+
+
+class UnknownBotError(PermanentError, LookupError):
+    """No bot is registered under the key a run names; the message lists the known keys."""
+
+
+class BotParameterError(PermanentError, ValueError):
+    """A run's parameters do not fit its bot: an unknown or mistyped option, an input file that
+    is missing, unreadable or outside the allowed roots, or too many inline rows."""
+
+
+class SecretNotFoundError(PermanentError, LookupError):
+    """No secret provider of the worker knows the name a :class:`SecretRef` gives."""
+
+
+class ItemError(PermanentError):
+    """Raised by a bot's ``process``: this item failed for the reason given; the run goes on.
+
+    The reason is recorded in the item's row of the errors sheet (keep credentials out of it).
+    """
+
+
+class FatalBotError(PermanentError):
+    """Raised by a bot: the run cannot go on (the court site refused the login, say).
+
+    The run stops, tears down, writes a report of what was done and ends as failed.
+    """
