@@ -212,7 +212,10 @@ class Lease:
         with translate_redis_errors(self._app):
             answer: Any = self._acquire_script(keys=[self.redis_key], args=[value, self._ttl_ms])
         if answer != 1:
-            raise LeaseHeldError(self._held_message(answer[0], answer[1]))
+            error = LeaseHeldError(self._held_message(answer[0], answer[1]))
+            error.holder = (answer[0] or b"").partition(b" ")[2].decode(errors="replace") or None
+            error.expires_in = answer[1] / 1000 if answer[1] >= 0 else None
+            raise error
         stop = threading.Event()
         with self._lock:
             self._value, self._confirmed_at, self._lost, self._stop = value, sent, None, stop

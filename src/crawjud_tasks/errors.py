@@ -148,6 +148,11 @@ class LeaseError(CrawjudTasksError):
 class LeaseHeldError(LeaseError):
     """Another holder has the lease and is still alive (its heartbeat renews it)."""
 
+    #: The holder's label (``host:pid``), when known.
+    holder: str | None = None
+    #: Seconds before the lease expires unless renewed, when known.
+    expires_in: float | None = None
+
 
 class DuplicateRunError(LeaseHeldError):
     """A second copy of a run was refused: the first is still running."""

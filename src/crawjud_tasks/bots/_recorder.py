@@ -1,0 +1,129 @@
+"""The run's writer: checkpoint records, events and state, sent without waiting for answers.
+
+Each item's record and event leave in one socket write as soon as the item is done, so that a
+worker killed right after an item has already handed that item's checkpoint to Redis; the
+answers are read in batches (every :data:`BATCH` commands, and at each flush), so an item costs
+one write system call and no round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, final
+
+import redis
+
+from crawjud_tasks._redis import redis_client, translate_redis_errors
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.bots._runs import run_key
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["BATCH", "Recorder"]
+
+#: Answers read at once; the commands sent but not yet answered never exceed it.
+BATCH = 512
+
+
+@final
+class Recorder:
+    """Sends one run's writes over a connection of its own; see the module docstring."""
+
+    __slots__ = (
+        "_app",
+        "_conn",
+        "_events",
+        "_expiring",
+        "_items",
+        "_lock",
+        "_maxlen",
+        "_pending",
+        "_pool",
+        "_retention",
+        "_state",
+    )
+
+    def __init__(self, app: Celery, run_id: str) -> None:
+        settings = app_settings(app).bots
+        self._app = app
+        self._items = run_key(app, run_id, "items")
+        self._events = run_key(app, run_id, "events")
+        self._state = run_key(app, run_id, "state")
+        self._expiring = (self._items, self._events, self._state, run_key(app, run_id, "cancel"))
+        self._maxlen = str(settings.events_max)
+        self._retention = str(max(1, round(settings.retention)))
+        self._pool: Any = redis_client(app).connection_pool
+        with translate_redis_errors(app):
+            self._conn: Any = self._pool.get_connection()
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def item(self, record: bytes, event: Mapping[str, str]) -> None:
+        """An item is done: append its record to the checkpoint and its event to the stream."""
+        self._send((("RPUSH", self._items, record), self._xadd(event)))
+
+    def event(self, event: Mapping[str, str]) -> None:
+        """Append an event to the stream."""
+        self._send((self._xadd(event),))
+
+    def state(self, fields: Mapping[str, str | bytes]) -> None:
+        """Update the run's state hash and push every record's expiry back to the retention."""
+        flat: list[str | bytes] = []
+        for name, value in fields.items():
+            flat += (name, value)
+        commands: list[tuple[Any, ...]] = [("HSET", self._state, *flat)]
+        commands += [("EXPIRE", key, self._retention) for key in self._expiring]
+        self._send(tuple(commands))
+
+    def flush(self) -> None:
+        """Wait for the answers to everything sent; raise the first error among them.
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        with self._lock, translate_redis_errors(self._app):
+            self._drain()
+
+    def close(self) -> None:
+        """Flush, then give the connection back (dropped if it failed)."""
+        try:
+            self.flush()
+        finally:
+            self._pool.release(self._conn)
+
+    def _xadd(self, event: Mapping[str, str]) -> tuple[Any, ...]:
+        flat: list[str] = []
+        for name, value in event.items():
+            flat += (name, value)
+        return ("XADD", self._events, "MAXLEN", "~", self._maxlen, "*", *flat)
+
+    def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
+        with self._lock, translate_redis_errors(self._app):
+            if self._pending + len(commands) > BATCH:
+                self._drain()
+            conn = self._conn
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            self._pending += len(commands)
+
+    def _drain(self) -> None:
+        conn = self._conn
+        error: Exception | None = None
+        while self._pending:
+            self._pending -= 1
+            try:
+                conn.read_response()
+            except Exception as exc:
+                if error is None:
+                    error = exc
+                if not _is_answer(exc):
+                    self._pending = 0
+                    raise
+        if error is not None:
+            raise error
+
+
+def _is_answer(exc: Exception) -> bool:
+    """Whether ``exc`` is Redis's error answer to one command (the connection is still fine)."""
+    return isinstance(exc, redis.ResponseError)

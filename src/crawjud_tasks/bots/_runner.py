@@ -1,0 +1,672 @@
+"""One run of a bot, from the message to the result: the implementation of ``execute_bot``.
+
+initialise (find the bot, check its options, read the input, resolve the secrets, take the run's
+lease, load the checkpoint, emit "started") -> ``setup`` -> each item not done yet (retried
+inline for transient errors, recorded as it completes, cancellation checked before each) ->
+``teardown`` -> report -> emit "finished" and store the result under the run id.
+
+A run whose worker died is delivered again (at-least-once contract): the new delivery takes the
+run's lease once the dead holder's has gone, reads the checkpoint and processes only the items
+without a record. A run that ended answers a second delivery, or a second dispatch with the same
+run id, with its stored result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from celery.exceptions import SoftTimeLimitExceeded
+
+from crawjud_tasks._codec import encode
+from crawjud_tasks._execution import run_lease_owner, run_lease_ttl
+from crawjud_tasks._lease import evict, lease
+from crawjud_tasks._redis import redis_client, translate_redis_errors
+from crawjud_tasks._retry import RetryPolicy
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus, NoOptions
+from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
+from crawjud_tasks.bots._events import encode_event
+from crawjud_tasks.bots._extensions import report_store, secret_providers
+from crawjud_tasks.bots._inputs import read_items
+from crawjud_tasks.bots._recorder import Recorder
+from crawjud_tasks.bots._registry import BotFactory, find_bot
+from crawjud_tasks.bots._reports import ReportRun, write_report
+from crawjud_tasks.bots._runs import run_key
+from crawjud_tasks.bots._secrets import Scrubber, resolve_secret
+from crawjud_tasks.bots.contracts import (
+    BotParameters,
+    BotRunResult,
+    Cell,
+    RunCounts,
+    RunStatus,
+    execute_bot,
+)
+from crawjud_tasks.errors import (
+    BotParameterError,
+    DuplicateRunError,
+    FatalBotError,
+    ItemError,
+    LeaseHeldError,
+    LeaseLostError,
+    SecretNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from crawjud_tasks._lease import Lease
+    from crawjud_tasks._secret import Secret
+
+__all__ = ["register_bots", "run_folder"]
+
+_LOG = logging.getLogger("crawjud_tasks.bots")
+#: Seconds between two looks at the run's cancel request.
+CANCEL_POLL = 0.25
+#: Seconds between two updates of the run's state (Redis hash and the task's PROGRESS state).
+PROGRESS_EVERY = 1.0
+#: Failed items whose reasons the result carries.
+ERROR_SAMPLE = 10
+_PYTHON_LEVEL = {"info": logging.INFO, "success": logging.INFO, "warning": logging.WARNING}
+
+
+def register_bots(app: Celery) -> None:
+    """Bind the ``execute_bot`` implementation on ``app``."""
+
+    @execute_bot.implement_bound(app)
+    def _execute_bot(
+        task: Any, bot_id: str, user_id: int | str, parameters: BotParameters
+    ) -> BotRunResult:
+        return _Run(app, task, bot_id, user_id, parameters).execute()
+
+
+def run_folder(app: Celery, run_id: str) -> Path:
+    """The working folder of run ``run_id`` on this machine."""
+    settings = app_settings(app)
+    root = settings.bots.runs_dir or settings.resolved_data_dir / "runs"
+    return Path(root).expanduser() / run_id.replace(":", "_")
+
+
+class _Stop(Exception):
+    """The item loop ends early with this status and reason."""
+
+    def __init__(self, status: RunStatus, reason: str | None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class _Run:
+    """The state of one run in this process (never shared with another run)."""
+
+    def __init__(
+        self, app: Celery, task: Any, bot_id: str, user_id: int | str, parameters: BotParameters
+    ) -> None:
+        self.app = app
+        self.task = task
+        self.task_id = str(task.request.id)
+        self.run_id = parameters.run_id or self.task_id
+        self.bot_id = bot_id
+        self.user_id = user_id
+        self.parameters = parameters
+        self.settings = app_settings(app)
+        self.cancel = threading.Event()
+        self.lost: LeaseLostError | None = None
+        self.scrubber = Scrubber(())
+        self.counts = RunCounts()
+        self.records: list[ItemRecord] = []
+        self.started_at = dt.datetime.now(dt.timezone.utc)
+        self.recorder: Recorder | None = None
+        self._next_progress = 0.0
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def execute(self) -> BotRunResult:
+        stored = self._stored_result()
+        if stored is not None:
+            _LOG.info(
+                "run %s ended before (%s); its result is returned", self.run_id, stored.status.value
+            )
+            return stored
+        factory = find_bot(self.app, self.bot_id)
+        run_lease = self._take_lease()
+        try:
+            stored = self._stored_result()  # it may have ended while we waited for the lease
+            if stored is not None:
+                return stored
+            self.recorder = Recorder(self.app, self.run_id)
+            try:
+                return self._run(factory)
+            finally:
+                self._close_recorder()
+        finally:
+            self._release(run_lease)
+
+    def _run(self, factory: BotFactory) -> BotRunResult:
+        if self._cancel_requested():
+            _LOG.info("run %s was cancelled before it started", self.run_id)
+            return self._finish(RunStatus.CANCELLED, None, None)
+        try:
+            bot = factory()
+            options = _options(self.bot_id, bot, self.parameters.options)
+            items = read_items(
+                self.parameters.input,
+                roots=self.settings.bots.allowed_roots,
+                max_inline_rows=self.settings.bots.max_inline_rows,
+            )
+            _check_columns(self.bot_id, bot, items)
+            secrets = self._resolve_secrets()
+        except (BotParameterError, SecretNotFoundError) as exc:
+            self._finish(RunStatus.FAILED, str(exc), None, store=False)
+            raise
+        self.scrubber = Scrubber(secrets.values())
+        done = self._load_checkpoint(items)
+        self.counts = dataclasses.replace(self.counts, total=len(items))
+        resumed_at = len(done)
+        ctx: RunContext[Any] = RunContext(
+            run_id=self.run_id,
+            bot_id=self.bot_id,
+            user_id=self.user_id,
+            parameters=self.parameters,
+            options=options,
+            secrets=secrets,
+            output_dir=self._output_dir(),
+            log=RunLog(self._log),
+            cancel=self.cancel,
+            resumed_at=resumed_at,
+        )
+        self._started(resumed_at)
+        watcher = threading.Thread(
+            target=self._watch_cancel, name=f"crawjud-run-cancel:{self.run_id}", daemon=True
+        )
+        stop_watching = threading.Event()
+        self._stop_watching = stop_watching
+        watcher.start()
+        status, error = RunStatus.COMPLETED, None
+        try:
+            status, error = self._work(bot, ctx, items, done)
+        finally:
+            stop_watching.set()
+            watcher.join()
+        if self.lost is not None:
+            raise self.lost
+        report = self._report(items, status, error)
+        return self._finish(status, error, report)
+
+    def _work(
+        self, bot: Any, ctx: RunContext[Any], items: Sequence[Item], done: set[int]
+    ) -> tuple[RunStatus, str | None]:
+        policy: RetryPolicy = getattr(bot, "retry", None) or RetryPolicy.court_site()
+        try:
+            try:
+                self._attempts(policy, "setup", lambda: bot.setup(ctx))
+                for item in items:
+                    if item.index in done:
+                        continue
+                    if self.cancel.is_set():
+                        raise _Stop(RunStatus.CANCELLED, None)
+                    self._item(bot, ctx, item, policy)
+            finally:
+                try:
+                    bot.teardown(ctx)
+                except Exception as exc:
+                    self._log("warning", f"teardown failed: {_describe(exc)}", None)
+        except _Stop as stop:
+            return stop.status, stop.reason
+        except (FatalBotError, SoftTimeLimitExceeded) as exc:
+            return RunStatus.FAILED, self._fatal(exc)
+        except Exception as exc:
+            return RunStatus.FAILED, self._fatal(exc)
+        if self.counts.failed:
+            return RunStatus.COMPLETED_WITH_ERRORS, None
+        return RunStatus.COMPLETED, None
+
+    def _item(self, bot: Any, ctx: RunContext[Any], item: Item, policy: RetryPolicy) -> None:
+        status: ItemStatus
+        data: Mapping[str, Cell]
+        try:
+            outcome = self._attempts(
+                policy, f"row {item.row}", lambda: bot.process(item, ctx), row=item.row
+            )
+        except ItemError as exc:
+            status, data, reason = "failed", {}, self.scrubber.scrub(str(exc) or type(exc).__name__)
+        except (FatalBotError, SoftTimeLimitExceeded):
+            raise
+        except Exception as exc:
+            status, data, reason = "failed", {}, self.scrubber.scrub(_describe(exc))
+        else:
+            if not isinstance(outcome, ItemOutcome):
+                status, data = "failed", {}
+                reason = f"process() returned {type(outcome).__name__}, not an ItemOutcome"
+            else:
+                status = outcome.status
+                data = self.scrubber.scrub_cells(outcome.data)
+                reason = None if outcome.message is None else self.scrubber.scrub(outcome.message)
+        self._record(ItemRecord(item.index, item.row, status, item.data, data, reason))
+        limit = self.parameters.max_failures
+        if status == "failed" and limit is not None and self.counts.failed >= limit:
+            raise _Stop(
+                RunStatus.FAILED,
+                f"stopped after {self.counts.failed} failed items (max_failures={limit})",
+            )
+        if self.lost is not None:
+            raise _Stop(RunStatus.FAILED, str(self.lost))
+
+    def _attempts(
+        self, policy: RetryPolicy, label: str, call: Any, *, row: int | None = None
+    ) -> Any:
+        """``call()``, retried inline by ``policy`` (waits cut short by a cancel request)."""
+        first = time.monotonic()
+        retries = 0
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                delay = policy.next_delay(retries, time.monotonic() - first, exc)
+                if delay is None or self.cancel.is_set():
+                    raise
+                retries += 1
+                self._log(
+                    "warning",
+                    f"{label}: attempt {retries} of {policy.attempts} failed "
+                    f"({_describe(exc)}); retrying in {delay:.1f} s",
+                    row,
+                )
+                if self.cancel.wait(delay):
+                    raise
+
+    # -- records and events -------------------------------------------------------------------
+
+    def _record(self, record: ItemRecord) -> None:
+        counts = self.counts
+        if record.status == "succeeded":
+            counts = dataclasses.replace(counts, succeeded=counts.succeeded + 1)
+            level: LogLevel = "success"
+        elif record.status == "failed":
+            counts = dataclasses.replace(counts, failed=counts.failed + 1)
+            level = "error"
+        else:
+            counts = dataclasses.replace(counts, skipped=counts.skipped + 1)
+            level = "info"
+        self.counts = counts
+        self.records.append(record)
+        line = _CHECKPOINT.encode(
+            _Checkpoint(record.index, record.status, dict(record.data), record.reason)
+        )
+        event = encode_event(
+            "item",
+            time=time.time(),
+            level=level,
+            message=record.reason,
+            row=record.row,
+            counts=counts,
+        )
+        assert self.recorder is not None
+        self.recorder.item(line, event)
+        now = time.monotonic()
+        if now >= self._next_progress:
+            self._progress(now)
+
+    def _progress(self, now: float) -> None:
+        self._next_progress = now + PROGRESS_EVERY
+        counts = self.counts
+        assert self.recorder is not None
+        self.recorder.state(_count_fields(counts))
+        self.task.update_state(
+            state="PROGRESS",
+            meta={
+                "run_id": self.run_id,
+                "total": counts.total,
+                "succeeded": counts.succeeded,
+                "failed": counts.failed,
+                "skipped": counts.skipped,
+                "remaining": counts.remaining,
+            },
+        )
+
+    def _log(self, level: LogLevel, message: str, row: int | None) -> None:
+        text = self.scrubber.scrub(str(message))
+        _LOG.log(
+            _PYTHON_LEVEL.get(level, logging.ERROR),
+            "run %s%s: %s",
+            self.run_id,
+            "" if row is None else f" row {row}",
+            text,
+        )
+        if self.recorder is not None:
+            self.recorder.event(
+                encode_event("log", time=time.time(), level=level, message=text, row=row)
+            )
+
+    def _started(self, resumed_at: int) -> None:
+        assert self.recorder is not None
+        self.recorder.state(
+            {
+                "bot": self.bot_id,
+                "user_id": msgspec.json.encode(self.user_id),
+                "task_id": self.task_id,
+                "status": "running",
+                "started_at": self.started_at.isoformat(),
+                **_count_fields(self.counts),
+            }
+        )
+        self.recorder.event(
+            encode_event(
+                "started",
+                time=time.time(),
+                counts=self.counts,
+                data={
+                    "bot": self.bot_id,
+                    "user_id": self.user_id,
+                    "task_id": self.task_id,
+                    "total": self.counts.total,
+                    "resumed_at": resumed_at,
+                },
+            )
+        )
+        if resumed_at:
+            self._log("info", f"resumed after {resumed_at} of {self.counts.total} items done", None)
+        _LOG.info(
+            "run %s of %s started: %d items (%d done before)",
+            self.run_id,
+            self.bot_id,
+            self.counts.total,
+            resumed_at,
+        )
+        self._progress(time.monotonic())
+
+    def _finish(
+        self, status: RunStatus, error: str | None, report: str | None, *, store: bool = True
+    ) -> BotRunResult:
+        error = None if error is None else self.scrubber.scrub(error)
+        result = BotRunResult(
+            run_id=self.run_id,
+            bot=self.bot_id,
+            user_id=self.user_id,
+            status=status,
+            counts=self.counts,
+            started_at=self.started_at,
+            finished_at=dt.datetime.now(dt.timezone.utc),
+            report=report,
+            error=error,
+            error_sample=[
+                f"row {record.row}: {record.reason}"
+                for record in self.records
+                if record.status == "failed"
+            ][:ERROR_SAMPLE],
+        )
+        fields: dict[str, str | bytes] = {
+            "bot": self.bot_id,
+            "user_id": msgspec.json.encode(self.user_id),
+            "task_id": self.task_id,
+            "status": status.value,
+            "started_at": result.started_at.isoformat(),
+            "finished_at": result.finished_at.isoformat(),
+            "report": report or "",
+            "error": error or "",
+            **_count_fields(self.counts),
+        }
+        if store:
+            fields["result"] = msgspec.json.encode(encode(result))
+        recorder = self.recorder or Recorder(self.app, self.run_id)
+        recorder.state(fields)
+        recorder.event(
+            encode_event(
+                "finished",
+                time=time.time(),
+                counts=self.counts,
+                status=status,
+                data={"report": report, "error": error},
+            )
+        )
+        recorder.flush()
+        if self.recorder is None:
+            recorder.close()
+        _LOG.info(
+            "run %s of %s ended %s: %d succeeded, %d failed, %d skipped of %d%s",
+            self.run_id,
+            self.bot_id,
+            status.value,
+            self.counts.succeeded,
+            self.counts.failed,
+            self.counts.skipped,
+            self.counts.total,
+            f" ({error})" if error else "",
+        )
+        return result
+
+    def _fatal(self, exc: BaseException) -> str:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            reason = "the task's soft time limit was reached"
+        elif isinstance(exc, FatalBotError):
+            reason = str(exc) or type(exc).__name__
+        else:
+            reason = f"setup failed: {_describe(exc)}"
+        reason = self.scrubber.scrub(reason)
+        self._log("error", reason, None)
+        return reason
+
+    # -- report -------------------------------------------------------------------------------
+
+    def _report(self, items: Sequence[Item], status: RunStatus, error: str | None) -> str | None:
+        columns: dict[str, None] = {}
+        for item in items:
+            columns.update(dict.fromkeys(item.data))
+        run = ReportRun(
+            run_id=self.run_id,
+            bot=self.bot_id,
+            user_id=self.user_id,
+            status=status,
+            counts=self.counts,
+            started_at=self.started_at,
+            finished_at=dt.datetime.now(dt.timezone.utc),
+            error=error,
+            columns=list(columns),
+        )
+        try:
+            archive = write_report(run, self.records, self._output_dir() / "report")
+            location = report_store(self.app).store(self.run_id, archive)
+        except Exception as exc:
+            self._log("error", f"the report was not written: {_describe(exc)}", None)
+            return None
+        self._log("info", f"report: {location}", None)
+        return location
+
+    # -- checkpoint, lease, cancel ------------------------------------------------------------
+
+    def _load_checkpoint(self, items: Sequence[Item]) -> set[int]:
+        client = redis_client(self.app)
+        with translate_redis_errors(self.app):
+            raw: Any = client.lrange(run_key(self.app, self.run_id, "items"), 0, -1)
+        done: set[int] = set()
+        counts = self.counts
+        for line in raw:
+            saved = _CHECKPOINT_DECODER.decode(line)
+            if saved.i in done or saved.i >= len(items):
+                continue
+            done.add(saved.i)
+            item = items[saved.i]
+            self.records.append(
+                ItemRecord(item.index, item.row, saved.s, item.data, saved.d, saved.e)
+            )
+            if saved.s == "succeeded":
+                counts = dataclasses.replace(counts, succeeded=counts.succeeded + 1)
+            elif saved.s == "failed":
+                counts = dataclasses.replace(counts, failed=counts.failed + 1)
+            else:
+                counts = dataclasses.replace(counts, skipped=counts.skipped + 1)
+        self.counts = counts
+        return done
+
+    def _stored_result(self) -> BotRunResult | None:
+        client = redis_client(self.app)
+        with translate_redis_errors(self.app):
+            raw: Any = client.hget(run_key(self.app, self.run_id, "state"), "result")
+        return None if raw is None else msgspec.json.decode(raw, type=BotRunResult)
+
+    def _take_lease(self) -> Lease:
+        ttl = run_lease_ttl(self.app)
+        key = f"run:{self.run_id}"
+        deadline = time.monotonic() + ttl + 1.0
+        while True:
+            run_lease = lease(
+                self.app, key, ttl, owner=run_lease_owner(os.getpid()), on_lost=self._on_lost
+            )
+            try:
+                return run_lease.acquire()
+            except LeaseHeldError as exc:
+                holder, expires_in = exc.holder, exc.expires_in
+                if holder is not None and _dead_here(holder):
+                    _LOG.warning(
+                        "run %s: the lease of the dead process %s is freed", self.run_id, holder
+                    )
+                    evict(self.app, key, holder)
+                    continue
+                # A live holder renews every third of the ttl; one that let the lease run down
+                # past half of it has most likely died: wait for the lease to expire.
+                if expires_in is None or expires_in > ttl / 2 or time.monotonic() > deadline:
+                    msg = (
+                        f"run {self.run_id!r} is running already ({exc}); cancel it with "
+                        "cancel_run() or give this run another run_id"
+                    )
+                    raise DuplicateRunError(msg) from exc
+                time.sleep(min(0.5, max(0.05, expires_in)))
+
+    def _on_lost(self, error: LeaseLostError) -> None:
+        self.lost = error
+        self.cancel.set()
+
+    def _release(self, run_lease: Lease) -> None:
+        try:
+            run_lease.release()
+        except Exception as exc:
+            _LOG.warning("run %s: the lease was not released: %s", self.run_id, exc)
+
+    def _cancel_requested(self) -> bool:
+        client = redis_client(self.app)
+        with translate_redis_errors(self.app):
+            return bool(client.exists(run_key(self.app, self.run_id, "cancel")))
+
+    def _watch_cancel(self) -> None:
+        client = redis_client(self.app)
+        key = run_key(self.app, self.run_id, "cancel")
+        warned = False
+        while not self._stop_watching.wait(CANCEL_POLL):
+            try:
+                if client.exists(key):
+                    self.cancel.set()
+                    self._log("warning", "cancel requested: stopping before the next item", None)
+                    return
+            except Exception as exc:
+                if not warned:
+                    _LOG.warning("run %s: cannot read its cancel request: %s", self.run_id, exc)
+                    warned = True
+
+    def _close_recorder(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        try:
+            recorder.close()
+        except Exception as exc:
+            _LOG.warning("run %s: its last records may be lost: %s", self.run_id, exc)
+
+    # -- initialisation -----------------------------------------------------------------------
+
+    def _resolve_secrets(self) -> dict[str, Secret]:
+        ref = self.parameters.credentials
+        if ref is None:
+            return {}
+        return {"credentials": resolve_secret(ref, secret_providers(self.app))}
+
+    def _output_dir(self) -> Path:
+        folder = run_folder(self.app, self.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """An item's line in the checkpoint (its input is read again from the run's input)."""
+
+    i: int
+    s: ItemStatus
+    d: dict[str, Any]
+    e: str | None
+
+
+_CHECKPOINT = msgspec.json.Encoder()
+_CHECKPOINT_DECODER = msgspec.json.Decoder(_Checkpoint)
+
+
+def _count_fields(counts: RunCounts) -> dict[str, str | bytes]:
+    return {
+        "total": str(counts.total),
+        "succeeded": str(counts.succeeded),
+        "failed": str(counts.failed),
+        "skipped": str(counts.skipped),
+    }
+
+
+def _options(bot_id: str, bot: Any, given: Mapping[str, Any]) -> Any:
+    """The run's options converted into the bot's options dataclass."""
+    kind: type[Any] = getattr(bot, "options", NoOptions)
+    if kind is NoOptions or not dataclasses.is_dataclass(kind):
+        if given:
+            msg = f"bot {bot_id!r} takes no options, got {', '.join(sorted(given))}"
+            raise BotParameterError(msg)
+        return NoOptions()
+    names = [field.name for field in dataclasses.fields(kind)]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        msg = (
+            f"bot {bot_id!r} has no option {', '.join(map(repr, unknown))}; its options are "
+            f"{', '.join(names) or 'none'}"
+        )
+        raise BotParameterError(msg)
+    try:
+        return msgspec.convert(dict(given), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        msg = f"bot {bot_id!r}: bad options: {exc}"
+        raise BotParameterError(msg) from None
+
+
+def _check_columns(bot_id: str, bot: Any, items: Sequence[Item]) -> None:
+    required: Sequence[str] = getattr(bot, "required_columns", ())
+    if not required or not items:
+        return
+    present = set(items[0].data)
+    missing = [column for column in required if column not in present]
+    if missing:
+        msg = (
+            f"bot {bot_id!r} needs the column(s) {', '.join(missing)} in its input; the input "
+            f"has {', '.join(sorted(present)) or 'no columns'}"
+        )
+        raise BotParameterError(msg)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether ``holder`` (``host:pid``) is a process of this machine that no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if host != run_lease_owner(0).rpartition(":")[0] or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
