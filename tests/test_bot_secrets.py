@@ -192,7 +192,7 @@ def test_not_found_names_the_ref_the_providers_and_the_fix(tmp_path: Path) -> No
 
 def test_no_provider_repr_shows_a_value(tmp_path: Path) -> None:
     (tmp_path / "projudi-ana").write_text(VALUE)
-    providers = [
+    providers: list[SecretProvider] = [
         EnvSecretProvider(environ={"CRAWJUD_SECRET_PROJUDI_ANA": VALUE}),
         FileSecretProvider(tmp_path),
     ]
