@@ -248,9 +248,12 @@ def test_format_event_renders_one_line() -> None:
 # -- reading --
 
 
-def test_events_key_is_under_the_namespace(crawjud_app: Celery, make_app: MakeApp) -> None:
+def test_events_key_is_under_the_namespace(
+    crawjud_app: Celery, crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
+) -> None:
     assert events_key(crawjud_app, RUN) == f"crawjud:run:{RUN}:events"
-    assert events_key(make_app({"namespace": "acme"}), "r1") == "acme:run:r1:events"
+    acme = make_app(settings_for(crawjud_redis, crawjud_data_dir, namespace="acme"))
+    assert events_key(acme, "r1") == "acme:run:r1:events"
 
 
 def test_a_run_without_events_replays_nothing(crawjud_app: Celery) -> None:
