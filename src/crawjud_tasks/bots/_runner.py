@@ -232,6 +232,7 @@ class _Run:
     def _item(self, bot: Any, ctx: RunContext[Any], item: Item, policy: RetryPolicy) -> None:
         status: ItemStatus
         data: Mapping[str, Cell]
+        reason: str | None
         try:
             outcome = self._attempts(
                 policy, f"row {item.row}", lambda: bot.process(item, ctx), row=item.row
