@@ -155,9 +155,7 @@ def report_files(result: BotRunResult) -> dict[str, bytes]:
 
 
 def read_csv(data: bytes) -> list[list[str]]:
-    text = data.decode("utf-8-sig")
-    dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=";,")
-    return list(csv.reader(io.StringIO(text), dialect))
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
 
 
 # -- a whole run -------------------------------------------------------------------------------
@@ -219,7 +217,7 @@ def test_following_a_run_streams_its_events_live(host: Celery, worker: WorkerPro
 def test_the_report_holds_every_row_cell_by_cell(host: Celery, worker: WorkerProcess) -> None:
     source = BotInput.inline(
         [
-            {"NUMERO": "0000001", "ACTION": "", "NOTA": "=HYPERLINK(\"http://x\")"},
+            {"NUMERO": "0000001", "ACTION": "", "NOTA": '=HYPERLINK("http://x")'},
             {"NUMERO": "0000002", "ACTION": "fail", "NOTA": "@SUM(1)"},
             {"NUMERO": "0000003", "ACTION": "", "NOTA": "ok"},
         ]
@@ -233,7 +231,7 @@ def test_the_report_holds_every_row_cell_by_cell(host: Celery, worker: WorkerPro
     by_number = {row[header.index("NUMERO")]: row for row in successes[1:]}
     assert set(by_number) == {"0000001", "0000003"}
     assert by_number["0000001"][header.index("RESULT")] == "ok:0000001"
-    assert by_number["0000001"][header.index("NOTA")] == "'=HYPERLINK(\"http://x\")"
+    assert by_number["0000001"][header.index("NOTA")] == '\'=HYPERLINK("http://x")'
     assert len(errors) == 2
     reason = errors[1][errors[0].index("MOTIVO_ERRO")]
     assert reason == "lawsuit 0000002 not found"
@@ -254,9 +252,7 @@ def test_a_file_input_inside_the_allowed_roots(
     host: Celery, worker: WorkerProcess, inputs: Path, ledger: redis.Redis
 ) -> None:
     path = inputs / f"{uuid.uuid4().hex[:8]}.csv"
-    path.write_text(
-        " numero ;Action\n0000011;\n0000012;fail\n\n0000013;\n", encoding="utf-8-sig"
-    )
+    path.write_text(" numero ;Action\n0000011;\n0000012;fail\n\n0000013;\n", encoding="utf-8-sig")
     result = run(host, input=BotInput.from_file(str(path)))
     assert (result.counts.total, result.counts.succeeded, result.counts.failed) == (3, 2, 1)
     assert result.error_sample == ["row 3: lawsuit 0000012 not found"]
@@ -411,7 +407,7 @@ def test_an_unknown_secret_is_refused(host: Celery, worker: WorkerProcess) -> No
 
 
 def test_oversized_inline_input_is_refused_at_dispatch() -> None:
-    with pytest.raises(PayloadError, match="pass BotInput.from_file"):
+    with pytest.raises(PayloadError, match=r"pass BotInput\.from_file"):
         BotInput.inline([{"NUMERO": str(i)} for i in range(MAX_INLINE_ROWS + 1)])
 
 
