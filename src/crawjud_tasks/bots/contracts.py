@@ -34,6 +34,7 @@ from crawjud_tasks.errors import PayloadError
 
 __all__ = [
     "MAX_INLINE_ROWS",
+    "MAX_PARALLELISM",
     "BotInput",
     "BotParameters",
     "BotRunResult",
@@ -48,6 +49,8 @@ __all__ = [
 Cell = str | int | float | bool | None
 #: The most rows a run may carry inline in its message; larger inputs go in a file.
 MAX_INLINE_ROWS = 1000
+#: The most chunks a parallel run is split into.
+MAX_PARALLELISM = 64
 #: Option names that look like a credential: such a value must come as a :class:`SecretRef`.
 _CREDENTIAL_NAME = re.compile(
     r"pass(word|wd)?|senha|secret|token|api[_-]?key|credencia|credential|private[_-]?key",
@@ -151,6 +154,9 @@ class BotParameters:
     run_id: str | None = None
     #: Stop the run (as failed, with a partial report) once this many items have failed.
     max_failures: int | None = None
+    #: Split the items into this many chunks, run at once by any workers (a chord of chunk
+    #: tasks, then one report); ``1`` runs them in order in one task.
+    parallelism: int = 1
 
     def __post_init__(self) -> None:
         for name, value in self.options.items():
@@ -165,6 +171,9 @@ class BotParameters:
                 "run_id is letters, digits, '_', '.', ':' and '-' (at most 128, starting with a "
                 f"letter or digit), got {self.run_id!r}"
             )
+            raise PayloadError(msg)
+        if not 1 <= self.parallelism <= MAX_PARALLELISM:
+            msg = f"parallelism must be 1 to {MAX_PARALLELISM}, got {self.parallelism!r}"
             raise PayloadError(msg)
         if self.max_failures is not None and self.max_failures < 1:
             msg = f"max_failures must be >= 1 (or None), got {self.max_failures!r}"
