@@ -22,6 +22,9 @@ from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
 
+#: The loopback SMTP server fixture ``smtp``.
+pytest_plugins = ["tests.smtp_server"]
+
 
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60.0

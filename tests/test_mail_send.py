@@ -4,65 +4,18 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
-import threading
 from collections.abc import Iterator
-from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
 from crawjud_tasks import InvalidEmailError, MailRejectedError, Settings, create_app
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
 from crawjud_tasks.testing import RedisServer, close_app, retry_waits, settings_for
-
-
-class Recorder:
-    """An SMTP handler that keeps what it received and answers as told."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-        self.connections = 0
-        #: Replies to give instead of 250 to the next DATA commands, in order.
-        self.next_replies: list[str] = []
-        self.lock = threading.Lock()
-
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        with self.lock:
-            self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            if self.next_replies:
-                return self.next_replies.pop(0)
-            self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 OK"
-
-    def parsed(self) -> list[MimeMessage]:
-        return [
-            email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[misc]  # the default policy gives EmailMessage
-            for _, raw in self.messages
-        ]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield recorder, port
-    controller.stop()
+from tests.smtp_server import Recorder
 
 
 @pytest.fixture

@@ -57,11 +57,17 @@ def test_the_example_uses_every_documented_variable_and_only_those(name: str) ->
         line.split()[0] for line in header.split("Variables:")[1].splitlines() if line.strip()
     }
     assert set(_example(name)) == documented
-    for variable in documented - {"report_url"}:  # report_url is optional
+    optional = {line.split()[0] for line in header.splitlines() if "optional" in line.split("#")[0]}
+    for variable in documented - optional:
         context = _example(name)
         del context[variable]
         with pytest.raises(InvalidEmailError, match=f"'{variable}'"):
             render(MailSettings(), name, context, "pt_BR")
+    for variable in optional:
+        context = _example(name)
+        url = context.pop(variable)
+        rendered = render(MailSettings(), name, context, "pt_BR")
+        assert url not in rendered.html and url not in rendered.text
 
 
 def test_portuguese_reads_as_portuguese() -> None:

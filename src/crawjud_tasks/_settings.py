@@ -97,6 +97,11 @@ class BotSettings:
     retention: float = 7 * 86400.0
     #: The most events a run's stream keeps (the oldest are trimmed).
     events_max: int = 10_000
+    #: The host's page that follows a run, ``{run_id}`` replaced (linked from notifications).
+    logs_url: str | None = None
+    #: The host's link to a run's report, ``{run_id}`` replaced (default: the report is
+    #: attached to the notification, unless the report store gives a URL).
+    report_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -123,6 +123,8 @@ class BaseBot(Generic[OptionsT]):
     """A convenient base for bots: no-op ``setup`` and ``teardown``, no options, the court-site
     retry policy. Subclasses implement ``process``."""
 
+    #: The bot's name in notifications and reports (default: its key).
+    title: ClassVar[str] = ""
     #: The dataclass the run's ``options`` are converted into.
     options: ClassVar[type[Any]] = NoOptions
     #: Retries an item's transient errors inline.

@@ -37,6 +37,11 @@ from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
 from crawjud_tasks.bots._events import encode_event
 from crawjud_tasks.bots._extensions import report_store, secret_providers
 from crawjud_tasks.bots._inputs import read_items
+from crawjud_tasks.bots._notify import (
+    notify_finished,
+    notify_started,
+    register_notification_errback,
+)
 from crawjud_tasks.bots._recorder import Recorder
 from crawjud_tasks.bots._registry import BotFactory, find_bot
 from crawjud_tasks.bots._reports import ReportRun, write_report
@@ -80,6 +85,7 @@ _PYTHON_LEVEL = {"info": logging.INFO, "success": logging.INFO, "warning": loggi
 
 def register_bots(app: Celery) -> None:
     """Bind the ``execute_bot`` implementation on ``app``."""
+    register_notification_errback(app)
 
     @execute_bot.implement_bound(app)
     def _execute_bot(
@@ -125,6 +131,7 @@ class _Run:
         self.records: list[ItemRecord] = []
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.recorder: Recorder | None = None
+        self.title = ""
         self._next_progress = 0.0
 
     # -- the run ------------------------------------------------------------------------------
@@ -156,6 +163,7 @@ class _Run:
             return self._finish(RunStatus.CANCELLED, None, None)
         try:
             bot = factory()
+            self.title = str(getattr(bot, "title", "") or "")
             options = _options(self.bot_id, bot, self.parameters.options)
             items = read_items(
                 self.parameters.input,
@@ -184,6 +192,17 @@ class _Run:
             resumed_at=resumed_at,
         )
         self._started(resumed_at)
+        if not resumed_at:
+            notify_started(
+                self.app,
+                run_id=self.run_id,
+                bot=self.bot_id,
+                title=self.title,
+                parameters=self.parameters,
+                total=self.counts.total,
+                started_at=self.started_at,
+                user_id=self.user_id,
+            )
         watcher = threading.Thread(
             target=self._watch_cancel, name=f"crawjud-run-cancel:{self.run_id}", daemon=True
         )
@@ -431,6 +450,13 @@ class _Run:
         recorder.flush()
         if self.recorder is None:
             recorder.close()
+        notify_finished(
+            self.app,
+            result,
+            title=self.title,
+            parameters=self.parameters,
+            cancelled_by=self._cancelled_by(),
+        )
         _LOG.info(
             "run %s of %s ended %s: %d succeeded, %d failed, %d skipped of %d%s",
             self.run_id,
@@ -555,6 +581,14 @@ class _Run:
         client = redis_client(self.app)
         with translate_redis_errors(self.app):
             return bool(client.exists(run_key(self.app, self.run_id, "cancel")))
+
+    def _cancelled_by(self) -> str | None:
+        client = redis_client(self.app)
+        try:
+            raw: Any = client.get(run_key(self.app, self.run_id, "cancel"))
+        except Exception:
+            return None
+        return raw.decode(errors="replace") or None if raw else None
 
     def _watch_cancel(self) -> None:
         client = redis_client(self.app)

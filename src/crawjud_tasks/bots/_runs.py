@@ -122,13 +122,18 @@ def run_state(app: Celery, run_id: str) -> RunState | None:
     )
 
 
-def cancel_run(app: Celery, run_id: str) -> RunState | None:
+def cancel_run(app: Celery, run_id: str, *, by: str | None = None) -> RunState | None:
     """Ask run ``run_id`` to stop, wherever it runs; return what was known of it before.
 
     A queued run never starts (it ends as cancelled when a worker takes it); a running one stops
     before its next item, tears down, writes a report of what was done and ends as cancelled.
     The request is a Redis key every worker reads: no signal, socket or broadcast is needed. A
     run that already ended is left as it is. The request is kept for ``bots.retention``.
+
+    Args:
+        app: The host's app.
+        run_id: The run's id.
+        by: Who cancels (named in the ``bot_cancelled`` notification).
 
     Raises:
         DispatchError: ``run_id`` is not a valid run id.
@@ -140,7 +145,7 @@ def cancel_run(app: Celery, run_id: str) -> RunState | None:
     client = redis_client(app)
     retention = max(1, round(app_settings(app).bots.retention))
     with translate_redis_errors(app):
-        client.set(run_key(app, run_id, "cancel"), b"1", ex=retention)
+        client.set(run_key(app, run_id, "cancel"), (by or "").encode(), ex=retention)
     return before
 
 

@@ -147,6 +147,8 @@ class BotParameters:
     options: dict[str, Cell] = dataclasses.field(default_factory=_no_options)
     #: Who is told when the run starts and ends.
     notify: list[str] = dataclasses.field(default_factory=_no_recipients)
+    #: The user's name as notifications greet them (default: the user id).
+    user_name: str | None = None
     #: The language of notifications and reports.
     locale: Literal["pt_BR", "en"] = "pt_BR"
     #: The host's id for this run (e.g. its execution id); default: the task id. It is also the

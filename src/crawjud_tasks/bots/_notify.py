@@ -1,0 +1,235 @@
+"""A run's notifications: ``bot_started``, then ``bot_finished``, ``bot_failed`` or
+``bot_cancelled``, sent to the run's recipients through the mail contract, in the run's locale.
+
+A notification is dispatched, never awaited: the run goes on while the mail worker sends it. A
+dispatch that fails is recorded in the run's events at once; a send that fails in the end (after
+the mail task's own retries) is recorded there by an error callback the mail worker runs. A failed
+notification never changes the run's outcome. Each message's idempotency key is
+``<run id>:<template>``, so a resumed run never notifies twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import zoneinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crawjud_tasks._redis import redis_client
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.bots._events import encode_event
+from crawjud_tasks.bots._runs import run_key
+from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunStatus
+from crawjud_tasks.mail.contracts import Attachment, EmailMessage, send_email
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["notify_finished", "notify_started", "register_notification_errback"]
+
+_LOG = logging.getLogger("crawjud_tasks.bots")
+#: The largest report attached to a notification; a larger one is only named.
+MAX_ATTACHED_REPORT = 10 * 1024 * 1024
+_TEMPLATE_OF = {
+    RunStatus.COMPLETED: "bot_finished",
+    RunStatus.COMPLETED_WITH_ERRORS: "bot_finished",
+    RunStatus.FAILED: "bot_failed",
+    RunStatus.CANCELLED: "bot_cancelled",
+}
+
+
+def register_notification_errback(app: Celery) -> None:
+    """Register the error callback that records a failed notification in its run's events."""
+    namespace = app_settings(app).namespace
+
+    @app.task(name=f"{namespace}.bots.notification_failed", shared=False)
+    def notification_failed(
+        request: Any, exc: BaseException, traceback: Any, run_id: str, template: str
+    ) -> None:
+        _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
+
+
+def notify_started(
+    app: Celery,
+    *,
+    run_id: str,
+    bot: str,
+    title: str,
+    parameters: BotParameters,
+    total: int,
+    started_at: dt.datetime,
+    user_id: int | str,
+) -> None:
+    """Send ``bot_started`` to the run's recipients (if any)."""
+    context = {
+        "user_name": parameters.user_name or str(user_id),
+        "bot_name": title or bot,
+        "run_id": run_id,
+        "started_at": _when(app, started_at, parameters.locale),
+        "input_file": _input_name(parameters),
+        "total": total,
+        "logs_url": _url(app_settings(app).bots.logs_url, run_id),
+    }
+    _send(
+        app,
+        run_id=run_id,
+        parameters=parameters,
+        template="bot_started",
+        context=context,
+        attachments=[],
+    )
+
+
+def notify_finished(
+    app: Celery,
+    result: BotRunResult,
+    *,
+    title: str,
+    parameters: BotParameters,
+    cancelled_by: str | None,
+) -> None:
+    """Send the notification of how the run ended to the run's recipients (if any)."""
+    template = _TEMPLATE_OF[result.status]
+    locale = parameters.locale
+    counts = result.counts
+    context: dict[str, Any] = {
+        "user_name": parameters.user_name or str(result.user_id),
+        "bot_name": title or result.bot,
+        "run_id": result.run_id,
+        "total": counts.total,
+    }
+    attachments: list[Attachment] = []
+    when = _when(app, result.finished_at, locale)
+    if template == "bot_finished":
+        context |= {
+            "finished_at": when,
+            "duration": _duration(result.seconds, locale),
+            "successes": counts.succeeded,
+            "failures": counts.failed,
+        }
+        report_url = _report_url(app, result)
+        if report_url:
+            context["report_url"] = report_url
+        elif result.report and _attachable(result.report):
+            attachments.append(Attachment(path=result.report))
+    elif template == "bot_failed":
+        context |= {
+            "failed_at": when,
+            "error_summary": result.error or "",
+            "items_done": counts.done,
+            "logs_url": _url(app_settings(app).bots.logs_url, result.run_id),
+        }
+    else:
+        context |= {
+            "cancelled_at": when,
+            "cancelled_by": cancelled_by or "—",
+            "items_done": counts.done,
+        }
+    _send(
+        app,
+        run_id=result.run_id,
+        parameters=parameters,
+        template=template,
+        context=context,
+        attachments=attachments,
+    )
+
+
+def _send(
+    app: Celery,
+    *,
+    run_id: str,
+    parameters: BotParameters,
+    template: str,
+    context: dict[str, Any],
+    attachments: list[Attachment],
+) -> None:
+    if not parameters.notify:
+        return
+    namespace = app_settings(app).namespace
+    message = EmailMessage(
+        to=list(parameters.notify),
+        template=template,
+        context=context,
+        locale=parameters.locale,
+        attachments=attachments,
+        idempotency_key=f"{run_id}:{template}",
+    )
+    errback = app.signature(f"{namespace}.bots.notification_failed", args=(run_id, template))
+    try:
+        handle = send_email.using(app).s(message).node.send(app, {"link_error": errback})
+    except Exception as exc:
+        _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
+        return
+    recipients = len(parameters.notify)
+    _record(
+        app,
+        run_id,
+        "info",
+        f"{template} notification queued for {recipients} recipient(s) (task {handle.id})",
+    )
+
+
+def _record(app: Celery, run_id: str, level: Any, message: str) -> None:
+    """Append a log line to the run's events; a Redis error is only logged."""
+    settings = app_settings(app).bots
+    try:
+        redis_client(app).xadd(
+            run_key(app, run_id, "events"),
+            dict(encode_event("log", time=time.time(), level=level, message=message).items()),
+            maxlen=settings.events_max,
+            approximate=True,
+        )
+    except Exception as exc:
+        _LOG.warning("run %s: %s (not recorded in its events: %s)", run_id, message, exc)
+        return
+    _LOG.log(logging.WARNING if level == "error" else logging.INFO, "run %s: %s", run_id, message)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _url(pattern: str | None, run_id: str) -> str:
+    return "" if not pattern else pattern.replace("{run_id}", run_id)
+
+
+def _report_url(app: Celery, result: BotRunResult) -> str:
+    if result.report and result.report.startswith(("https://", "http://")):
+        return result.report
+    return _url(app_settings(app).bots.report_url, result.run_id)
+
+
+def _attachable(path: str) -> bool:
+    try:
+        return Path(path).stat().st_size <= MAX_ATTACHED_REPORT
+    except OSError:
+        return False
+
+
+def _input_name(parameters: BotParameters) -> str:
+    source = parameters.input
+    if source.file is not None:
+        return Path(source.file).name
+    return (
+        f"{len(source.rows)} linhas" if parameters.locale == "pt_BR" else f"{len(source.rows)} rows"
+    )
+
+
+def _when(app: Celery, moment: dt.datetime, locale: str) -> str:
+    local = moment.astimezone(zoneinfo.ZoneInfo(app_settings(app).timezone))
+    return local.strftime("%d/%m/%Y %H:%M" if locale == "pt_BR" else "%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: float, locale: str) -> str:
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
