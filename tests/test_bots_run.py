@@ -548,3 +548,83 @@ def _dump(client: redis.Redis, key: bytes) -> bytes:
         entries: Any = client.xrange(key)
         return b"\n".join(b"".join(k + v for k, v in fields.items()) for _, fields in entries)
     return b""
+
+
+# -- parallel runs -----------------------------------------------------------------------------
+
+
+def test_a_parallel_run_splits_its_items_across_workers_and_reports_once(
+    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+) -> None:
+    run_id = f"par-{uuid.uuid4().hex[:10]}"
+    handle = execute_bot.using(host).delay(
+        "test.echo",
+        7,
+        BotParameters(
+            input=rows(30, r5="fail"), options={"delay": 0.02}, parallelism=3, run_id=run_id
+        ),
+    )
+    result = handle.get(timeout=90)
+    assert isinstance(result, BotRunResult)
+    assert result.status is RunStatus.COMPLETED_WITH_ERRORS
+    assert (result.counts.total, result.counts.succeeded, result.counts.failed) == (30, 29, 1)
+    assert processed(ledger, run_id) == list(range(30))
+    events = list(run_events(host, run_id))
+    assert [e.kind for e in events].count("started") == 1
+    assert [e.kind for e in events].count("finished") == 1
+    assert any(e.kind == "progress" and e.counts is not None for e in events)
+    successes = read_csv(
+        next(v for k, v in report_files(result).items() if k.endswith("successes.csv"))
+    )
+    assert len(successes) == 30
+    state = run_state(host, run_id)
+    assert state is not None and state.result == result
+
+
+def test_a_parallel_run_with_a_killed_worker_process_ends_with_each_item_once(
+    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+) -> None:
+    run_id = f"pk-{uuid.uuid4().hex[:10]}"
+    handle = execute_bot.using(host).delay(
+        "test.echo",
+        7,
+        BotParameters(
+            input=rows(20),
+            options={"delay": 0.02, "block_at": 6},
+            parallelism=2,
+            run_id=run_id,
+        ),
+    )
+
+    def blocked_pid() -> int | None:
+        for event in run_events(host, run_id):
+            if event.kind == "log" and (event.message or "").startswith("blocking in pid"):
+                return int((event.message or "").rsplit(" ", 1)[1])
+        return None
+
+    pid = wait_for(blocked_pid)
+    os.kill(pid, signal.SIGKILL)
+    result = handle.get(timeout=90)
+    assert result.status is RunStatus.COMPLETED
+    assert result.counts.succeeded == 20
+    assert processed(ledger, run_id) == list(range(20))
+    resumed = [e.message for e in run_events(host, run_id) if "resumed after" in (e.message or "")]
+    assert resumed == ["chunk 0 resumed after 4 items"]
+
+
+def test_a_parallel_run_is_cancelled_in_every_chunk(
+    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+) -> None:
+    run_id = f"pc-{uuid.uuid4().hex[:10]}"
+    handle = execute_bot.using(host).delay(
+        "test.echo",
+        7,
+        BotParameters(input=rows(60), options={"delay": 0.1}, parallelism=2, run_id=run_id),
+    )
+    wait_for(lambda: len(processed(ledger, run_id)) >= 4)
+    cancel_run(host, run_id)
+    result = handle.get(timeout=60)
+    assert result.status is RunStatus.CANCELLED
+    done = processed(ledger, run_id)
+    assert 4 <= len(done) < 60
+    assert result.counts.succeeded == len(done)

@@ -160,7 +160,7 @@ def test_a_worker_killed_after_the_server_accepted_and_before_the_ack_sends_once
     rig.smtp.traps["ana@example.org"] = (signal.SIGSTOP, False, True)
     result = send_email.using(rig.host).delay(message("ana@example.org"))
     wait_for(rig.smtp.fired.is_set, what="the message to reach the server")
-    counter = f"deliveries:{result.id}:0"
+    counter = f"deliveries:{NAMESPACE}.mail.send_email:{result.id}:0"
     # The child wrote the ledger, ended its run (the end-of-run mark) and stored the result.
     wait_for(rig.ledger_keys, what="the sent-ledger entry")
     wait_for(lambda: rig.value(counter) == str(_ENDED), what="the end-of-run mark")
@@ -210,7 +210,7 @@ def test_a_bulk_send_killed_between_two_messages_sends_each_once(rig: MailRig) -
     assert sent == f"{NAMESPACE}:mail:sent:{receipts[0].message_id}"
     assert rig.smtp.recipients() == ["ana@example.org", "bia@example.org"]  # each once
     assert [m["Message-ID"] for m in rig.smtp.parsed()] == [r.message_id for r in receipts]
-    assert rig.value(f"deliveries:{result.id}:0") == str(_ENDED)
+    assert rig.value(f"deliveries:{NAMESPACE}.mail.send_bulk:{result.id}:0") == str(_ENDED)
     assert deliveries(rig, result.id) == 2
     wait_for(lambda: rig.unacked() == 0, what="the message to be acknowledged")
     assert rig.broker.llen(NAMESPACE) == 0

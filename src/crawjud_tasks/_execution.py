@@ -248,7 +248,7 @@ class Execution:
             raise PoisonMessageError(msg)
         run_lease = lease(
             app,
-            run_lease_key(request.id, request.retries),
+            run_lease_key(task.name, request.id, request.retries),
             run_lease_ttl(app),
             owner=run_lease_owner(os.getpid()),
             on_renew=_unacked_toucher(app, task),
@@ -265,10 +265,12 @@ class Execution:
             raise Ignore from exc
 
 
-def run_lease_key(task_id: str, retries: int | None) -> str:
+def run_lease_key(name: str, task_id: str, retries: int | None) -> str:
     """The key of the lease an at-least-once run of ``task_id`` holds, per retry: a retry's
-    message may start while the attempt that sent it still holds its own lease."""
-    return f"task:{task_id}:{retries or 0}"
+    message may start while the attempt that sent it still holds its own lease. The task's name
+    is part of it: a task replaced by a workflow (``Task.replace``) gives its id to the
+    workflow's last task."""
+    return f"task:{name}:{task_id}:{retries or 0}"
 
 
 def _release(guard: Lease, task: Any) -> None:
@@ -303,7 +305,8 @@ def run_lease_ttl(app: Celery) -> float:
 
 def _deliveries_key(app: Celery, task: Any) -> str:
     request = task.request
-    return f"{app_settings(app).key_prefix}deliveries:{request.id}:{request.retries or 0}"
+    prefix = app_settings(app).key_prefix
+    return f"{prefix}deliveries:{task.name}:{request.id}:{request.retries or 0}"
 
 
 def _count_delivery(app: Celery, task: Any) -> int:

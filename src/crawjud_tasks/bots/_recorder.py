@@ -51,7 +51,13 @@ class Recorder:
         self._items = run_key(app, run_id, "items")
         self._events = run_key(app, run_id, "events")
         self._state = run_key(app, run_id, "state")
-        self._expiring = (self._items, self._events, self._state, run_key(app, run_id, "cancel"))
+        self._expiring = (
+            self._items,
+            self._events,
+            self._state,
+            run_key(app, run_id, "cancel"),
+            run_key(app, run_id, "abort"),
+        )
         self._maxlen = str(settings.events_max)
         self._retention = str(max(1, round(settings.retention)))
         self._pool: Any = redis_client(app).connection_pool
@@ -60,9 +66,13 @@ class Recorder:
         self._pending = 0
         self._lock = threading.Lock()
 
-    def item(self, record: bytes, event: Mapping[str, str]) -> None:
-        """An item is done: append its record to the checkpoint and its event to the stream."""
-        self._send((("RPUSH", self._items, record), self._xadd(event)))
+    def item(self, record: bytes, event: Mapping[str, str], *, count: str | None = None) -> None:
+        """An item is done: append its record to the checkpoint and its event to the stream,
+        and add 1 to the state's counter ``count`` if given (chunks of a parallel run)."""
+        commands: tuple[tuple[Any, ...], ...] = (("RPUSH", self._items, record), self._xadd(event))
+        if count is not None:
+            commands += (("HINCRBY", self._state, count, 1),)
+        self._send(commands)
 
     def event(self, event: Mapping[str, str]) -> None:
         """Append an event to the stream."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from celery.exceptions import SoftTimeLimitExceeded
 
+from crawjud_tasks._canvas import chord
 from crawjud_tasks._codec import encode
 from crawjud_tasks._execution import run_lease_owner, run_lease_ttl
 from crawjud_tasks._lease import evict, lease
@@ -51,9 +52,12 @@ from crawjud_tasks.bots.contracts import (
     BotParameters,
     BotRunResult,
     Cell,
+    ChunkResult,
     RunCounts,
     RunStatus,
     execute_bot,
+    finish_run,
+    run_chunk,
 )
 from crawjud_tasks.errors import (
     BotParameterError,
@@ -71,7 +75,7 @@ if TYPE_CHECKING:
     from crawjud_tasks._lease import Lease
     from crawjud_tasks._secret import Secret
 
-__all__ = ["register_bots", "run_folder"]
+__all__ = ["register_bots", "run_folder", "split"]
 
 _LOG = logging.getLogger("crawjud_tasks.bots")
 #: Seconds between two looks at the run's cancel request.
@@ -84,7 +88,7 @@ _PYTHON_LEVEL = {"info": logging.INFO, "success": logging.INFO, "warning": loggi
 
 
 def register_bots(app: Celery) -> None:
-    """Bind the ``execute_bot`` implementation on ``app``."""
+    """Bind the implementations of the bot-run contracts on ``app``."""
     register_notification_errback(app)
 
     @execute_bot.implement_bound(app)
@@ -92,6 +96,49 @@ def register_bots(app: Celery) -> None:
         task: Any, bot_id: str, user_id: int | str, parameters: BotParameters
     ) -> BotRunResult:
         return _Run(app, task, bot_id, user_id, parameters).execute()
+
+    @run_chunk.implement_bound(app)
+    def _run_chunk(  # noqa: PLR0917  (the contract's parameters, positional on the wire)
+        task: Any,
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        run_id: str,
+        task_id: str,
+        chunk: int,
+        start: int,
+        stop: int,
+    ) -> ChunkResult:
+        run = _Run(app, task, bot_id, user_id, parameters, task_id=task_id, run_id=run_id)
+        return run.execute_chunk(chunk, start, stop)
+
+    @finish_run.implement_bound(app)
+    def _finish_run(  # noqa: PLR0917  (the contract's parameters, positional on the wire)
+        task: Any,
+        chunks: list[ChunkResult],
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        run_id: str,
+        task_id: str,
+        started_at: dt.datetime,
+    ) -> BotRunResult:
+        run = _Run(app, task, bot_id, user_id, parameters, task_id=task_id, run_id=run_id)
+        return run.execute_finish(chunks, started_at)
+
+
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """``range(total)`` cut into at most ``parts`` contiguous ``(start, stop)`` of near-equal
+    sizes."""
+    parts = max(1, min(parts, total))
+    size, extra = divmod(total, parts)
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for number in range(parts):
+        stop = start + size + (1 if number < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
 
 
 def run_folder(app: Celery, run_id: str) -> Path:
@@ -114,12 +161,23 @@ class _Run:
     """The state of one run in this process (never shared with another run)."""
 
     def __init__(
-        self, app: Celery, task: Any, bot_id: str, user_id: int | str, parameters: BotParameters
+        self,
+        app: Celery,
+        task: Any,
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        *,
+        task_id: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.app = app
         self.task = task
-        self.task_id = str(task.request.id)
-        self.run_id = parameters.run_id or self.task_id
+        #: The id of the run's ``execute_bot`` task (whose result is the run's result).
+        self.task_id = task_id or str(task.request.id)
+        self.run_id = run_id or parameters.run_id or self.task_id
+        #: The chunk this task processes, in a parallel run.
+        self.chunk: int | None = None
         self.bot_id = bot_id
         self.user_id = user_id
         self.parameters = parameters
@@ -162,23 +220,53 @@ class _Run:
             _LOG.info("run %s was cancelled before it started", self.run_id)
             return self._finish(RunStatus.CANCELLED, None, None)
         try:
-            bot = factory()
-            self.title = str(getattr(bot, "title", "") or "")
-            options = _options(self.bot_id, bot, self.parameters.options)
-            items = read_items(
-                self.parameters.input,
-                roots=self.settings.bots.allowed_roots,
-                max_inline_rows=self.settings.bots.max_inline_rows,
-            )
-            _check_columns(self.bot_id, bot, items)
-            secrets = self._resolve_secrets()
+            bot, options, items, secrets = self._prepare(factory)
         except (BotParameterError, SecretNotFoundError) as exc:
             self._finish(RunStatus.FAILED, str(exc), None, store=False)
             raise
-        self.scrubber = Scrubber(secrets.values())
         done = self._load_checkpoint(items)
-        self.counts = dataclasses.replace(self.counts, total=len(items))
+        if self.parameters.parallelism > 1 and len(items) > 1:
+            return self._go_parallel(items, len(done))
         resumed_at = len(done)
+        self._started(resumed_at)
+        status, error = self._process(
+            bot=bot, options=options, secrets=secrets, items=items, done=done, resumed_at=resumed_at
+        )
+        report = self._report(items, status, error)
+        return self._finish(status, error, report)
+
+    def _prepare(self, factory: BotFactory) -> tuple[Any, Any, list[Item], dict[str, Secret]]:
+        """Make the bot, check its options, read the items, resolve the secrets.
+
+        Raises:
+            BotParameterError: an option, the input or its columns do not fit the bot.
+            SecretNotFoundError: a secret reference is unknown.
+        """
+        bot = factory()
+        self.title = str(getattr(bot, "title", "") or "")
+        options = _options(self.bot_id, bot, self.parameters.options)
+        items = read_items(
+            self.parameters.input,
+            roots=self.settings.bots.allowed_roots,
+            max_inline_rows=self.settings.bots.max_inline_rows,
+        )
+        _check_columns(self.bot_id, bot, items)
+        secrets = self._resolve_secrets()
+        self.scrubber = Scrubber(secrets.values())
+        self.counts = dataclasses.replace(self.counts, total=len(items))
+        return bot, options, items, secrets
+
+    def _process(
+        self,
+        *,
+        bot: Any,
+        options: Any,
+        secrets: dict[str, Secret],
+        items: Sequence[Item],
+        done: set[int],
+        resumed_at: int,
+    ) -> tuple[RunStatus, str | None]:
+        """Set up, process ``items`` not in ``done`` (watching for a cancel), tear down."""
         ctx: RunContext[Any] = RunContext(
             run_id=self.run_id,
             bot_id=self.bot_id,
@@ -191,25 +279,12 @@ class _Run:
             cancel=self.cancel,
             resumed_at=resumed_at,
         )
-        self._started(resumed_at)
-        if not resumed_at:
-            notify_started(
-                self.app,
-                run_id=self.run_id,
-                bot=self.bot_id,
-                title=self.title,
-                parameters=self.parameters,
-                total=self.counts.total,
-                started_at=self.started_at,
-                user_id=self.user_id,
-            )
         watcher = threading.Thread(
             target=self._watch_cancel, name=f"crawjud-run-cancel:{self.run_id}", daemon=True
         )
         stop_watching = threading.Event()
         self._stop_watching = stop_watching
         watcher.start()
-        status, error = RunStatus.COMPLETED, None
         try:
             status, error = self._work(bot, ctx, items, done)
         finally:
@@ -217,8 +292,123 @@ class _Run:
             watcher.join()
         if self.lost is not None:
             raise self.lost
-        report = self._report(items, status, error)
-        return self._finish(status, error, report)
+        return status, error
+
+    # -- a parallel run: a chord of chunks, then one finish -----------------------------------
+
+    def _go_parallel(self, items: Sequence[Item], resumed_at: int) -> BotRunResult:
+        """Replace this task by a chord of chunk tasks whose body finishes the run."""
+        client = redis_client(self.app)
+        with translate_redis_errors(self.app):
+            first = client.hsetnx(run_key(self.app, self.run_id, "state"), "workflow", self.task_id)
+        if not first:
+            # This message was delivered again after its chunks were sent: wait for their end.
+            return self._await_result()
+        self._started(resumed_at)
+        bounds = split(len(items), self.parameters.parallelism)
+        header = [
+            run_chunk.using(self.app).s(
+                self.bot_id, self.user_id, self.parameters, self.run_id, self.task_id,
+                number, start, stop,
+            )
+            for number, (start, stop) in enumerate(bounds)
+        ]  # fmt: skip
+        body = finish_run.using(self.app).s(
+            self.bot_id, self.user_id, self.parameters, self.run_id, self.task_id, self.started_at
+        )
+        self._log(
+            "info",
+            f"split into {len(bounds)} chunks of about {bounds[0][1] - bounds[0][0]} items",
+            None,
+        )
+        assert self.recorder is not None
+        self.recorder.flush()
+        self.task.replace(chord(header, body).to_celery(self.app))
+        msg = "Task.replace() returned instead of raising Ignore"
+        raise AssertionError(msg)
+
+    def _await_result(self) -> BotRunResult:
+        while True:
+            stored = self._stored_result()
+            if stored is not None:
+                return stored
+            time.sleep(1.0)
+
+    def execute_chunk(self, chunk: int, start: int, stop: int) -> ChunkResult:
+        """Process the items ``start`` to ``stop`` of a parallel run (one chunk task)."""
+        factory = find_bot(self.app, self.bot_id)
+        self.chunk = chunk
+        chunk_lease = self._take_lease(f"run:{self.run_id}:chunk:{chunk}")
+        try:
+            self.recorder = Recorder(self.app, self.run_id)
+            try:
+                if self._cancel_requested():
+                    return ChunkResult(chunk=chunk, status=RunStatus.CANCELLED)
+                bot, options, items, secrets = self._prepare(factory)
+                done = self._load_checkpoint(items)
+                mine = items[start:stop]
+                resumed_at = sum(1 for item in mine if item.index in done)
+                if resumed_at:
+                    self._log("info", f"chunk {chunk} resumed after {resumed_at} items", None)
+                status, error = self._process(
+                    bot=bot,
+                    options=options,
+                    secrets=secrets,
+                    items=mine,
+                    done=done,
+                    resumed_at=resumed_at,
+                )
+                if status is RunStatus.FAILED:
+                    self._abort(error or "a chunk failed")
+                elif status is RunStatus.COMPLETED_WITH_ERRORS:
+                    status = RunStatus.COMPLETED
+                return ChunkResult(chunk=chunk, status=status, error=error)
+            finally:
+                self._close_recorder()
+        finally:
+            self._release(chunk_lease)
+
+    def execute_finish(
+        self, chunks: Sequence[ChunkResult], started_at: dt.datetime
+    ) -> BotRunResult:
+        """Finish a parallel run once its chunks ended: merge, report, emit, notify."""
+        stored = self._stored_result()
+        if stored is not None:
+            return stored
+        factory = find_bot(self.app, self.bot_id)
+        run_lease = self._take_lease()
+        try:
+            self.recorder = Recorder(self.app, self.run_id)
+            try:
+                self.started_at = started_at
+                _, _, items, _ = self._prepare(factory)
+                self._load_checkpoint(items)
+                failed = [c for c in chunks if c.status is RunStatus.FAILED]
+                if failed:
+                    status, error = RunStatus.FAILED, failed[0].error
+                elif self._cancel_requested() or any(
+                    c.status is RunStatus.CANCELLED for c in chunks
+                ):
+                    status, error = RunStatus.CANCELLED, None
+                elif self.counts.failed:
+                    status, error = RunStatus.COMPLETED_WITH_ERRORS, None
+                else:
+                    status, error = RunStatus.COMPLETED, None
+                report = self._report(items, status, error)
+                return self._finish(status, error, report)
+            finally:
+                self._close_recorder()
+        finally:
+            self._release(run_lease)
+
+    def _abort(self, reason: str) -> None:
+        """Stop the run's other chunks: this one failed (they stop before their next item)."""
+        client = redis_client(self.app)
+        retention = max(1, round(self.settings.bots.retention))
+        try:
+            client.set(run_key(self.app, self.run_id, "abort"), reason.encode(), ex=retention)
+        except Exception as exc:  # (the others run to their end instead)
+            _LOG.warning("run %s: the other chunks were not stopped: %s", self.run_id, exc)
 
     def _work(
         self, bot: Any, ctx: RunContext[Any], items: Sequence[Item], done: set[int]
@@ -321,26 +511,33 @@ class _Run:
         line = _CHECKPOINT.encode(
             _Checkpoint(record.index, record.status, dict(record.data), record.reason)
         )
+        chunked = self.chunk is not None
         event = encode_event(
             "item",
             time=time.time(),
             level=level,
             message=record.reason,
             row=record.row,
-            counts=counts,
+            counts=None if chunked else counts,
         )
         assert self.recorder is not None
-        self.recorder.item(line, event)
+        self.recorder.item(line, event, count=record.status if chunked else None)
         now = time.monotonic()
         if now >= self._next_progress:
             self._progress(now)
 
     def _progress(self, now: float) -> None:
         self._next_progress = now + PROGRESS_EVERY
-        counts = self.counts
         assert self.recorder is not None
-        self.recorder.state(_count_fields(counts))
+        if self.chunk is None:
+            counts = self.counts
+            self.recorder.state(_count_fields(counts))
+        else:
+            # Chunks count in the state hash; read the run's counters and tell them.
+            counts = self.counts = self._shared_counts()
+            self.recorder.event(encode_event("progress", time=time.time(), counts=counts))
         self.task.update_state(
+            task_id=self.task_id,
             state="PROGRESS",
             meta={
                 "run_id": self.run_id,
@@ -351,6 +548,18 @@ class _Run:
                 "remaining": counts.remaining,
             },
         )
+
+    def _shared_counts(self) -> RunCounts:
+        """The run's counters in its state hash, as the chunks add to them."""
+        client = redis_client(self.app)
+        assert self.recorder is not None
+        self.recorder.flush()
+        with translate_redis_errors(self.app):
+            raw: Any = client.hmget(
+                run_key(self.app, self.run_id, "state"), ["succeeded", "failed", "skipped"]
+            )
+        succeeded, failed, skipped = (int(value or 0) for value in raw)
+        return RunCounts(self.counts.total, succeeded, failed, skipped)
 
     def _log(self, level: LogLevel, message: str, row: int | None) -> None:
         text = self.scrubber.scrub(str(message))
@@ -394,6 +603,17 @@ class _Run:
         )
         if resumed_at:
             self._log("info", f"resumed after {resumed_at} of {self.counts.total} items done", None)
+        else:
+            notify_started(
+                self.app,
+                run_id=self.run_id,
+                bot=self.bot_id,
+                title=self.title,
+                parameters=self.parameters,
+                total=self.counts.total,
+                started_at=self.started_at,
+                user_id=self.user_id,
+            )
         _LOG.info(
             "run %s of %s started: %d items (%d done before)",
             self.run_id,
@@ -539,9 +759,9 @@ class _Run:
             raw: Any = client.hget(run_key(self.app, self.run_id, "state"), "result")
         return None if raw is None else msgspec.json.decode(raw, type=BotRunResult)
 
-    def _take_lease(self) -> Lease:
+    def _take_lease(self, key: str | None = None) -> Lease:
         ttl = run_lease_ttl(self.app)
-        key = f"run:{self.run_id}"
+        key = key or f"run:{self.run_id}"
         deadline = time.monotonic() + ttl + 1.0
         while True:
             run_lease = lease(
@@ -592,11 +812,12 @@ class _Run:
 
     def _watch_cancel(self) -> None:
         client = redis_client(self.app)
-        key = run_key(self.app, self.run_id, "cancel")
+        cancel = run_key(self.app, self.run_id, "cancel")
+        abort = run_key(self.app, self.run_id, "abort")
         warned = False
         while not self._stop_watching.wait(CANCEL_POLL):
             try:
-                if client.exists(key):
+                if client.exists(cancel, abort):
                     self.cancel.set()
                     self._log("warning", "cancel requested: stopping before the next item", None)
                     return

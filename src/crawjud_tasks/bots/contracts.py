@@ -39,10 +39,13 @@ __all__ = [
     "BotParameters",
     "BotRunResult",
     "Cell",
+    "ChunkResult",
     "RunCounts",
     "RunStatus",
     "SecretRef",
     "execute_bot",
+    "finish_run",
+    "run_chunk",
 ]
 
 #: A spreadsheet cell as it travels: text, a number, a boolean or empty.
@@ -253,4 +256,45 @@ def execute_bot(bot_id: str, user_id: int | str, parameters: BotParameters) -> B
     ``BotParameterError`` before anything runs; a run that fails or is cancelled returns its
     result with that status.
     """
+    raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkResult:
+    """How one chunk of a parallel run ended (its items' outcomes are in the checkpoint)."""
+
+    chunk: int
+    #: ``completed``, ``cancelled`` or ``failed`` (a fatal error, which stops the other chunks).
+    status: RunStatus
+    error: str | None = None
+
+
+@task_contract("bots.run_chunk", delivery="at_least_once", max_deliveries=5)
+def run_chunk(
+    bot_id: str,
+    user_id: int | str,
+    parameters: BotParameters,
+    run_id: str,
+    task_id: str,
+    chunk: int,
+    start: int,
+    stop: int,
+) -> ChunkResult:
+    """A stage of a parallel run: process the items ``start`` to ``stop`` (checkpointed,
+    resumed, cancellable like a whole run). ``execute_bot`` sends these; hosts need not."""
+    raise NotImplementedError
+
+
+@task_contract("bots.finish_run", delivery="at_least_once", max_deliveries=5)
+def finish_run(
+    chunks: list[ChunkResult],
+    bot_id: str,
+    user_id: int | str,
+    parameters: BotParameters,
+    run_id: str,
+    task_id: str,
+    started_at: dt.datetime,
+) -> BotRunResult:
+    """The last stage of a parallel run: merge the chunks, write the report, emit "finished",
+    notify, store the result. ``execute_bot`` sends it as the body of the chunks' chord."""
     raise NotImplementedError
