@@ -127,7 +127,17 @@ def test_two_apps_in_one_process_never_share_tasks(
     second = make_app(settings_for(crawjud_redis, crawjud_data_dir, namespace="two"))
     first_tasks = {name for name in first.tasks if not name.startswith("celery.")}
     second_tasks = {name for name in second.tasks if not name.startswith("celery.")}
-    own = {"ping", "canvas.map_chunk", "canvas.flatten", "mail.send_email", "mail.send_bulk"}
+    own = {
+        "ping",
+        "canvas.map_chunk",
+        "canvas.flatten",
+        "mail.send_email",
+        "mail.send_bulk",
+        "bots.execute_bot",
+        "bots.run_chunk",
+        "bots.finish_run",
+        "bots.notification_failed",
+    }
     assert first_tasks == {f"one.{name}" for name in own}
     assert second_tasks == {f"two.{name}" for name in own}
     assert first.tasks["one.ping"].app is first

@@ -244,6 +244,9 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
     }
     if is_redis_url(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
+        # kombu scans for messages past their visibility timeout every 10 s, but by default
+        # only on every 10th look: a message of a worker that died would wait 100 s more.
+        transport.setdefault("unacked_restore_throttle", 1)
         transport.update(
             visibility_timeout=settings.visibility_timeout,
             socket_connect_timeout=per_attempt,

@@ -50,7 +50,8 @@ class RunRequest(Request):
         if lost and pid is not None and pid != os.getpid():
             try:
                 retries: Any = self.request_dict.get("retries")
-                evict(self.task.app, run_lease_key(self.task.name, self.id, retries), run_lease_owner(pid))
+                key = run_lease_key(self.task.name, self.id, retries)
+                evict(self.task.app, key, run_lease_owner(pid))
             except BrokerUnavailableError as error:
                 _LOG.warning(
                     "%s[%s]: the run lease of the lost process %s was not freed (it expires "

@@ -110,11 +110,11 @@ class Recorder:
         return ("XADD", self._events, "MAXLEN", "~", self._maxlen, "*", *flat)
 
     def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
+        packed = b"".join(_pack(command) for command in commands)
         with self._lock, translate_redis_errors(self._app):
             if self._pending + len(commands) > BATCH:
                 self._drain()
-            conn = self._conn
-            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            self._conn.send_packed_command([packed], check_health=False)
             self._pending += len(commands)
 
     def _drain(self) -> None:
@@ -132,6 +132,16 @@ class Recorder:
                     raise
         if error is not None:
             raise error
+
+
+def _pack(command: tuple[Any, ...]) -> bytes:
+    """One command in Redis's protocol (RESP): what redis-py's packer makes, in a fraction of
+    its time (the per-item commands are the hot path of a run)."""
+    parts = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def _is_answer(exc: Exception) -> bool:

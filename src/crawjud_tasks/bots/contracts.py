@@ -270,7 +270,7 @@ class ChunkResult:
 
 
 @task_contract("bots.run_chunk", delivery="at_least_once", max_deliveries=5)
-def run_chunk(
+def run_chunk(  # noqa: PLR0917  (a task's arguments travel positionally in its message)
     bot_id: str,
     user_id: int | str,
     parameters: BotParameters,
@@ -286,7 +286,7 @@ def run_chunk(
 
 
 @task_contract("bots.finish_run", delivery="at_least_once", max_deliveries=5)
-def finish_run(
+def finish_run(  # noqa: PLR0917  (a task's arguments travel positionally in its message)
     chunks: list[ChunkResult],
     bot_id: str,
     user_id: int | str,
