@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -28,15 +27,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from crawjud_tasks._canvas import chord
 from crawjud_tasks._codec import encode
-from crawjud_tasks._execution import run_lease_owner, run_lease_ttl
-from crawjud_tasks._lease import evict, lease
 from crawjud_tasks._redis import redis_client, translate_redis_errors
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings
-from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus, NoOptions
+from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus
+from crawjud_tasks.bots._checkpoint import checkpoint_line, load_checkpoint
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
 from crawjud_tasks.bots._events import encode_event
 from crawjud_tasks.bots._extensions import report_store, secret_providers
+from crawjud_tasks.bots._fit import bot_options, check_columns
 from crawjud_tasks.bots._inputs import read_items
 from crawjud_tasks.bots._notify import (
     notify_finished,
@@ -46,6 +45,7 @@ from crawjud_tasks.bots._notify import (
 from crawjud_tasks.bots._recorder import Recorder
 from crawjud_tasks.bots._registry import BotFactory, find_bot
 from crawjud_tasks.bots._reports import ReportRun, write_report
+from crawjud_tasks.bots._run_lease import take_run_lease
 from crawjud_tasks.bots._runs import run_key
 from crawjud_tasks.bots._secrets import Scrubber, resolve_secret
 from crawjud_tasks.bots.contracts import (
@@ -61,10 +61,8 @@ from crawjud_tasks.bots.contracts import (
 )
 from crawjud_tasks.errors import (
     BotParameterError,
-    DuplicateRunError,
     FatalBotError,
     ItemError,
-    LeaseHeldError,
     LeaseLostError,
     SecretNotFoundError,
 )
@@ -244,13 +242,13 @@ class _Run:
         """
         bot = factory()
         self.title = str(getattr(bot, "title", "") or "")
-        options = _options(self.bot_id, bot, self.parameters.options)
+        options = bot_options(self.bot_id, bot, self.parameters.options)
         items = read_items(
             self.parameters.input,
             roots=self.settings.bots.allowed_roots,
             max_inline_rows=self.settings.bots.max_inline_rows,
         )
-        _check_columns(self.bot_id, bot, items)
+        check_columns(self.bot_id, bot, items)
         secrets = self._resolve_secrets()
         self.scrubber = Scrubber(secrets.values())
         self.counts = dataclasses.replace(self.counts, total=len(items))
@@ -508,9 +506,7 @@ class _Run:
             level = "info"
         self.counts = counts
         self.records.append(record)
-        line = _CHECKPOINT.encode(
-            _Checkpoint(record.index, record.status, dict(record.data), record.reason)
-        )
+        line = checkpoint_line(record)
         chunked = self.chunk is not None
         event = encode_event(
             "item",
@@ -727,31 +723,11 @@ class _Run:
         self._log("info", f"report: {location}", None)
         return location
 
-    # -- checkpoint, lease, cancel ------------------------------------------------------------
-
     def _load_checkpoint(self, items: Sequence[Item]) -> set[int]:
-        client = redis_client(self.app)
-        with translate_redis_errors(self.app):
-            raw: Any = client.lrange(run_key(self.app, self.run_id, "items"), 0, -1)
-        done: set[int] = set()
-        counts = self.counts
-        for line in raw:
-            saved = _CHECKPOINT_DECODER.decode(line)
-            if saved.i in done or saved.i >= len(items):
-                continue
-            done.add(saved.i)
-            item = items[saved.i]
-            self.records.append(
-                ItemRecord(item.index, item.row, saved.s, item.data, saved.d, saved.e)
-            )
-            if saved.s == "succeeded":
-                counts = dataclasses.replace(counts, succeeded=counts.succeeded + 1)
-            elif saved.s == "failed":
-                counts = dataclasses.replace(counts, failed=counts.failed + 1)
-            else:
-                counts = dataclasses.replace(counts, skipped=counts.skipped + 1)
-        self.counts = counts
-        return done
+        self.records, self.counts = load_checkpoint(self.app, self.run_id, items, self.counts)
+        return {record.index for record in self.records}
+
+    # -- checkpoint, lease, cancel ------------------------------------------------------------
 
     def _stored_result(self) -> BotRunResult | None:
         client = redis_client(self.app)
@@ -760,32 +736,7 @@ class _Run:
         return None if raw is None else msgspec.json.decode(raw, type=BotRunResult)
 
     def _take_lease(self, key: str | None = None) -> Lease:
-        ttl = run_lease_ttl(self.app)
-        key = key or f"run:{self.run_id}"
-        deadline = time.monotonic() + ttl + 1.0
-        while True:
-            run_lease = lease(
-                self.app, key, ttl, owner=run_lease_owner(os.getpid()), on_lost=self._on_lost
-            )
-            try:
-                return run_lease.acquire()
-            except LeaseHeldError as exc:
-                holder, expires_in = exc.holder, exc.expires_in
-                if holder is not None and _dead_here(holder):
-                    _LOG.warning(
-                        "run %s: the lease of the dead process %s is freed", self.run_id, holder
-                    )
-                    evict(self.app, key, holder)
-                    continue
-                # A live holder renews every third of the ttl; one that let the lease run down
-                # past half of it has most likely died: wait for the lease to expire.
-                if expires_in is None or expires_in > ttl / 2 or time.monotonic() > deadline:
-                    msg = (
-                        f"run {self.run_id!r} is running already ({exc}); cancel it with "
-                        "cancel_run() or give this run another run_id"
-                    )
-                    raise DuplicateRunError(msg) from exc
-                time.sleep(min(0.5, max(0.05, expires_in)))
+        return take_run_lease(self.app, key or f"run:{self.run_id}", self.run_id, self._on_lost)
 
     def _on_lost(self, error: LeaseLostError) -> None:
         self.lost = error
@@ -849,20 +800,6 @@ class _Run:
         return folder
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Checkpoint:
-    """An item's line in the checkpoint (its input is read again from the run's input)."""
-
-    i: int
-    s: ItemStatus
-    d: dict[str, Any]
-    e: str | None
-
-
-_CHECKPOINT = msgspec.json.Encoder()
-_CHECKPOINT_DECODER = msgspec.json.Decoder(_Checkpoint)
-
-
 def _count_fields(counts: RunCounts) -> dict[str, str | bytes]:
     return {
         "total": str(counts.total),
@@ -872,57 +809,6 @@ def _count_fields(counts: RunCounts) -> dict[str, str | bytes]:
     }
 
 
-def _options(bot_id: str, bot: Any, given: Mapping[str, Any]) -> Any:
-    """The run's options converted into the bot's options dataclass."""
-    kind: type[Any] = getattr(bot, "options", NoOptions)
-    if kind is NoOptions or not dataclasses.is_dataclass(kind):
-        if given:
-            msg = f"bot {bot_id!r} takes no options, got {', '.join(sorted(given))}"
-            raise BotParameterError(msg)
-        return NoOptions()
-    names = [field.name for field in dataclasses.fields(kind)]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        msg = (
-            f"bot {bot_id!r} has no option {', '.join(map(repr, unknown))}; its options are "
-            f"{', '.join(names) or 'none'}"
-        )
-        raise BotParameterError(msg)
-    try:
-        return msgspec.convert(dict(given), kind, strict=False)
-    except msgspec.ValidationError as exc:
-        msg = f"bot {bot_id!r}: bad options: {exc}"
-        raise BotParameterError(msg) from None
-
-
-def _check_columns(bot_id: str, bot: Any, items: Sequence[Item]) -> None:
-    required: Sequence[str] = getattr(bot, "required_columns", ())
-    if not required or not items:
-        return
-    present = set(items[0].data)
-    missing = [column for column in required if column not in present]
-    if missing:
-        msg = (
-            f"bot {bot_id!r} needs the column(s) {', '.join(missing)} in its input; the input "
-            f"has {', '.join(sorted(present)) or 'no columns'}"
-        )
-        raise BotParameterError(msg)
-
-
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _dead_here(holder: str) -> bool:
-    """Whether ``holder`` (``host:pid``) is a process of this machine that no longer exists."""
-    host, _, pid = holder.rpartition(":")
-    if host != run_lease_owner(0).rpartition(":")[0] or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
