@@ -1,4 +1,5 @@
-"""CNJ lawsuit numbers: the pure functions, and the bot's ``process``.
+"""CNJ lawsuit numbers: the pure functions, and the built-in bot ``cnj.validar`` run end to end by
+a plain library worker (no host module imported) against real Redis.
 
 Check digits are computed here independently of the library, with the piecewise mod-97 algorithm
 of the resolution's annex (which never needs more than 18-digit integers).
@@ -6,17 +7,24 @@ of the resolution's annex (which never needs more than 18-digit integers).
 
 from __future__ import annotations
 
+import csv
+import io
 import pickle
 import random
 import threading
 import time
+import uuid
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 
-from crawjud_tasks import ItemError
-from crawjud_tasks.bots import Item, NoOptions, RunContext, RunLog
+from crawjud_tasks import ItemError, Settings, create_app
+from crawjud_tasks._app import close_app
+from crawjud_tasks.bots import Item, NoOptions, RunContext, RunLog, known_bots
 from crawjud_tasks.bots.cnj import (
     MIN_YEAR,
     CnjNumber,
@@ -25,7 +33,8 @@ from crawjud_tasks.bots.cnj import (
     compute_check_digits,
     parse_cnj,
 )
-from crawjud_tasks.bots.contracts import BotInput, BotParameters
+from crawjud_tasks.bots.contracts import BotInput, BotParameters, RunStatus, execute_bot
+from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
 
 STATES = (
     "AC", "AL", "AP", "AM", "BA", "CE", "DF", "ES", "GO", "MA", "MT", "MS", "MG", "PA",
@@ -316,3 +325,109 @@ def test_process_fails_a_cell_that_is_no_number(cell: Any, reason: str, detail: 
         ValidarCnj().process(item(cell), context())
     assert caught.value.reason == reason
     assert detail in str(caught.value)
+
+
+# -- a whole run through a plain worker --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cnj_settings(
+    crawjud_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    data = tmp_path_factory.mktemp("cnj")
+    (data / "inputs").mkdir()
+    return settings_for(
+        crawjud_redis_server,
+        data,
+        namespace="cnjt",
+        bots={"allowed_roots": [str(data / "inputs")]},
+        visibility_timeout=20,
+    )
+
+
+@pytest.fixture(scope="module")
+def host(cnj_settings: Settings) -> Iterator[Celery]:
+    app = create_app(cnj_settings)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(scope="module")
+def plain_worker(host: Celery, cnj_settings: Settings) -> Iterator[WorkerProcess]:
+    """``crawjud-tasks worker`` with no ``--app``: create_app() from the environment only."""
+    process = WorkerProcess(host, settings=cnj_settings, pool="solo", loglevel="INFO")
+    process.start()
+    yield process
+    process.stop()
+    process.log_path.unlink(missing_ok=True)
+
+
+def test_every_app_knows_the_built_in_bot(host: Celery) -> None:
+    assert "cnj.validar" in known_bots(host)
+
+
+def _read_csv(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+
+
+@pytest.mark.timeout(120)
+def test_a_run_validates_a_spreadsheet(
+    host: Celery, plain_worker: WorkerProcess, cnj_settings: Settings
+) -> None:
+    rng = random.Random(7)
+    valid: dict[int, str] = {}  # spreadsheet row -> expected formatted number
+    invalid: dict[int, str] = {}  # spreadsheet row -> expected reason
+    lines = ["cliente;numero_processo"]
+    courts = [("8", "26"), ("8", "19"), ("5", "02"), ("4", "03"), ("6", "13")]
+    for index in range(50):
+        row = index + 2
+        j, tr = courts[index % len(courts)]
+        number = make(f"{rng.randrange(10**7):07d}", str(rng.randrange(2010, 2025)), j, tr, "0100")
+        cell = number if index % 2 else number.replace("-", "").replace(".", "")
+        if index % 7 == 3:
+            cell, invalid[row] = (
+                with_dd(number, "00" if number[8:10] != "00" else "01"),
+                "check_digits",
+            )
+        elif index % 11 == 5:
+            cell, invalid[row] = number[:-1], "length"
+        elif index == 20:
+            cell, invalid[row] = "", "empty"
+        elif index == 30:
+            cell, invalid[row] = f"n. {number}", "characters"
+        else:
+            valid[row] = number
+        lines.append(f"C{index};{cell}")
+    path = Path(cnj_settings.bots.allowed_roots[0]) / f"{uuid.uuid4().hex[:8]}.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    run_id = f"cnj-{uuid.uuid4().hex[:8]}"
+    handle = execute_bot.using(host).delay(
+        "cnj.validar", 7, BotParameters(input=BotInput.from_file(str(path)), run_id=run_id)
+    )
+    result = handle.get(timeout=60)
+
+    assert result.status is RunStatus.COMPLETED_WITH_ERRORS
+    assert (result.counts.total, result.counts.succeeded) == (50, len(valid))
+    assert (result.counts.failed, result.counts.skipped) == (len(invalid), 0)
+    assert len(invalid) >= 8
+    assert result.report is not None
+    with zipfile.ZipFile(result.report) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    successes = _read_csv(next(v for k, v in files.items() if k.endswith("successes.csv")))
+    errors = _read_csv(next(v for k, v in files.items() if k.endswith("errors.csv")))
+    by_client = {r["CLIENTE"]: r for r in successes}
+    assert len(successes) == len(valid)
+    for row, number in valid.items():
+        out = by_client[f"C{row - 2}"]
+        assert out["NUMERO_FORMATADO"] == number
+        assert out["ANO"] == number[11:15]
+        assert out["ORIGEM"] == "0100"
+        expected = {"8.26": "TJSP", "8.19": "TJRJ", "5.02": "TRT2", "4.03": "TRF3"}
+        assert out["TRIBUNAL"] == expected.get(number[16:20], "TRE-MG")
+    reasons = {r["CLIENTE"]: r["MOTIVO_ERRO"] for r in errors}
+    assert {client: reason.split(":")[0] for client, reason in reasons.items()} == {
+        f"C{row - 2}": reason for row, reason in invalid.items()
+    }
+    assert reasons["C20"] == "empty: no lawsuit number"
+    assert reasons["C30"] == "characters: unexpected character 'n'"

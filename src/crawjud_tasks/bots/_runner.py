@@ -33,6 +33,7 @@ from crawjud_tasks._redis import redis_client, translate_redis_errors
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus, NoOptions
+from crawjud_tasks.bots._builtin import register_builtin_bots
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
 from crawjud_tasks.bots._events import encode_event
 from crawjud_tasks.bots._extensions import report_store, secret_providers
@@ -80,6 +81,7 @@ _PYTHON_LEVEL = {"info": logging.INFO, "success": logging.INFO, "warning": loggi
 
 def register_bots(app: Celery) -> None:
     """Bind the ``execute_bot`` implementation on ``app``."""
+    register_builtin_bots(app)
 
     @execute_bot.implement_bound(app)
     def _execute_bot(
