@@ -31,6 +31,7 @@ from crawjud_tasks._redis import redis_client, translate_redis_errors
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus
+from crawjud_tasks.bots._builtin import register_builtin_bots
 from crawjud_tasks.bots._checkpoint import checkpoint_line, load_checkpoint
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
 from crawjud_tasks.bots._events import encode_event
@@ -86,7 +87,8 @@ _PYTHON_LEVEL = {"info": logging.INFO, "success": logging.INFO, "warning": loggi
 
 
 def register_bots(app: Celery) -> None:
-    """Bind the implementations of the bot-run contracts on ``app``."""
+    """Bind the implementations of the bot-run contracts on ``app``, and the built-in bots."""
+    register_builtin_bots(app)
     register_notification_errback(app)
 
     @execute_bot.implement_bound(app)
