@@ -58,6 +58,10 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     assert report["broker"] == f"redis://:***@127.0.0.1:{port}/0"
     assert report["broker_status"].startswith("unreachable")
     assert report["tasks"] == [
+        "crawjud.bots.execute_bot",
+        "crawjud.bots.finish_run",
+        "crawjud.bots.notification_failed",
+        "crawjud.bots.run_chunk",
         "crawjud.canvas.flatten",
         "crawjud.canvas.map_chunk",
         "crawjud.mail.send_bulk",
