@@ -75,3 +75,43 @@ def test_crawjud_redis_is_emptied_between_tests_again(crawjud_redis: RedisServer
         assert client.get("left-behind") is None
     finally:
         client.close()
+
+
+def test_a_host_tests_its_bot_with_the_plugin_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bot=textwrap.dedent(
+            """
+            from crawjud_tasks import ItemError
+            from crawjud_tasks.bots import BaseBot, Item, ItemOutcome, RunContext, register_bot
+            from crawjud_tasks.bots.contracts import (
+                BotInput, BotParameters, RunStatus, execute_bot,
+            )
+
+
+            class Upper(BaseBot[None]):
+                required_columns = ("NOME",)
+
+                def process(self, item: Item, ctx: RunContext[None]) -> ItemOutcome:
+                    if str(item["NOME"]).startswith("x"):
+                        raise ItemError("not a name")
+                    return ItemOutcome.success({"UPPER": str(item["NOME"]).upper()})
+
+
+            def test_the_bot_runs_through_a_real_worker(crawjud_app, crawjud_worker):
+                register_bot(crawjud_app, "host.upper", Upper)
+                parameters = BotParameters(
+                    input=BotInput.inline([{"nome": "ana"}, {"nome": "xyz"}, {"nome": "bia"}])
+                )
+                result = execute_bot.using(crawjud_app).delay(
+                    "host.upper", 1, parameters
+                ).get(timeout=30)
+                assert result.status is RunStatus.COMPLETED_WITH_ERRORS
+                assert (result.counts.succeeded, result.counts.failed) == (2, 1)
+                assert result.error_sample == ["row 3: not a name"]
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"
+    )
+    result.assert_outcomes(passed=1)
