@@ -22,7 +22,7 @@ def test_version_and_help() -> None:
     assert out.returncode == 0
     assert out.stdout.startswith("crawjud-tasks, version ")
     helptext = run_cli("--help").stdout
-    for command in ("worker", "beat", "embedded", "info", "demo", "mail"):
+    for command in ("worker", "beat", "embedded", "info", "demo", "mail", "run", "runs"):
         assert command in helptext
 
 

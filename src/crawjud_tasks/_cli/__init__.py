@@ -9,6 +9,8 @@ from crawjud_tasks._cli._embedded import embedded
 from crawjud_tasks._cli._info import info
 from crawjud_tasks._cli._loader import APP_HELP
 from crawjud_tasks._cli._mail import mail
+from crawjud_tasks._cli._run import run
+from crawjud_tasks._cli._runs import runs
 from crawjud_tasks._cli._worker import beat, worker
 from crawjud_tasks._metadata import version
 
@@ -33,6 +35,8 @@ cli.add_command(embedded)
 cli.add_command(info)
 cli.add_command(demo)
 cli.add_command(mail)
+cli.add_command(run)
+cli.add_command(runs)
 
 
 def main() -> None:

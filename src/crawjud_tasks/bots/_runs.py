@@ -162,9 +162,14 @@ def phase_of(status: RunStatus) -> RunPhase:
 
 
 def _user(raw: str | None) -> int | str | None:
+    """The user id as the runner stored it: JSON (``7`` or ``"ana"``)."""
     if raw is None:
         return None
-    return int(raw) if raw.lstrip("-").isdigit() else raw
+    try:
+        user: int | str = msgspec.json.decode(raw, type=int | str)
+    except msgspec.DecodeError:
+        return int(raw) if raw.lstrip("-").isdigit() else raw  # not JSON: kept as written
+    return user
 
 
 def _time(raw: str | None) -> dt.datetime | None:
