@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,12 +173,25 @@ def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
     assert "answered by crawjud-" in out.stdout
     assert "stopping the embedded Redis" in out.stdout
     assert "demo finished in" in out.stdout
-    # The templated notification went through the mail contract to the outbox.
-    written = [line for line in out.stdout.splitlines() if "written to the outbox:" in line]
-    assert len(written) == 1, out.stdout
-    eml = Path(written[0].split("written to the outbox:", 1)[1].strip())
+    # The bot ran over the generated spreadsheet: the summary, the report, the notification.
+    assert "started cnj.validar for user demo: 1000 items" in out.stdout
+    assert "progress: 1000/1000 items (100%)" in out.stdout
+    summary = next(line for line in out.stdout.splitlines() if line.startswith("run "))
+    assert "completed_with_errors" in summary
+    run_id = summary.split()[1]
+    counts = next(line for line in out.stdout.splitlines() if line.strip().startswith("items:"))
+    assert "1000 total" in counts and "succeeded" in counts and "failed" in counts
+    report = Path(out.stdout.split("report: ", 1)[1].split()[0])
+    with zipfile.ZipFile(report) as archive:
+        names = archive.namelist()
+    assert any(name.endswith("errors.csv") for name in names)
+    notified = [line for line in out.stdout.splitlines() if "notification:" in line]
+    assert len(notified) == 1, out.stdout
+    eml = Path(notified[0].split("notification:", 1)[1].strip())
     assert eml.parent == crawjud_data_dir / "outbox"
-    assert b"Subject:" in eml.read_bytes()
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert run_id in str(message["Subject"])
+    assert [part.get_filename() for part in message.iter_attachments()] == [report.name]
     # It stopped what it started.
     assert EmbeddedRedis(crawjud_data_dir).status().running is False
 

@@ -79,6 +79,8 @@ class Progress:
         verbose: Print every event, not only warnings, errors and failed items.
         clock: Wall-clock seconds (``time.monotonic``), for the pace of plain lines.
         columns: The terminal's width (default: asked of the terminal at each redraw).
+        failed_lines: Failed items printed above the progress line at most (the report has
+            them all); ``verbose`` prints every one.
     """
 
     out: TextIO
@@ -86,6 +88,7 @@ class Progress:
     verbose: bool = False
     clock: Callable[[], float] = time.monotonic
     columns: int | None = None
+    failed_lines: int = 20
     counts: RunCounts = dataclasses.field(default_factory=RunCounts)
     started: dt.datetime | None = None
     _samples: collections.deque[tuple[float, int]] = dataclasses.field(default_factory=_samples)
@@ -93,6 +96,7 @@ class Progress:
     _last_draw: float = float("-inf")
     _last_plain: float = float("-inf")
     _next_step: int = 1
+    _failed_shown: int = 0
 
     # -- events -------------------------------------------------------------------------------
 
@@ -101,7 +105,7 @@ class Progress:
         if event.kind == "started" and self.started is None:
             self.started = event.time
         self._count(event)
-        if self.verbose or self._worth_a_line(event):
+        if self.verbose or (self._worth_a_line(event) and self._room_for(event)):
             self.line(self._describe(event))
         if event.kind == "finished":
             self._clear()
@@ -131,6 +135,15 @@ class Progress:
         self._samples.append((now, counts.done))
         while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW:
             self._samples.popleft()
+
+    def _room_for(self, event: RunEvent) -> bool:
+        """Whether a failed item still gets its line; says once when they stop."""
+        if event.kind != "item":
+            return True
+        self._failed_shown += 1
+        if self._failed_shown == self.failed_lines + 1:
+            self.line("(more failed items are not shown here: the report lists them all)")
+        return self._failed_shown <= self.failed_lines
 
     @staticmethod
     def _worth_a_line(event: RunEvent) -> bool:

@@ -107,14 +107,14 @@ def _user(value: str | None) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def progress_for_stdout(*, verbose: bool) -> Progress:
+def progress_for_stdout(*, verbose: bool, failed_lines: int = 20) -> Progress:
     """The renderer on standard output: a redrawn line on a terminal, plain lines otherwise."""
     out = sys.stdout
     try:
         tty = out.isatty()
     except (ValueError, OSError):
         tty = False
-    return Progress(out=out, tty=tty, verbose=verbose)
+    return Progress(out=out, tty=tty, verbose=verbose, failed_lines=failed_lines)
 
 
 def _warn_outside_roots(ctx: click.Context, path: Path) -> None:
