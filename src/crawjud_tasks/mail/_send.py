@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +24,15 @@ from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import InvalidEmailError
 from crawjud_tasks.mail._message import (
-    build_message,
+    check_message,
     deterministic_message_id,
     envelope_recipients,
+    parse_address,
 )
 from crawjud_tasks.mail._templates import render
 from crawjud_tasks.mail._transport import Transport
 from crawjud_tasks.mail._transport_for import transport_for
+from crawjud_tasks.mail._wire import WireWriter
 from crawjud_tasks.mail.contracts import EmailMessage, EmailReceipt, send_bulk, send_email
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
     """Render, check and send ``messages`` through one transport connection, each at most once.
 
     Every message is checked before the first is sent: a bad one fails the whole call with
-    :class:`InvalidEmailError` and nothing is sent.
+    :class:`InvalidEmailError` and nothing is sent. The bodies the messages share are written
+    out once (:class:`WireWriter`).
 
     Raises:
         InvalidEmailError: a message is invalid (never retried).
@@ -87,32 +89,36 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
     settings = app_settings(app)
     mail = settings.mail
     roots = attachment_roots(settings)
+    sender = parse_address("sender", mail.sender)
     sender_domain = mail.sender.rpartition("@")[2].strip(" >") or "localhost"
-    prepared: list[tuple[str, MimeMessage, list[str]]] = []
+    writer = WireWriter()
+    prepared: list[tuple[str, bytes, list[str]]] = []
     for index, message in enumerate(messages):
         subject, html, text = _content(settings, message)
         key = message.idempotency_key or f"task:{run_id}:{index}"
         message_id = deterministic_message_id(settings.namespace, key, sender_domain)
-        mime = build_message(
+        checked = check_message(
             message,
             subject=subject,
             html=html,
             text=text,
-            sender=mail.sender,
+            sender=sender,
             attachment_roots=roots,
             message_id=message_id,
         )
-        prepared.append((message_id, mime, envelope_recipients(message)))
+        prepared.append((message_id, writer.write(checked), envelope_recipients(message)))
     receipts: list[EmailReceipt] = []
     transport: Transport = transport_for(settings)
     kind = transport.kind
     with transport:
-        for message_id, mime, recipients in prepared:
+        for message_id, data, recipients in prepared:
             sent = _ledger_get(app, message_id)
             if sent is not None:
                 receipts.append(dataclasses.replace(sent, duplicate=True))
                 continue
-            result = transport.send(mime, recipients)
+            result = transport.send_bytes(
+                data, sender=sender.addr_spec, message_id=message_id, recipients=recipients
+            )
             receipt = EmailReceipt(
                 message_id=message_id,
                 accepted=list(result.accepted),
