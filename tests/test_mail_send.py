@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 from collections.abc import Iterator
@@ -76,6 +77,43 @@ def test_the_same_key_is_sent_once(mail_app: Celery, smtp: tuple[Recorder, int])
     assert second.duplicate and not first.duplicate
     assert second.message_id == first.message_id
     assert len(recorder.messages) == 1
+
+
+def test_a_key_repeated_in_one_bulk_is_sent_once(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    message = EmailMessage(
+        to=["ana@example.org"], subject="Relatório", text="ok", idempotency_key="report-8"
+    )
+    other = EmailMessage(to=["bia@example.org"], subject="Relatório", text="ok")
+    receipts = send_bulk.using(mail_app).delay([message, other, message]).get(timeout=30)
+    assert [r.duplicate for r in receipts] == [False, False, True]
+    assert receipts[2].message_id == receipts[0].message_id
+    assert [recipients for recipients, _ in recorder.messages] == [
+        ["ana@example.org"],
+        ["bia@example.org"],
+    ]
+
+
+def test_a_templated_bulk_gives_each_message_its_own_headers(
+    mail_app: Celery, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, _ = smtp
+    messages = [
+        dataclasses.replace(finished(), to=[f"Pessoa {n} <p{n}@example.org>"], cc=[], bcc=[])
+        for n in range(3)
+    ]
+    receipts = send_bulk.using(mail_app).delay(messages).get(timeout=30)
+    parsed = recorder.parsed()
+    assert [m["To"] for m in parsed] == [f"Pessoa {n} <p{n}@example.org>" for n in range(3)]
+    assert [m["Message-ID"] for m in parsed] == [r.message_id for r in receipts]
+    assert len({r.message_id for r in receipts}) == 3
+    for message in parsed:
+        html = message.get_body(("html",))
+        text = message.get_body(("plain",))
+        assert html is not None and "Ana Souza" in html.get_content()
+        assert text is not None and "Ana Souza" in text.get_content()
 
 
 def test_a_4xx_reply_is_retried_with_the_policy(

@@ -11,10 +11,12 @@ import dataclasses
 import email
 import email.policy
 import os
+import re
 import socket
 import ssl
 import stat
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import Any
@@ -34,12 +36,15 @@ from crawjud_tasks.errors import (
 )
 from crawjud_tasks.mail._message import (
     build_message,
+    check_message,
     deterministic_message_id,
     envelope_recipients,
+    mime_message,
 )
 from crawjud_tasks.mail._outbox import OutboxTransport
 from crawjud_tasks.mail._smtp import SmtpTransport
 from crawjud_tasks.mail._transport_for import transport_for
+from crawjud_tasks.mail._wire import WireWriter
 from crawjud_tasks.mail.contracts import Attachment, EmailMessage
 
 SENDER = "CrawJUD <noreply@crawjud.test>"
@@ -503,6 +508,55 @@ def test_implicit_tls_is_verified(smtp_server: Server, certificate: tuple[Path, 
         SmtpTransport(settings).send(message, ["a@example.org"])
     SmtpTransport(settings, ssl_context=client_tls(certificate)).send(message, ["a@example.org"])
     assert len(handler.received) == 1
+
+
+# -- the bytes sent -------------------------------------------------------------------------
+
+WIRE_CASES: list[tuple[dict[str, Any], str]] = [
+    ({"to": ["user1@example.org"]}, "Execução concluída"),
+    ({"to": ["Ana <ana@example.org>", "b@example.org"]}, "Plain subject (with) a: colon"),
+    ({"to": ["João Silva <joao@example.org>"], "cc": ['"Silva, Ana" <ana@example.org>']}, "ok"),
+    ({"to": ["Ana S. Silva <ana@example.org>"], "reply_to": ["suporte@example.org"]}, "x" * 90),
+    ({"to": [f"user{n}@example.org" for n in range(8)]}, "two  spaces, =?utf-8?q?x?="),
+    ({"to": ["=?utf-8?q?Z=C3=A9?= <ze@example.org>"], "bcc": ["hidden@example.org"]}, " edge "),
+]
+
+
+def aligned(data: bytes, like: bytes) -> bytes:
+    """``data`` with its boundaries renamed to those of ``like``, in order of appearance."""
+    for ours, theirs in zip(
+        re.findall(rb'boundary="([^"]+)"', data),
+        re.findall(rb'boundary="([^"]+)"', like),
+        strict=True,
+    ):
+        data = data.replace(ours, theirs)
+    return data
+
+
+@pytest.mark.parametrize(("fields", "subject"), WIRE_CASES)
+@pytest.mark.parametrize("parts", ["both", "text", "html", "attachment"])
+def test_the_wire_writer_writes_what_the_stdlib_writes(
+    fields: dict[str, Any], subject: str, parts: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "relatório.csv"
+    report.write_text("processo;status\n1;ok\n", encoding="utf-8")
+    attachments = [Attachment(path=str(report))] if parts == "attachment" else []
+    checked = check_message(
+        EmailMessage(**fields, attachments=attachments),
+        subject=subject,
+        html=None if parts == "text" else "<p>Olá <b>Ana</b></p>\n" * 40,
+        text=None if parts == "html" else "Olá Ana, ção. " * 30,
+        sender=SENDER,
+        attachment_roots=[tmp_path],
+    )
+    now = datetime(2026, 11, 28, 10, 27, 5, tzinfo=timezone.utc)
+    writer = WireWriter()
+    written = writer.write(checked, now=now)
+    again = writer.write(checked, now=now)  # from the remembered parts (without attachments)
+    reference = mime_message(checked, now=now).as_bytes(policy=email.policy.SMTP)
+    assert aligned(written, reference) == reference
+    assert aligned(again, reference) == reference
+    assert b"hidden@example.org" not in written
 
 
 # -- outbox and choice -----------------------------------------------------------------------

@@ -10,12 +10,14 @@ names the field and the value, and nothing is built.
 
 from __future__ import annotations
 
+import dataclasses
 import email.policy
 import email.utils
 import hashlib
 import mimetypes
 import re
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from pathlib import Path
@@ -26,10 +28,14 @@ from crawjud_tasks.mail.contracts import Attachment, EmailMessage
 __all__ = [
     "DEFAULT_MAX_ATTACHMENT_BYTES",
     "DEFAULT_MAX_RECIPIENTS",
+    "CheckedMessage",
     "build_message",
+    "check_message",
     "deterministic_message_id",
     "envelope_recipients",
+    "mime_message",
     "parse_address",
+    "set_bodies",
 ]
 
 #: The most recipients (to + cc + bcc) one message may have.
@@ -182,6 +188,75 @@ def _message_id(message: EmailMessage, given: str | None, domain: str) -> str:
     return given
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedMessage:
+    """A message whose every header value, address and attachment passed the checks: what
+    :func:`mime_message` and :class:`~crawjud_tasks.mail._wire.WireWriter` write out."""
+
+    sender: Address
+    to: list[Address]
+    cc: list[Address]
+    reply_to: list[Address]
+    subject: str
+    message_id: str
+    text: str | None
+    html: str | None
+    #: ``(filename, content type, bytes)`` of each attachment, read once, under the cap.
+    files: list[tuple[str, str, bytes]]
+
+
+def check_message(
+    message: EmailMessage,
+    *,
+    subject: str,
+    html: str | None,
+    text: str | None,
+    sender: str | Address,
+    attachment_roots: Sequence[Path],
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS,
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    message_id: str | None = None,
+) -> CheckedMessage:
+    """Check every header value, address and attachment of a message (arguments as
+    :func:`build_message`; ``sender`` may be given already parsed).
+
+    Raises:
+        InvalidEmailError: An address, a header value, the bodies or an attachment is refused.
+    """
+    from_address = sender if isinstance(sender, Address) else parse_address("sender", sender)
+    to = _parse_list("to", message.to)
+    cc = _parse_list("cc", message.cc)
+    bcc = _parse_list("bcc", message.bcc)
+    reply_to = _parse_list("reply_to", message.reply_to)
+    count = len(to) + len(cc) + len(bcc)
+    if count == 0:
+        msg = "the email has no recipient: give at least one address in to, cc or bcc"
+        raise InvalidEmailError(msg)
+    if count > max_recipients:
+        msg = f"the email has {count} recipients (to + cc + bcc); the most is {max_recipients}"
+        raise InvalidEmailError(msg)
+    _check_header_value("subject", subject)
+    if html is None and text is None:
+        msg = "the email has no body: give html, text or both"
+        raise InvalidEmailError(msg)
+    checked_id = _message_id(message, message_id, from_address.domain)
+    files = [
+        _read_attachment(index, attachment, attachment_roots, max_attachment_bytes)
+        for index, attachment in enumerate(message.attachments)
+    ]
+    return CheckedMessage(
+        sender=from_address,
+        to=to,
+        cc=cc,
+        reply_to=reply_to,
+        subject=subject,
+        message_id=checked_id,
+        text=text,
+        html=html,
+        files=files,
+    )
+
+
 def build_message(
     message: EmailMessage,
     *,
@@ -218,46 +293,48 @@ def build_message(
     Raises:
         InvalidEmailError: An address, a header value, the bodies or an attachment is refused.
     """
-    from_address = parse_address("sender", sender)
-    to = _parse_list("to", message.to)
-    cc = _parse_list("cc", message.cc)
-    bcc = _parse_list("bcc", message.bcc)
-    reply_to = _parse_list("reply_to", message.reply_to)
-    count = len(to) + len(cc) + len(bcc)
-    if count == 0:
-        msg = "the email has no recipient: give at least one address in to, cc or bcc"
-        raise InvalidEmailError(msg)
-    if count > max_recipients:
-        msg = f"the email has {count} recipients (to + cc + bcc); the most is {max_recipients}"
-        raise InvalidEmailError(msg)
-    _check_header_value("subject", subject)
-    if html is None and text is None:
-        msg = "the email has no body: give html, text or both"
-        raise InvalidEmailError(msg)
-    message_id = _message_id(message, message_id, from_address.domain)
-    files = [
-        _read_attachment(index, attachment, attachment_roots, max_attachment_bytes)
-        for index, attachment in enumerate(message.attachments)
-    ]
+    return mime_message(
+        check_message(
+            message,
+            subject=subject,
+            html=html,
+            text=text,
+            sender=sender,
+            attachment_roots=attachment_roots,
+            max_recipients=max_recipients,
+            max_attachment_bytes=max_attachment_bytes,
+            message_id=message_id,
+        )
+    )
 
+
+def mime_message(checked: CheckedMessage, *, now: datetime | None = None) -> MimeMessage:
+    """The stdlib MIME message of a checked message (the SMTP policy: CRLF line ends), dated
+    ``now`` (default: the current time, in UTC)."""
     mime = MimeMessage(policy=email.policy.SMTP)
-    mime["From"] = from_address
-    if to:
-        mime["To"] = to
-    if cc:
-        mime["Cc"] = cc
-    if reply_to:
-        mime["Reply-To"] = reply_to
-    mime["Subject"] = subject
-    mime["Date"] = email.utils.formatdate(usegmt=True)
-    mime["Message-ID"] = message_id
+    mime["From"] = checked.sender
+    if checked.to:
+        mime["To"] = checked.to
+    if checked.cc:
+        mime["Cc"] = checked.cc
+    if checked.reply_to:
+        mime["Reply-To"] = checked.reply_to
+    mime["Subject"] = checked.subject
+    mime["Date"] = email.utils.format_datetime(now or datetime.now(timezone.utc))
+    mime["Message-ID"] = checked.message_id
+    set_bodies(mime, checked.text, checked.html)
+    for filename, content_type, data in checked.files:
+        maintype, subtype = content_type.split("/", 1)
+        mime.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return mime
+
+
+def set_bodies(mime: MimeMessage, text: str | None, html: str | None) -> None:
+    """Give ``mime`` its bodies: text then HTML as ``multipart/alternative``, or the one given,
+    each UTF-8 in quoted-printable."""
     if text is not None:
         mime.set_content(text, subtype="plain", cte="quoted-printable")
         if html is not None:
             mime.add_alternative(html, subtype="html", cte="quoted-printable")
     elif html is not None:
         mime.set_content(html, subtype="html", cte="quoted-printable")
-    for filename, content_type, data in files:
-        maintype, subtype = content_type.split("/", 1)
-        mime.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return mime

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.message
-import email.policy
 import os
 import re
 import tempfile
@@ -11,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from crawjud_tasks.mail._transport import ConnectionScope, SendResult
+from crawjud_tasks.mail._transport import ConnectionScope, SendResult, wire_bytes
 
 __all__ = ["OutboxTransport"]
 
@@ -45,11 +44,20 @@ class OutboxTransport(ConnectionScope):
 
     def send(self, msg: email.message.EmailMessage, recipients: list[str]) -> SendResult:
         """Write ``msg`` as one ``.eml`` file; return every recipient as accepted and the path."""
+        message_id = str(msg.get("Message-ID", ""))
+        return self.send_bytes(
+            wire_bytes(msg), sender="", message_id=message_id, recipients=recipients
+        )
+
+    def send_bytes(
+        self, data: bytes, *, sender: str, message_id: str, recipients: list[str]
+    ) -> SendResult:
+        """Write ``data`` as one ``.eml`` file named after ``message_id`` (the envelope is not
+        written); return every recipient as accepted and the path."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        safe_id = _UNSAFE.sub("_", str(msg.get("Message-ID", "")).strip("<> ")).strip("._")
+        safe_id = _UNSAFE.sub("_", message_id.strip("<> ")).strip("._")
         target = self.folder / f"{stamp}-{safe_id[:100] or 'message'}.eml"
-        data = msg.as_bytes(policy=email.policy.SMTP)
         fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".eml.tmp")
         try:
             with os.fdopen(fd, "wb") as file:

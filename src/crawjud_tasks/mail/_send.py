@@ -11,27 +11,27 @@ receipt is returned with ``duplicate=True``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
-from email.message import EmailMessage as MimeMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from crawjud_tasks._dispatch import visibility_timeout
-from crawjud_tasks._redis import redis_client, translate_redis_errors
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import InvalidEmailError
+from crawjud_tasks.mail._ledger import SentLedger
 from crawjud_tasks.mail._message import (
-    build_message,
+    check_message,
     deterministic_message_id,
     envelope_recipients,
+    parse_address,
 )
 from crawjud_tasks.mail._templates import render
 from crawjud_tasks.mail._transport import Transport
 from crawjud_tasks.mail._transport_for import transport_for
+from crawjud_tasks.mail._wire import WireWriter
 from crawjud_tasks.mail.contracts import EmailMessage, EmailReceipt, send_bulk, send_email
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
     """Render, check and send ``messages`` through one transport connection, each at most once.
 
     Every message is checked before the first is sent: a bad one fails the whole call with
-    :class:`InvalidEmailError` and nothing is sent.
+    :class:`InvalidEmailError` and nothing is sent. A template with the same context and locale
+    is rendered once, and the same bodies are written out once (:class:`WireWriter`).
 
     Raises:
         InvalidEmailError: a message is invalid (never retried).
@@ -88,32 +89,42 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
     settings = app_settings(app)
     mail = settings.mail
     roots = attachment_roots(settings)
+    sender = parse_address("sender", mail.sender)
     sender_domain = mail.sender.rpartition("@")[2].strip(" >") or "localhost"
-    prepared: list[tuple[str, MimeMessage, list[str]]] = []
+    rendered: dict[tuple[str, str, bytes], tuple[str, str | None, str | None]] = {}
+    writer = WireWriter()
+    prepared: list[tuple[str, bytes, list[str]]] = []
     for index, message in enumerate(messages):
-        subject, html, text = _content(settings, message)
+        subject, html, text = _content(settings, message, rendered)
         key = message.idempotency_key or f"task:{run_id}:{index}"
         message_id = deterministic_message_id(settings.namespace, key, sender_domain)
-        mime = build_message(
+        checked = check_message(
             message,
             subject=subject,
             html=html,
             text=text,
-            sender=mail.sender,
+            sender=sender,
             attachment_roots=roots,
             message_id=message_id,
         )
-        prepared.append((message_id, mime, envelope_recipients(message)))
+        prepared.append((message_id, writer.write(checked), envelope_recipients(message)))
     receipts: list[EmailReceipt] = []
+    if not prepared:
+        return receipts
+    ledger = SentLedger(app)
     transport: Transport = transport_for(settings)
     kind = transport.kind
+    entry = ledger.get(prepared[0][0])
     with transport:
-        for message_id, mime, recipients in prepared:
-            sent = _ledger_get(app, message_id)
-            if sent is not None:
-                receipts.append(dataclasses.replace(sent, duplicate=True))
+        for index, (message_id, data, recipients) in enumerate(prepared):
+            following = prepared[index + 1][0] if index + 1 < len(prepared) else None
+            if entry is not None:
+                receipts.append(dataclasses.replace(entry, duplicate=True))
+                entry = ledger.get(following) if following is not None else None
                 continue
-            result = transport.send(mime, recipients)
+            result = transport.send_bytes(
+                data, sender=sender.addr_spec, message_id=message_id, recipients=recipients
+            )
             receipt = EmailReceipt(
                 message_id=message_id,
                 accepted=list(result.accepted),
@@ -121,18 +132,32 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
                 transport=kind,
                 path=result.path,
             )
-            _ledger_put(app, message_id, receipt)
+            # Recorded at once, before anything else; the next message's entry rides along.
+            entry = ledger.put(message_id, receipt, then_get=following)
             receipts.append(receipt)
     return receipts
 
 
-def _content(settings: Settings, message: EmailMessage) -> tuple[str, str | None, str | None]:
+def _content(
+    settings: Settings,
+    message: EmailMessage,
+    rendered: dict[tuple[str, str, bytes], tuple[str, str | None, str | None]],
+) -> tuple[str, str | None, str | None]:
     if message.template is not None:
         if message.subject is not None or message.html is not None or message.text is not None:
             msg = "give either a template or a subject with bodies, not both"
             raise InvalidEmailError(msg)
-        rendered = render(settings.mail, message.template, message.context, message.locale)
-        return rendered.subject, rendered.html, rendered.text
+        try:
+            key = (message.template, message.locale, msgspec.json.encode(message.context))
+        except (TypeError, msgspec.EncodeError):  # a context only a direct caller could give
+            key = None
+        if key is not None and key in rendered:
+            return rendered[key]
+        done = render(settings.mail, message.template, message.context, message.locale)
+        content = (done.subject, done.html, done.text)
+        if key is not None:
+            rendered[key] = content
+        return content
     if not message.subject:
         msg = "an email needs a template or a subject"
         raise InvalidEmailError(msg)
@@ -140,23 +165,3 @@ def _content(settings: Settings, message: EmailMessage) -> tuple[str, str | None
         msg = "an email without a template needs an html or a text body"
         raise InvalidEmailError(msg)
     return message.subject, message.html, message.text
-
-
-def _ledger_key(app: Celery, message_id: str) -> str:
-    return f"{app_settings(app).key_prefix}mail:sent:{message_id}"
-
-
-def _ledger_get(app: Celery, message_id: str) -> EmailReceipt | None:
-    client = redis_client(app)
-    with translate_redis_errors(app):
-        stored: Any = client.get(_ledger_key(app, message_id))
-    if stored is None:
-        return None
-    return msgspec.convert(json.loads(stored), EmailReceipt)
-
-
-def _ledger_put(app: Celery, message_id: str, receipt: EmailReceipt) -> None:
-    client = redis_client(app)
-    ttl = max(1, round(app_settings(app).idempotency_ttl))
-    with translate_redis_errors(app):
-        client.set(_ledger_key(app, message_id), msgspec.json.encode(receipt), ex=ttl)

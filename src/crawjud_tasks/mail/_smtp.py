@@ -19,7 +19,6 @@ from __future__ import annotations
 import email.message
 import smtplib
 import ssl
-from email.headerregistry import Address
 from typing import Literal
 
 from crawjud_tasks._settings import MailSettings
@@ -29,13 +28,24 @@ from crawjud_tasks.errors import (
     MailTemporaryError,
     SettingsError,
 )
-from crawjud_tasks.mail._transport import ConnectionScope, SendResult
+from crawjud_tasks.mail._transport import (
+    ConnectionScope,
+    SendResult,
+    envelope_sender,
+    wire_bytes,
+)
 
 __all__ = ["SmtpTransport"]
 
 
 def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _check_recipients(recipients: list[str]) -> None:
+    if not recipients:
+        msg = "the email has no envelope recipients"
+        raise InvalidEmailError(msg)
 
 
 def _classify(code: int, reply: str) -> MailTemporaryError | MailRejectedError:
@@ -147,22 +157,25 @@ class SmtpTransport(ConnectionScope):
                 when it failed, and the next send reconnects.
             MailRejectedError: A 5xx reply, or every recipient refused with 5xx.
         """
-        if not recipients:
-            msg_ = "the email has no envelope recipients"
-            raise InvalidEmailError(msg_)
-        from_header = msg["From"]
-        addresses: tuple[Address, ...] = getattr(from_header, "addresses", ())
-        if len(addresses) != 1:
-            msg_ = "the message needs exactly one From address (build it with build_message)"
-            raise InvalidEmailError(msg_)
+        _check_recipients(recipients)
+        sender = envelope_sender(msg)
+        message_id = str(msg.get("Message-ID", ""))
+        return self.send_bytes(
+            wire_bytes(msg), sender=sender, message_id=message_id, recipients=recipients
+        )
+
+    def send_bytes(
+        self, data: bytes, *, sender: str, message_id: str, recipients: list[str]
+    ) -> SendResult:
+        """Send ``data`` (a whole message, CRLF line ends) from ``sender`` to ``recipients``:
+        MAIL, one RCPT each, DATA. Errors as :meth:`send`."""
+        _check_recipients(recipients)
         own = self._connection is None
         self.open()
         connection = self._connection
         assert connection is not None  # open() set it or raised
         try:
-            refused_replies = connection.send_message(
-                msg, from_addr=addresses[0].addr_spec, to_addrs=recipients
-            )
+            refused_replies = connection.sendmail(sender, recipients, data)
         except smtplib.SMTPRecipientsRefused as exc:
             raise self._all_refused(exc) from exc
         except (smtplib.SMTPException, OSError) as exc:

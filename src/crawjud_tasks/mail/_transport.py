@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import email.message
+import email.policy
+from email.headerregistry import Address
 from types import TracebackType
 from typing import Literal, Protocol
 
 from typing_extensions import Self
 
-__all__ = ["ConnectionScope", "SendResult", "Transport"]
+from crawjud_tasks.errors import InvalidEmailError
+
+__all__ = ["ConnectionScope", "SendResult", "Transport", "envelope_sender", "wire_bytes"]
 
 
 def _refusals() -> dict[str, str]:
@@ -49,6 +54,13 @@ class Transport(Protocol):
         """Send ``msg`` to the envelope ``recipients`` (the headers are not read for them)."""
         ...
 
+    def send_bytes(
+        self, data: bytes, *, sender: str, message_id: str, recipients: list[str]
+    ) -> SendResult:
+        """Send a message already written out (CRLF line ends, no ``Bcc`` header) from the
+        envelope ``sender`` to the envelope ``recipients``; ``message_id`` names it."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -57,6 +69,29 @@ class Transport(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+def envelope_sender(msg: email.message.EmailMessage) -> str:
+    """The address of the one ``From`` mailbox of ``msg`` (as :func:`build_message` sets it).
+
+    Raises:
+        InvalidEmailError: The message has no ``From`` address, or more than one.
+    """
+    addresses: tuple[Address, ...] = getattr(msg["From"], "addresses", ())
+    if len(addresses) != 1:
+        msg_ = "the message needs exactly one From address (build it with build_message)"
+        raise InvalidEmailError(msg_)
+    return addresses[0].addr_spec
+
+
+def wire_bytes(msg: email.message.EmailMessage) -> bytes:
+    """``msg`` as the transports send it: the SMTP policy (CRLF), without the ``Bcc`` and
+    ``Resent-Bcc`` headers (as ``smtplib``'s ``send_message`` strips them)."""
+    if "Bcc" in msg or "Resent-Bcc" in msg:
+        msg = copy.copy(msg)
+        del msg["Bcc"]
+        del msg["Resent-Bcc"]
+    return msg.as_bytes(policy=email.policy.SMTP)
 
 
 class ConnectionScope:
