@@ -405,6 +405,14 @@ def report(
         f"sequential loop: {(n - 1) / med('sequential', 'loop'):,.0f} rows/s; "
         f"parallel loop (both chunks): {(n - 1) / med('parallel', 'loop'):,.0f} rows/s"
     )
+    serial = sum(med("parallel", key) for key in ("prepare", "to_items", "report", "end"))
+    bound = serial + med("sequential", "loop") / 2
+    print(
+        f"parallel outside its loop: {serial:.2f}s (sequential: "
+        f"{med('sequential', 'seconds') - med('sequential', 'loop'):.2f}s); with chunks each as "
+        f"fast as the sequential loop, the run would take {bound:.2f}s: "
+        f"{med('sequential', 'seconds') / bound:.2f}x the sequential run"
+    )
     for number in range(len(figures["parallel"][0]["chunks"])):
         chunks = [f["chunks"][number] for f in figures["parallel"]]
         print(
