@@ -106,16 +106,22 @@ def cnj_number(rng: random.Random) -> str:
 
 
 def invalid_number(rng: random.Random, valid: str) -> str:
-    """``valid`` spoilt: 80% a wrong check digit, the rest another reason."""
+    """``valid`` spoilt: 80% a wrong check digit, the rest the other reasons."""
     kind = rng.random()
     if kind < 0.8:
         wrong = (int(valid[8]) + rng.randrange(1, 10)) % 10
-        return f"{valid[:8]}{wrong}{valid[9:]}"
+        return f"{valid[:8]}{wrong}{valid[9:]}"  # check_digits
     if kind < 0.88:
         return valid[:-1]  # length
     if kind < 0.94:
         return f"n {valid}"  # characters
-    return f"{valid[:16]}90{valid[18:]}"  # tribunal 8.90 (or 5.90 / 4.90, which exist: valid)
+    # right check digits, but a state tribunal past 27 (tribunal) or a year to come (year)
+    sequence, year, origin = valid[:7], valid[11:15], valid[21:]
+    tribunal = f"{rng.randrange(28, 100)}" if kind < 0.97 else "26"
+    if kind >= 0.97:
+        year = str(rng.randrange(2100, 10_000))
+    check = compute_check_digits(sequence, year, "8", tribunal, origin)
+    return f"{sequence}-{check}.{year}.8.{tribunal}.{origin}"
 
 
 def write_csv(path: Path, rows: int, seed: int = 65) -> None:
