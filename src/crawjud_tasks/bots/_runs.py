@@ -149,18 +149,6 @@ def cancel_run(app: Celery, run_id: str, *, by: str | None = None) -> RunState |
     return before
 
 
-def result_of(fields: dict[bytes, bytes]) -> BotRunResult | None:
-    """The stored result in a raw state hash, if the run ended."""
-    raw = fields.get(b"result")
-    return None if raw is None else msgspec.json.decode(raw, type=BotRunResult)
-
-
-def phase_of(status: RunStatus) -> RunPhase:
-    """The phase a run with this final status is in."""
-    phase: Any = status.value
-    return phase  # type: ignore[no-any-return]  # RunStatus values are RunPhase values
-
-
 def _user(raw: str | None) -> int | str | None:
     """The user id as the runner stored it: JSON (``7`` or ``"ana"``)."""
     if raw is None:
