@@ -21,7 +21,7 @@ import msgspec
 
 from crawjud_tasks._redis import redis_client, translate_redis_errors
 from crawjud_tasks._state import app_settings
-from crawjud_tasks.bots.contracts import BotRunResult, RunCounts, RunStatus
+from crawjud_tasks.bots.contracts import BotRunResult, RunCounts
 from crawjud_tasks.errors import DispatchError
 
 if TYPE_CHECKING:
