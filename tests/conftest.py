@@ -147,6 +147,49 @@ def log(crawjud_redis_server: RedisServer, worker: WorkerProcess) -> Iterator[re
     client.close()
 
 
+# -- the test bots: settings with an inputs folder, worker processes that run them ---------------
+
+
+def bot_settings(
+    server: RedisServer, tmp_path_factory: pytest.TempPathFactory, namespace: str, **changes: Any
+) -> Settings:
+    """Settings on an emptied ``server`` whose bots read inputs from ``<data>/inputs``."""
+    client = server.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    data = tmp_path_factory.mktemp(namespace)
+    (data / "inputs").mkdir()
+    changes.setdefault("bots", {})["allowed_roots"] = [str(data / "inputs")]
+    return settings_for(server, data, namespace=namespace, **changes)
+
+
+def bot_worker(
+    host: Celery,
+    settings: Settings,
+    server: RedisServer,
+    *,
+    pool: str = "prefork",
+    concurrency: int = 2,
+    env: dict[str, str] | None = None,
+) -> WorkerProcess:
+    """A worker process (not started) running the test bots of ``tests/examples/bots.py``."""
+    return WorkerProcess(
+        host,
+        app_spec="tests.examples.bot_worker:app",
+        env={
+            **settings.to_env(),
+            "BOT_LEDGER_URL": server.url_for(2),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            **(env or {}),
+        },
+        pool=pool,
+        concurrency=concurrency,
+        loglevel="INFO",
+    )
+
+
 def entries(client: redis.Redis) -> list[str]:
     raw: list[bytes] = client.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]  # redis-py types replies as sync-or-async
     return [entry.decode() for entry in raw]

@@ -3,7 +3,6 @@ server: one for the start and one for each way a run ends; a failed send never f
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from crawjud_tasks._app import close_app
 from crawjud_tasks.bots import cancel_run, run_events
 from crawjud_tasks.bots.contracts import BotInput, BotParameters, RunStatus, execute_bot
 from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
-from tests.conftest import ROOT
+from tests.conftest import bot_worker
 from tests.smtp_server import Recorder
 
 pytestmark = pytest.mark.timeout(120)
@@ -67,14 +66,7 @@ def host(settings: Settings) -> Iterator[Celery]:
 def worker(
     host: Celery, settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
-    env = {
-        **settings.to_env(),
-        "BOT_LEDGER_URL": crawjud_redis_server.url_for(2),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    process = WorkerProcess(
-        host, app_spec="tests.examples.bot_worker:app", env=env, pool="threads", concurrency=4
-    )
+    process = bot_worker(host, settings, crawjud_redis_server, pool="threads", concurrency=4)
     process.start()
     yield process
     process.stop()

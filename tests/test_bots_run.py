@@ -40,71 +40,41 @@ from crawjud_tasks.bots.contracts import (
     SecretRef,
     execute_bot,
 )
-from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
-from tests.conftest import ROOT
+from crawjud_tasks.testing import RedisServer, WorkerProcess
+from tests.conftest import bot_settings, bot_worker
 
 SECRET = "s3cr3t-Planted-Value-91x"
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def bot_settings(
+def settings(
     crawjud_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    client = crawjud_redis_server.client()
-    try:
-        client.flushall()
-    finally:
-        client.close()
-    data = tmp_path_factory.mktemp("bt")
-    (data / "inputs").mkdir()
-    return settings_for(
-        crawjud_redis_server,
-        data,
-        namespace="bt",
-        bots={"allowed_roots": [str(data / "inputs")]},
-        visibility_timeout=20,
-    )
+    return bot_settings(crawjud_redis_server, tmp_path_factory, "bt", visibility_timeout=20)
 
 
 @pytest.fixture(scope="module")
-def inputs(bot_settings: Settings) -> Path:
-    return bot_settings.bots.allowed_roots[0]
+def inputs(settings: Settings) -> Path:
+    return settings.bots.allowed_roots[0]
 
 
 @pytest.fixture(scope="module")
-def host(bot_settings: Settings) -> Iterator[Celery]:
+def host(settings: Settings) -> Iterator[Celery]:
     """The host service's app: it knows no bot."""
-    app = create_app(bot_settings)
+    app = create_app(settings)
     yield app
     close_app(app)
 
 
-def _worker(
-    host: Celery, settings: Settings, server: RedisServer, *, pool: str, concurrency: int
-) -> WorkerProcess:
-    env = {
-        **settings.to_env(),
-        "BOT_LEDGER_URL": server.url_for(2),
-        "CRAWJUD_SECRET_TEST_LOGIN": SECRET,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    return WorkerProcess(
-        host,
-        app_spec="tests.examples.bot_worker:app",
-        env=env,
-        pool=pool,
-        concurrency=concurrency,
-        loglevel="INFO",
-    )
-
-
 @pytest.fixture(scope="module")
 def worker(
-    host: Celery, bot_settings: Settings, crawjud_redis_server: RedisServer
+    host: Celery, settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
     """A prefork worker with two pool processes."""
-    process = _worker(host, bot_settings, crawjud_redis_server, pool="prefork", concurrency=2)
+    process = bot_worker(
+        host, settings, crawjud_redis_server, env={"CRAWJUD_SECRET_TEST_LOGIN": SECRET}
+    )
     process.start()
     yield process
     process.stop()
@@ -146,6 +116,14 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def blocked_pid(host: Celery, run_id: str) -> int | None:
+    """The process id the test bot logged as it started blocking (``block_at``), if it did."""
+    for event in run_events(host, run_id):
+        if event.kind == "log" and (event.message or "").startswith("blocking in pid"):
+            return int((event.message or "").rsplit(" ", 1)[1])
+    return None
 
 
 def report_files(result: BotRunResult) -> dict[str, bytes]:
@@ -289,9 +267,16 @@ def test_two_runs_at_once_in_two_processes_do_not_interfere(
 
 
 def test_two_runs_at_once_in_one_threaded_worker_do_not_interfere(
-    host: Celery, bot_settings: Settings, crawjud_redis_server: RedisServer, ledger: redis.Redis
+    host: Celery, settings: Settings, crawjud_redis_server: RedisServer, ledger: redis.Redis
 ) -> None:
-    threaded = _worker(host, bot_settings, crawjud_redis_server, pool="threads", concurrency=4)
+    threaded = bot_worker(
+        host,
+        settings,
+        crawjud_redis_server,
+        pool="threads",
+        concurrency=4,
+        env={"CRAWJUD_SECRET_TEST_LOGIN": SECRET},
+    )
     threaded.start()
     try:
         handles = [
@@ -474,13 +459,7 @@ def test_a_run_whose_worker_child_is_killed_resumes_with_each_item_once(
         BotParameters(input=rows(20), options={"delay": 0.02, "block_at": 9}, run_id=run_id),
     )
 
-    def blocked_pid() -> int | None:
-        for event in run_events(host, run_id):
-            if event.kind == "log" and (event.message or "").startswith("blocking in pid"):
-                return int((event.message or "").rsplit(" ", 1)[1])
-        return None
-
-    pid = wait_for(blocked_pid)
+    pid = wait_for(lambda: blocked_pid(host, run_id))
     assert processed(ledger, run_id) == list(range(7))  # rows 2..8 done, row 9 blocks
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
@@ -503,7 +482,7 @@ def test_no_secret_value_is_left_anywhere_after_a_run(
     host: Celery,
     worker: WorkerProcess,
     crawjud_redis_server: RedisServer,
-    bot_settings: Settings,
+    settings: Settings,
 ) -> None:
     result = run(
         host,
@@ -532,22 +511,24 @@ def test_no_secret_value_is_left_anywhere_after_a_run(
 
 
 def _dump(client: redis.Redis, key: bytes) -> bytes:
-    kind = client.type(key)
+    """Every byte a key holds, whatever its type."""
+    kind: Any = client.type(key)
+    raw: Any = b""
     if kind == b"string":
-        value: Any = client.get(key)
-        return value or b""
-    if kind == b"list":
-        return b"\n".join(client.lrange(key, 0, -1))  # type: ignore[arg-type]
+        return client.get(key) or b""  # type: ignore[return-value]  # redis-py types replies as sync-or-async
     if kind == b"hash":
-        return b"\n".join(k + b"=" + v for k, v in client.hgetall(key).items())  # type: ignore[union-attr]
-    if kind == b"set":
-        return b"\n".join(client.smembers(key))  # type: ignore[arg-type]
-    if kind == b"zset":
-        return b"\n".join(client.zrange(key, 0, -1))  # type: ignore[arg-type]
+        raw = client.hgetall(key)
+        return b"\n".join(k + b"=" + v for k, v in raw.items())
     if kind == b"stream":
-        entries: Any = client.xrange(key)
-        return b"\n".join(b"".join(k + v for k, v in fields.items()) for _, fields in entries)
-    return b""
+        raw = client.xrange(key)
+        return b"\n".join(b"".join(k + v for k, v in fields.items()) for _, fields in raw)
+    if kind == b"list":
+        raw = client.lrange(key, 0, -1)
+    elif kind == b"set":
+        raw = client.smembers(key)
+    elif kind == b"zset":
+        raw = client.zrange(key, 0, -1)
+    return b"\n".join(raw) if raw else b""
 
 
 # -- parallel runs -----------------------------------------------------------------------------
@@ -596,13 +577,7 @@ def test_a_parallel_run_with_a_killed_worker_process_ends_with_each_item_once(
         ),
     )
 
-    def blocked_pid() -> int | None:
-        for event in run_events(host, run_id):
-            if event.kind == "log" and (event.message or "").startswith("blocking in pid"):
-                return int((event.message or "").rsplit(" ", 1)[1])
-        return None
-
-    pid = wait_for(blocked_pid)
+    pid = wait_for(lambda: blocked_pid(host, run_id))
     os.kill(pid, signal.SIGKILL)
     result = handle.get(timeout=90)
     assert result.status is RunStatus.COMPLETED

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,8 +27,8 @@ from crawjud_tasks._app import close_app
 from crawjud_tasks._cli._progress import Progress
 from crawjud_tasks.bots import RunEvent, run_state
 from crawjud_tasks.bots.contracts import RunCounts, RunStatus
-from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
-from tests.conftest import ROOT, python_env
+from crawjud_tasks.testing import RedisServer, WorkerProcess
+from tests.conftest import bot_settings, bot_worker, python_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,20 +37,7 @@ pytestmark = pytest.mark.timeout(120)
 def cli_settings(
     crawjud_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    client = crawjud_redis_server.client()
-    try:
-        client.flushall()
-    finally:
-        client.close()
-    data = tmp_path_factory.mktemp("cr")
-    (data / "inputs").mkdir()
-    return settings_for(
-        crawjud_redis_server,
-        data,
-        namespace="cr",
-        bots={"allowed_roots": [str(data / "inputs")]},
-        visibility_timeout=20,
-    )
+    return bot_settings(crawjud_redis_server, tmp_path_factory, "cr", visibility_timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +56,7 @@ def host(cli_settings: Settings) -> Iterator[Celery]:
 def worker(
     host: Celery, cli_settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
-    env = {
-        **cli_settings.to_env(),
-        "BOT_LEDGER_URL": crawjud_redis_server.url_for(2),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    process = WorkerProcess(
-        host,
-        app_spec="tests.examples.bot_worker:app",
-        env=env,
-        pool="prefork",
-        concurrency=2,
-        loglevel="INFO",
-    )
+    process = bot_worker(host, cli_settings, crawjud_redis_server)
     process.start()
     yield process
     process.stop()

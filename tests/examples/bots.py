@@ -67,7 +67,8 @@ class Echo(BaseBot[EchoOptions]):
         if action == "fatal":
             raise FatalBotError(f"the court refused the login {leaked}".strip())
         if action.startswith("flaky:"):
-            attempts: dict[int, int] = ctx.state["attempts"]  # type: ignore[assignment]
+            attempts = ctx.state["attempts"]
+            assert isinstance(attempts, dict)
             attempts[item.index] = attempts.get(item.index, 0) + 1
             if attempts[item.index] <= int(action.split(":")[1]):
                 raise TransientError(f"court site busy (attempt {attempts[item.index]})")
