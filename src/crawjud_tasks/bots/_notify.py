@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._state import app_state
-from crawjud_tasks.bots._events import encode_event
+from crawjud_tasks.bots._store import RunStore
 from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunStatus
 from crawjud_tasks.mail.contracts import Attachment, EmailMessage, send_email
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from crawjud_tasks.bots._context import LogLevel
 
 __all__ = ["notify_finished", "notify_started", "register_notification_errback"]
 
@@ -170,16 +171,10 @@ def _send(
     )
 
 
-def _record(app: Celery, run_id: str, level: Any, message: str) -> None:
+def _record(app: Celery, run_id: str, level: LogLevel, message: str) -> None:
     """Append a log line to the run's events; a Redis error is only logged."""
-    settings = app_state(app).settings.bots
     try:
-        app_state(app).redis.xadd(
-            app_state(app).keys.run(run_id, "events"),
-            dict(encode_event("log", time=time.time(), level=level, message=message).items()),
-            maxlen=settings.events_max,
-            approximate=True,
-        )
+        RunStore(app, run_id).log_now(level, message)
     except Exception as exc:
         _LOG.warning("run %s: %s (not recorded in its events: %s)", run_id, message, exc)
         return
