@@ -1,5 +1,6 @@
 """A run's notifications: ``bot_started``, then ``bot_finished``, ``bot_failed`` or
-``bot_cancelled``, sent to the run's recipients through the mail contract, in the run's locale.
+``bot_cancelled``, sent to the run's recipients through the mail contract, in the run's locale
+(times and durations go as data; the templates format them with mail's filters).
 
 A notification is dispatched, never awaited: the run goes on while the mail worker sends it. A
 dispatch that fails is recorded in the run's events at once; a send that fails in the end (after
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +66,7 @@ def notify_started(
         "user_name": parameters.user_name or str(user_id),
         "bot_name": title or bot,
         "run_id": run_id,
-        "started_at": _when(app, started_at, parameters.locale),
+        "started_at": started_at.isoformat(),
         "input_file": _input_name(parameters),
         "total": total,
         "logs_url": _url(app_state(app).settings.bots.logs_url, run_id),
@@ -91,7 +91,6 @@ def notify_finished(
 ) -> None:
     """Send the notification of how the run ended to the run's recipients (if any)."""
     template = _TEMPLATE_OF[result.status]
-    locale = parameters.locale
     counts = result.counts
     context: dict[str, Any] = {
         "user_name": parameters.user_name or str(result.user_id),
@@ -100,11 +99,11 @@ def notify_finished(
         "total": counts.total,
     }
     attachments: list[Attachment] = []
-    when = _when(app, result.finished_at, locale)
+    when = result.finished_at.isoformat()
     if template == "bot_finished":
         context |= {
             "finished_at": when,
-            "duration": _duration(result.seconds, locale),
+            "duration": result.seconds,
             "successes": counts.succeeded,
             "failures": counts.failed,
         }
@@ -210,19 +209,3 @@ def _input_name(parameters: BotParameters) -> str:
     return (
         f"{len(source.rows)} linhas" if parameters.locale == "pt_BR" else f"{len(source.rows)} rows"
     )
-
-
-def _when(app: Celery, moment: dt.datetime, locale: str) -> str:
-    local = moment.astimezone(zoneinfo.ZoneInfo(app_state(app).settings.timezone))
-    return local.strftime("%d/%m/%Y %H:%M" if locale == "pt_BR" else "%Y-%m-%d %H:%M")
-
-
-def _duration(seconds: float, locale: str) -> str:
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"

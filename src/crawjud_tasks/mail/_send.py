@@ -139,7 +139,13 @@ def _content(
             key = None
         if key is not None and key in rendered:
             return rendered[key]
-        done = render(settings.mail, message.template, message.context, message.locale)
+        done = render(
+            settings.mail,
+            message.template,
+            message.context,
+            message.locale,
+            timezone=settings.timezone,
+        )
         content = (done.subject, done.html, done.text)
         if key is not None:
             rendered[key] = content
