@@ -271,7 +271,7 @@ def test_inf_from_the_environment_is_refused() -> None:
 def test_the_same_rules_hold_for_settings_built_directly() -> None:
     with pytest.raises(SettingsError, match="'idempotency_ttl' must be a finite number"):
         Settings(idempotency_ttl=float("inf"))
-    with pytest.raises(SettingsError, match="'bots.allowed_roots' holds '.'"):
+    with pytest.raises(SettingsError, match=r"'bots\.allowed_roots' holds '\.'"):
         Settings(bots=BotSettings(allowed_roots=(Path(""),)))
 
 

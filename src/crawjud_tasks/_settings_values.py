@@ -12,7 +12,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
-from pathlib import PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._redact import redact_url
@@ -100,15 +100,16 @@ def _check_fields(section: Any, path: str) -> None:
     """The rules every field of every section follows: numbers are finite (``inf`` would fail
     later, in Redis or Celery), paths hold no NUL byte, and root folders are absolute."""
     for field in dataclasses.fields(section):
-        value = getattr(section, field.name)
+        value: Any = getattr(section, field.name)
         name = f"{path}{field.name}"
         if dataclasses.is_dataclass(value):
             _check_fields(value, f"{name}.")
         elif isinstance(value, float) and not math.isfinite(value):
             msg = f"setting {name!r} must be a finite number (seconds or a count), got {value!r}"
             raise SettingsError(msg)
-        for item in value if isinstance(value, tuple) else (value,):
-            if not isinstance(item, PurePath):
+        items: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if not isinstance(item, Path):
                 continue
             if "\x00" in str(item):
                 msg = f"setting {name!r} has a NUL byte in {str(item)!r}; remove it"
