@@ -107,7 +107,7 @@ def _check_fields(section: Any, path: str) -> None:
         elif isinstance(value, float) and not math.isfinite(value):
             msg = f"setting {name!r} must be a finite number (seconds or a count), got {value!r}"
             raise SettingsError(msg)
-        items: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
+        items: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)  # pyright: ignore[reportUnknownVariableType]  (a field's value is Any; the loop checks each item's type)
         for item in items:
             if not isinstance(item, Path):
                 continue
