@@ -225,3 +225,18 @@ def test_mail_send_test_writes_to_the_outbox_without_a_host(crawjud_data_dir: Pa
     assert bad.stderr.strip().startswith("Error:")
     assert len(bad.stderr.strip().splitlines()) == 1
     assert len(list((crawjud_data_dir / "outbox").glob("*.eml"))) == 1
+
+
+def test_info_redacts_a_password_in_the_query_of_a_url(crawjud_redis: RedisServer) -> None:
+    from crawjud_tasks._redis_server import free_port
+
+    port = free_port()  # nothing listens there
+    env = {
+        "CRAWJUD_TASKS_BROKER_URL": f"redis://127.0.0.1:{port}/0?password=hunter8",
+        "CRAWJUD_TASKS_RESULT_BACKEND": f"redis://127.0.0.1:{port}/1?password=hunter9",
+    }
+    out = run_cli("info", "--json", env=env)
+    assert "hunter8" not in out.stdout + out.stderr
+    assert "hunter9" not in out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["result_backend"] == f"redis://127.0.0.1:{port}/1?password=***"
