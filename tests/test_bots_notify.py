@@ -3,7 +3,6 @@ server: one for the start and one for each way a run ends; a failed send never f
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage as MimeMessage
@@ -17,8 +16,8 @@ from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks.bots import cancel_run, run_events
 from crawjud_tasks.bots.contracts import BotInput, BotParameters, RunStatus, execute_bot
-from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
-from tests.conftest import bot_worker
+from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for, wait_for
+from tests.helpers import bot_worker
 from tests.smtp_server import Recorder
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,13 +79,11 @@ def rows(n: int, **actions: str) -> BotInput:
 
 
 def received(mailbox: Recorder, run_id: str, count: int) -> list[MimeMessage]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def enough() -> list[MimeMessage]:
         found = [m for m in mailbox.parsed() if run_id in str(m["Subject"])]
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{count} notifications of {run_id} not received")
+        return found if len(found) >= count else []
+
+    return wait_for(enough, what=f"{count} notifications of {run_id}")
 
 
 def text_of(message: MimeMessage) -> str:
@@ -181,17 +178,16 @@ def test_a_notification_that_cannot_be_sent_never_fails_the_run(
         .get(timeout=60)
     )
     assert result.status is RunStatus.COMPLETED
-    deadline = time.monotonic() + 30
-    lines: list[str] = []
-    while time.monotonic() < deadline:
+
+    def two_error_lines() -> list[str]:
         lines = [
             e.message or ""
             for e in run_events(host, run_id)
             if e.kind == "log" and e.level == "error"
         ]
-        if len(lines) == 2:
-            break
-        time.sleep(0.05)
+        return lines if len(lines) == 2 else []
+
+    lines = wait_for(two_error_lines)
     assert sorted(lines) == [
         "the bot_finished notification was not sent: MailRejectedError: the mail server "
         "refused the message with 554: 5.7.1 relay denied",

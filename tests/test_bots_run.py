@@ -40,8 +40,8 @@ from crawjud_tasks.bots.contracts import (
     SecretRef,
     execute_bot,
 )
-from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.conftest import bot_settings, bot_worker
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
+from tests.helpers import bot_settings, bot_worker
 
 SECRET = "s3cr3t-Planted-Value-91x"
 pytestmark = pytest.mark.timeout(120)
@@ -106,16 +106,6 @@ def run(
     params.setdefault("run_id", f"run-{uuid.uuid4().hex[:10]}")
     handle = execute_bot.using(host).delay(bot, 7, BotParameters(**params))
     return handle.get(timeout=timeout)
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def blocked_pid(host: Celery, run_id: str) -> int | None:

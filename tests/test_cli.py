@@ -16,8 +16,7 @@ from celery import Celery
 
 from crawjud_tasks import EmbeddedRedis
 from crawjud_tasks.testing import RedisServer, WorkerProcess
-
-from .conftest import python_env, run_cli
+from tests.helpers import python_env, run_cli
 
 
 def test_version_and_help() -> None:
@@ -134,7 +133,7 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
     import subprocess
     import sys
 
-    from .conftest import cli_env
+    from tests.helpers import cli_env
 
     env = cli_env(
         {

@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,8 @@ from crawjud_tasks._app import close_app
 from crawjud_tasks._cli._progress import Progress
 from crawjud_tasks.bots import RunEvent, run_state
 from crawjud_tasks.bots.contracts import RunCounts, RunStatus
-from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.conftest import bot_settings, bot_worker, python_env
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
+from tests.helpers import bot_settings, bot_worker, python_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -103,16 +102,6 @@ def csv_file(folder: Path, n: int, **actions: str) -> Path:
 
 def new_id() -> str:
     return f"cli-{uuid.uuid4().hex[:10]}"
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def running_with(host: Celery, run_id: str, done: int) -> bool:

@@ -13,8 +13,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
 from crawjud_tasks import EmbeddedRedis, EmbeddedRedisError, ping
-
-from .conftest import python_env
+from tests.helpers import python_env
 
 
 @pytest.fixture

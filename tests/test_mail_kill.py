@@ -33,9 +33,9 @@ from crawjud_tasks import create_app
 from crawjud_tasks._execution import _ENDED
 from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
-from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
-from tests.test_faults import RESTORE_EVERY_SECOND, wait_for
-from tests.test_mail_send import Recorder
+from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for, wait_for
+from tests.helpers import RESTORE_EVERY_SECOND, python_path
+from tests.smtp_server import Recorder
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ class MailRig:
     def worker(self, **options: Any) -> WorkerProcess:
         """Start a worker of the library's own tasks, importing the package under test."""
         source = str(Path(crawjud_tasks.__file__).parents[1])
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+        env = {"PYTHONPATH": python_path(source)}
         options.setdefault("loglevel", "INFO")
         process = WorkerProcess(self.host, settings=self.settings, env=env, **options)
         self.workers.append(process)

@@ -25,8 +25,7 @@ from crawjud_tasks import (
 from crawjud_tasks._retry import retry_waits_enabled
 from crawjud_tasks._settings import DEFAULT_VISIBILITY_TIMEOUT
 from crawjud_tasks.testing import WorkerProcess, retry_waits
-
-from .conftest import run_python
+from tests.helpers import run_python
 
 RETRY_LOGGER = "crawjud_tasks.retry"
 
