@@ -40,7 +40,7 @@ def mailbox() -> Iterator[tuple[Recorder, int]]:
 
 
 @pytest.fixture(scope="module")
-def settings(
+def notify_settings(
     crawjud_redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
     mailbox: tuple[Recorder, int],
@@ -55,17 +55,19 @@ def settings(
 
 
 @pytest.fixture(scope="module")
-def host(settings: Settings) -> Iterator[Celery]:
-    app = create_app(settings)
+def notify_host(notify_settings: Settings) -> Iterator[Celery]:
+    app = create_app(notify_settings)
     yield app
     close_app(app)
 
 
 @pytest.fixture(scope="module")
-def worker(
-    host: Celery, settings: Settings, crawjud_redis_server: RedisServer
+def notify_worker(
+    notify_host: Celery, notify_settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
-    process = bot_worker(host, settings, crawjud_redis_server, pool="threads", concurrency=4)
+    process = bot_worker(
+        notify_host, notify_settings, crawjud_redis_server, pool="threads", concurrency=4
+    )
     process.start()
     yield process
     process.stop()
@@ -92,11 +94,11 @@ def text_of(message: MimeMessage) -> str:
 
 
 def test_a_completed_run_notifies_its_start_and_its_end_with_the_report(
-    host: Celery, worker: WorkerProcess, mailbox: tuple[Recorder, int]
+    notify_host: Celery, notify_worker: WorkerProcess, mailbox: tuple[Recorder, int]
 ) -> None:
     run_id = f"ok-{uuid.uuid4().hex[:8]}"
     result = (
-        execute_bot.using(host)
+        execute_bot.using(notify_host)
         .delay(
             "test.echo",
             7,
@@ -130,17 +132,17 @@ def test_a_completed_run_notifies_its_start_and_its_end_with_the_report(
     [({"r3": "fatal"}, "failed"), ({}, "cancelled")],
 )
 def test_a_run_that_fails_or_is_cancelled_says_so(
-    host: Celery,
-    worker: WorkerProcess,
+    notify_host: Celery,
+    notify_worker: WorkerProcess,
     mailbox: tuple[Recorder, int],
     actions: dict[str, str],
     subject: str,
 ) -> None:
     run_id = f"{subject}-{uuid.uuid4().hex[:8]}"
     if subject == "cancelled":
-        cancel_run(host, run_id, by="Bruno Lima")
+        cancel_run(notify_host, run_id, by="Bruno Lima")
     result = (
-        execute_bot.using(host)
+        execute_bot.using(notify_host)
         .delay(
             "test.echo",
             7,
@@ -164,14 +166,14 @@ def test_a_run_that_fails_or_is_cancelled_says_so(
 
 
 def test_a_notification_that_cannot_be_sent_never_fails_the_run(
-    host: Celery, worker: WorkerProcess, mailbox: tuple[Recorder, int]
+    notify_host: Celery, notify_worker: WorkerProcess, mailbox: tuple[Recorder, int]
 ) -> None:
     recorder = mailbox[0]
     run_id = f"refused-{uuid.uuid4().hex[:8]}"
     with recorder.lock:
         recorder.next_replies.extend(["554 5.7.1 relay denied"] * 2)
     result = (
-        execute_bot.using(host)
+        execute_bot.using(notify_host)
         .delay(
             "test.echo", 7, BotParameters(input=rows(2), notify=["ana@example.org"], run_id=run_id)
         )
@@ -182,7 +184,7 @@ def test_a_notification_that_cannot_be_sent_never_fails_the_run(
     def two_error_lines() -> list[str]:
         lines = [
             e.message or ""
-            for e in run_events(host, run_id)
+            for e in run_events(notify_host, run_id)
             if e.kind == "log" and e.level == "error"
         ]
         return lines if len(lines) == 2 else []
