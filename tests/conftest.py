@@ -21,6 +21,45 @@ from tests.helpers import LOG_KEY, ROOT, python_path
 #: The loopback SMTP server fixture ``smtp``.
 pytest_plugins = ["tests.smtp_server"]
 
+#: Fixtures that start a process or a server (beyond the session's one redis-server): a test that
+#: uses one, directly or through another fixture, is marked ``slow`` when collected, so that
+#: ``pytest -m "not slow"`` is the fast loop. A fixture that starts one belongs here; a test that
+#: starts one in its own body carries ``@pytest.mark.slow`` itself.
+SLOW_FIXTURES = frozenset(
+    {
+        # crawjud_tasks.testing: a worker thread, worker subprocesses
+        "crawjud_worker",
+        "crawjud_worker_process",
+        # here: the worker subprocess of the example contracts
+        "worker",
+        # tests/smtp_server.py: an aiosmtpd server
+        "smtp",
+        # test modules
+        "cli_worker",  # test_cli_runs: a bot worker subprocess
+        "embedded",  # test_embedded: an embedded redis-server
+        "mail_app",  # test_mail_send: a worker thread
+        "mailbox",  # test_bots_notify: an aiosmtpd server
+        "make_rig",  # test_faults: a redis-server and worker subprocesses
+        "mypy_diagnostics",  # test_typing: a mypy subprocess
+        "notify_worker",  # test_bots_notify: a bot worker subprocess
+        "own_redis",  # test_lease: a redis-server
+        "plain_worker",  # test_cnj: a worker subprocess
+        "pyright_diagnostics",  # test_typing: a pyright subprocess
+        "rig",  # test_mail_kill: a redis-server, an aiosmtpd server, worker subprocesses
+        "runs_worker",  # test_bots_run: a bot worker subprocess
+        "silent_server",  # test_broker_unavailable: a TCP server that never answers
+        "smtp_server",  # test_mail_transport: aiosmtpd servers
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test whose fixtures start a process or a server (``SLOW_FIXTURES``)."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

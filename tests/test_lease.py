@@ -128,6 +128,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow
 def test_a_dead_holders_lease_is_taken_over(
     crawjud_app: Celery, crawjud_settings: Settings, backend: redis.Redis
 ) -> None:

@@ -195,6 +195,7 @@ def test_host_templates_are_sandboxed(tmp_path: Path) -> None:
         render(MailSettings(template_dirs=(tmp_path,)), "alert", _example("alert"), "en")
 
 
+@pytest.mark.slow
 def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path) -> None:
     context = tmp_path / "context.json"
     context.write_text(json.dumps(_example("bot_finished")), encoding="utf-8")
@@ -209,6 +210,7 @@ def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path)
     assert "Items processed: 250" in done.stdout
 
 
+@pytest.mark.slow
 def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -238,6 +240,7 @@ def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> 
         ("{}", "needs the variable"),
     ],
 )
+@pytest.mark.slow
 def test_cli_preview_errors_are_one_line(
     tmp_path: Path, content: str | None, expected: str
 ) -> None:
@@ -253,6 +256,7 @@ def test_cli_preview_errors_are_one_line(
     assert not (tmp_path / "out.html").exists()
 
 
+@pytest.mark.slow
 def test_cli_preview_unknown_template() -> None:
     done = run_cli("mail", "preview", "nope", "--locale", "fr")
     assert done.returncode == 1

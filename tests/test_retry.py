@@ -317,6 +317,7 @@ def test_the_switch_is_a_plain_call_too_and_nests() -> None:
     assert retry_waits_enabled()
 
 
+@pytest.mark.slow
 def test_the_environment_variable_switches_a_process() -> None:
     code = (
         "from crawjud_tasks import RetryPolicy, Settings, TransientError\n"

@@ -16,6 +16,7 @@ from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
 pytest_plugins = ["pytester"]
 
 
+@pytest.mark.slow
 def test_a_host_suite_gets_the_fixtures_with_no_import(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_host=textwrap.dedent(
@@ -49,6 +50,7 @@ def test_worker_process_can_be_killed_and_replaced(
     assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_redis_server_restart_keeps_data() -> None:
     with RedisServer() as server:
         client = server.client()
@@ -79,6 +81,7 @@ def test_crawjud_redis_is_emptied_between_tests_again(crawjud_redis: RedisServer
         client.close()
 
 
+@pytest.mark.slow
 def test_a_host_tests_its_bot_with_the_plugin_fixtures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_bot=textwrap.dedent(
