@@ -18,23 +18,15 @@ from crawjud_tasks.bots import cancel_run, run_events
 from crawjud_tasks.bots.contracts import BotInput, BotParameters, RunStatus, execute_bot
 from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for, wait_for
 from tests.helpers import bot_worker
-from tests.smtp_server import Recorder
+from tests.smtp_server import Recorder, start_smtp
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Recorder, int]]:
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller, port = start_smtp(recorder)
     yield recorder, port
     controller.stop()
 

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from celery import Celery
 
 import crawjud_tasks
@@ -35,7 +33,7 @@ from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
 from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for, wait_for
 from tests.helpers import RESTORE_EVERY_SECOND, python_path
-from tests.smtp_server import Recorder
+from tests.smtp_server import Recorder, start_smtp
 
 pytestmark = pytest.mark.slow
 
@@ -78,11 +76,7 @@ class MailRig:
 
     def __init__(self, directory: Path) -> None:
         self.smtp = Trap()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.controller = Controller(self.smtp, hostname="127.0.0.1", port=port)
-        self.controller.start()
+        self.controller, port = start_smtp(self.smtp)
         self.server = RedisServer(directory / "redis", appendonly=True)
         self.settings = settings_for(
             self.server,
