@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import os
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +14,8 @@ import pytest
 from celery import Celery
 
 from crawjud_tasks import EmbeddedRedis
-from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.helpers import python_env, run_cli
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
+from tests.helpers import cli_env, python_env, run_cli
 
 
 @pytest.mark.slow
@@ -139,8 +138,6 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
     import subprocess
     import sys
 
-    from tests.helpers import cli_env
-
     env = cli_env(
         {
             "CRAWJUD_TASKS_BROKER_URL": crawjud_redis.url,
@@ -156,10 +153,12 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
     )
     client = crawjud_redis.client()
     try:
-        deadline = time.monotonic() + 30
-        while not client.exists("crawjud:redbeat::lock") and time.monotonic() < deadline:
+
+        def locked() -> bool:
             assert beat.poll() is None, beat.stderr.read() if beat.stderr else ""
-            time.sleep(0.1)
+            return bool(client.exists("crawjud:redbeat::lock"))
+
+        wait_for(locked, interval=0.1, what="beat to take its lock")
         assert client.exists("crawjud:redbeat::lock")
         # No pickled shelve file: the schedule lives in Redis.
         assert not list(Path.cwd().glob("celerybeat-schedule*"))

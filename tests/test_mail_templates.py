@@ -17,7 +17,7 @@ from crawjud_tasks.mail._templates import (
     known_templates,
     render,
 )
-from tests.helpers import run_cli
+from tests.helpers import python_env, run_cli
 
 SHIPPED = ["alert", "bot_cancelled", "bot_failed", "bot_finished", "bot_started", "periodic_report"]
 LOCALES = ["pt_BR", "en"]
@@ -214,8 +214,6 @@ def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path)
 def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> None:
     import subprocess
     import sys
-
-    from tests.helpers import python_env
 
     done = subprocess.run(
         [sys.executable, "-m", "crawjud_tasks", "mail", "preview", "alert"],
