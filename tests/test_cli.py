@@ -234,6 +234,7 @@ def test_mail_send_test_writes_to_the_outbox_without_a_host(crawjud_data_dir: Pa
     assert len(list((crawjud_data_dir / "outbox").glob("*.eml"))) == 1
 
 
+@pytest.mark.slow
 def test_info_redacts_a_password_in_the_query_of_a_url(crawjud_redis: RedisServer) -> None:
     from crawjud_tasks._redis_server import free_port
 
