@@ -4,9 +4,10 @@
 
 A notification is dispatched, never awaited: the run goes on while the mail worker sends it. A
 dispatch that fails is recorded in the run's events at once; a send that fails in the end (after
-the mail task's own retries) is recorded there by an error callback the mail worker runs. A failed
-notification never changes the run's outcome. Each message's idempotency key is
-``<run id>:<template>``, so a resumed run never notifies twice.
+the mail task's own retries) is recorded there by the contract ``notification_failed``, the
+error callback the mail worker sends to the bots queue. A failed notification never changes the
+run's outcome. Each message's idempotency key is ``<run id>:<template>``, so a resumed run never
+notifies twice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._store import RunStore
-from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunStatus
+from crawjud_tasks.bots.contracts import (
+    BotParameters,
+    BotRunResult,
+    RunStatus,
+    notification_failed,
+)
 from crawjud_tasks.mail.contracts import Attachment, EmailMessage, send_email
 
 if TYPE_CHECKING:
@@ -26,9 +32,11 @@ if TYPE_CHECKING:
 
     from crawjud_tasks.bots._context import LogLevel
 
-__all__ = ["notify_finished", "notify_started", "register_notification_errback"]
+__all__ = ["notification_not_sent", "notify_finished", "notify_started"]
 
 _LOG = logging.getLogger("crawjud_tasks.bots")
+#: Seconds the error callback waits for the failed mail task's stored error.
+_ERROR_WAIT = 5.0
 #: The largest report attached to a notification; a larger one is only named.
 MAX_ATTACHED_REPORT = 10 * 1024 * 1024
 _TEMPLATE_OF = {
@@ -39,15 +47,16 @@ _TEMPLATE_OF = {
 }
 
 
-def register_notification_errback(app: Celery) -> None:
-    """Register the error callback that records a failed notification in its run's events."""
-    namespace = app_state(app).settings.namespace
-
-    @app.task(name=f"{namespace}.bots.notification_failed", shared=False)
-    def notification_failed(
-        request: Any, exc: BaseException, traceback: Any, run_id: str, template: str
-    ) -> None:
-        _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
+def notification_not_sent(app: Celery, task_id: str, run_id: str, template: str) -> None:
+    """Record in the run's events why the mail task ``task_id`` (its ``template``
+    notification) failed in the end: the implementation of ``notification_failed``."""
+    try:
+        send_email.using(app).result(task_id).get(timeout=_ERROR_WAIT)
+    except Exception as exc:
+        reason = f": {_short(exc)}"
+    else:  # (an error callback of a task that did not fail: nothing to say why)
+        reason = f" (task {task_id})"
+    _record(app, run_id, "error", f"the {template} notification was not sent{reason}")
 
 
 def notify_started(
@@ -155,9 +164,11 @@ def _send(
         attachments=attachments,
         idempotency_key=f"{run_id}:{template}",
     )
-    errback = app.signature(f"{namespace}.bots.notification_failed", args=(run_id, template))
+    # Until Sig.apply_async takes on_error, the error callback rides in Celery's own option.
+    errback = notification_failed.using(app).s(run_id=run_id, template=template)
+    link_error = errback.node.to_celery(app, namespace)
     try:
-        handle = send_email.using(app).s(message).node.send(app, {"link_error": errback})
+        handle = send_email.using(app).s(message).node.send(app, {"link_error": link_error})
     except Exception as exc:
         _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
         return
