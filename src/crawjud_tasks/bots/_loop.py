@@ -153,14 +153,21 @@ class _Loop:
         """``call()``, retried by the bot's policy (``RetryPolicy.retrying()``) after a first
         failure; each retry is logged in the run's log, and a cancel request ends the waits.
 
-        The first attempt is a plain call: the policy's machinery costs only when it fails.
+        The first attempt is a plain call: the policy's machinery costs only when it fails
+        (the policy is then handed that failure, and counts its ``timeout`` from its start).
         """
+        started = time.monotonic()
         try:
             return call()
         except Exception as exc:
             first: list[BaseException] = [exc]
+        took = time.monotonic() - started
         run, policy = self.run, self.policy
         last = first[0]
+
+        def before(state: tenacity.RetryCallState) -> None:
+            if state.attempt_number == 1:  # the first attempt ran before the policy took over
+                state.start_time -= took
 
         def again() -> T:
             if first:  # the first attempt's failure, handed to the policy
@@ -186,7 +193,10 @@ class _Loop:
                 raise last
 
         retrying = policy.retrying(name=label).copy(
-            retry=tenacity.retry_if_exception(retry), before_sleep=before_sleep, sleep=sleep
+            retry=tenacity.retry_if_exception(retry),
+            before=before,
+            before_sleep=before_sleep,
+            sleep=sleep,
         )
         return retrying(again)
 
