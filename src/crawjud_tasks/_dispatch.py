@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kombu.exceptions import OperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from crawjud_tasks._checks import is_connection_error, is_count, is_seconds
 from crawjud_tasks._redact import redact_url
 from crawjud_tasks._redis import is_redis_url
 from crawjud_tasks.errors import BrokerUnavailableError, DispatchError, VisibilityTimeoutError
@@ -49,7 +47,7 @@ def translate_publish_errors(app: Celery) -> Generator[None, None, None]:
     except RuntimeError as exc:
         # The Redis result backend gives up on an unreachable server with a bare RuntimeError
         # whose cause is the connection error.
-        if isinstance(exc.__cause__, OSError | RedisConnectionError | RedisTimeoutError):
+        if is_connection_error(exc.__cause__):
             raise broker_unavailable(app, exc.__cause__) from exc
         raise
 
@@ -92,12 +90,7 @@ def send_options(
 
 def check_seconds(name: str, value: object) -> None:
     """Refuse ``value`` unless it is a finite number of seconds >= 0 (DispatchError)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_seconds(value):
         msg = f"{name} must be a number of seconds >= 0, got {value!r}"
         raise DispatchError(msg)
 
@@ -120,7 +113,7 @@ def _check_name(name: str, value: object) -> None:
 
 
 def _check_priority(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+    if not is_count(value, minimum=0) or value not in range(10):
         msg = f"{name} must be an integer from 0 to 9, got {value!r}"
         raise DispatchError(msg)
 

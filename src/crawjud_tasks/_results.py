@@ -10,6 +10,7 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from crawjud_tasks._checks import is_connection_error
 from crawjud_tasks.errors import (
     BrokerUnavailableError,
     ContractError,
@@ -135,7 +136,7 @@ class TypedResult(Generic[R_co]):
         except RuntimeError as exc:
             # Celery's Redis backend gives up reconnecting with a bare RuntimeError whose cause
             # is the connection error.
-            if isinstance(exc.__cause__, OSError | RedisConnectionError | RedisTimeoutError):
+            if is_connection_error(exc.__cause__):
                 raise self._unavailable(exc.__cause__) from exc
             raise
 
