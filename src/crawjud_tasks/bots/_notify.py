@@ -157,7 +157,7 @@ def _send(
     )
     errback = app.signature(f"{namespace}.bots.notification_failed", args=(run_id, template))
     try:
-        handle = send_email.using(app).s(message).node.send(app, {"link_error": errback})
+        handle = send_email.using(app).s(message).to_celery(app).apply_async(link_error=errback)
     except Exception as exc:
         _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
         return

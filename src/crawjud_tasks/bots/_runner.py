@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from celery.exceptions import SoftTimeLimitExceeded
 
-from crawjud_tasks._canvas import chord
 from crawjud_tasks._codec import encode
 from crawjud_tasks._keys import RunPart, run_lease_name
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._state import app_state
+from crawjud_tasks._workflows import chord
 from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus
 from crawjud_tasks.bots._checkpoint import checkpoint_line, load_checkpoint
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
