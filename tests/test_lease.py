@@ -353,7 +353,7 @@ def leased_run(run_id: str) -> list[str]:
 def leased_app(crawjud_app: Celery, backend: redis.Redis) -> Celery:
     """``crawjud_app`` with ``leased_run`` guarded by the lease ``run:<run_id>``."""
 
-    @leased_run.implement_bound(crawjud_app, lease=lambda run_id: f"run:{run_id}")
+    @leased_run.implement_bound(crawjud_app, lease=lambda task, run_id: f"run:{run_id}")
     def _run(task: Any, run_id: str) -> list[str]:
         held = held_lease(task)
         assert held is not None

@@ -77,8 +77,8 @@ class Implementation:
     retry: RetryPolicy | None
     time_limit: float | None
     soft_time_limit: float | None
-    #: At-least-once only: the name of the lease that guards a run, from its decoded
-    #: arguments (``None``: one lease per message, ``task:<name>:<id>:<retry>``).
+    #: At-least-once only: the name of the lease that guards a run, from the task and the
+    #: run's decoded arguments (``None``: one lease per message, ``task:<name>:<id>:<retry>``).
     lease: Callable[..., str] | None = None
 
 
@@ -371,15 +371,16 @@ class TaskRef(Generic[P, R]):
         retry: RetryPolicy | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
-        lease: Callable[P, str] | None = None,
+        lease: Callable[Concatenate[Any, P], str] | None = None,
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
         """Like :meth:`implement`, for a function that receives the Celery task first
         (``task.request`` holds the delivery's id, retries, hostname...).
 
         Args:
             lease: For an at-least-once contract: the name of the lease that guards a run,
-                computed from the run's decoded arguments (e.g. ``lambda run_id, **_:
-                f"run:{run_id}"``), instead of one lease per message. The delivery guard takes
+                computed from the task and the run's decoded arguments, like the
+                implementation (e.g. ``lambda task, run_id: f"run:{run_id}"``), instead of one
+                lease per message. The delivery guard takes
                 it (freeing it first if its holder is a dead process of this machine, waiting
                 for a holder that let it run down), renews it with the heartbeat that keeps the
                 message from being redelivered, and gives it back when the run ends; a live

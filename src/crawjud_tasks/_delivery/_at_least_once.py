@@ -104,7 +104,8 @@ class AtLeastOnce:
 
     def __init__(self, max_deliveries: int, lease_name: Callable[..., str] | None) -> None:
         self.max_deliveries = max_deliveries
-        #: The lease's name from the run's decoded arguments (None: the message's own lease).
+        #: The lease's name from the task and the run's decoded arguments (None: the
+        #: message's own lease).
         self.lease_name = lease_name
 
     def wrap(self, proceed: Step) -> Step:
@@ -160,7 +161,7 @@ class AtLeastOnce:
             msg = f"{task.name}[{request.id}] was dropped: {reason}"
             raise PoisonMessageError(msg)
         if self.lease_name is not None:
-            return _take_named(app, task, self.lease_name(*args, **kwargs))
+            return _take_named(app, task, self.lease_name(task, *args, **kwargs))
         run_lease = lease(
             app,
             task_lease_name(task.name, request.id, request.retries),

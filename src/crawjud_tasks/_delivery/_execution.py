@@ -50,7 +50,8 @@ class Execution:
     retry: RetryPolicy | None
     delivery: Delivery
     max_deliveries: int
-    #: At-least-once: the run's lease name from its decoded arguments (None: per message).
+    #: At-least-once: the run's lease name from the task and its decoded arguments (None: one
+    #: per message).
     lease: Callable[..., str] | None = None
 
     def guarantees(self) -> list[Guarantee]:
