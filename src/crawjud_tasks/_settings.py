@@ -30,7 +30,7 @@ import msgspec
 from crawjud_tasks._guards import is_dict, is_list, is_list_or_tuple, is_mapping, is_mapping_proxy
 from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
 from crawjud_tasks._secret import Secret
-from crawjud_tasks._settings_values import check_values, suggest
+from crawjud_tasks._settings_values import ROOTS, check_values, suggest
 from crawjud_tasks.errors import SettingsError
 
 __all__ = [
@@ -90,8 +90,8 @@ DOMAINS: tuple[str, ...] = tuple(
 class BotSettings:
     """Settings of the bot runtime."""
 
-    #: Folders that bot input files may be read from (and reports written to).
-    allowed_roots: tuple[Path, ...] = ()
+    #: Folders that bot input files may be read from (and reports written to); absolute.
+    allowed_roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
     #: The most rows a run may carry inline in its message; larger inputs go in a file.
     max_inline_rows: int = 1000
     #: Where run reports are written (default: ``<data_dir>/reports``).
@@ -132,8 +132,8 @@ class MailSettings:
 class MaintenanceSettings:
     """Settings of the maintenance domain."""
 
-    #: Folders that maintenance tasks may act in; nothing outside them is touched.
-    roots: tuple[Path, ...] = ()
+    #: Folders that maintenance tasks may act in; nothing outside them is touched. Absolute.
+    roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
