@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from crawjud_tasks._results import TypedResult
 
-__all__ = ["ImmutableSig", "PartialSig", "Sig", "joined_app"]
+__all__ = ["ImmutableSig", "PartialSig", "Sig", "errback_of", "joined_app"]
 
 R_co = TypeVar("R_co", covariant=True)
 A_contra = TypeVar("A_contra", contravariant=True)
@@ -83,7 +83,7 @@ def _next_step(other: object) -> PartialSig[Any, Any] | ImmutableSig[Any]:
     raise ContractError(msg)
 
 
-def _errback(
+def errback_of(
     app: Celery | None, on_error: PartialSig[str, Any] | None
 ) -> tuple[Celery | None, Node | None]:
     """The app and node of an ``on_error`` signature (a partial signature, or None).
@@ -151,7 +151,7 @@ class Sig(Generic[R_co]):
             ContractError: ``on_error`` is not a partial signature, or is of another app.
             BrokerUnavailableError: the broker (or the Redis keeping the keys) did not answer.
         """
-        app, errback = _errback(self.app, on_error)
+        app, errback = errback_of(self.app, on_error)
         options = SendOptions(
             countdown=countdown,
             eta=eta,
@@ -232,7 +232,7 @@ class PartialSig(Generic[A_contra, R_co]):
         """Send it with ``first`` as its missing first argument, and options (as
         :meth:`Sig.apply_async`, without ``idempotency_key``: give the key to a complete
         signature)."""
-        app, errback = _errback(self.app, on_error)
+        app, errback = errback_of(self.app, on_error)
         options = SendOptions(
             countdown=countdown,
             eta=eta,

@@ -19,7 +19,7 @@ from crawjud_tasks._codec import ContractCodec, encode
 from crawjud_tasks._dispatch import Call, Decode, Node, SendOptions
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
-from crawjud_tasks._signatures import PartialSig, Sig, joined_app
+from crawjud_tasks._signatures import PartialSig, Sig, errback_of, joined_app
 from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import ContractError, DispatchError
 
@@ -225,13 +225,7 @@ def chord(
         msg = f"a chord body is a signature missing its first argument (.s()), got {body!r}"
         raise ContractError(msg)
     app = joined_app(app, body.app)
-    errback: Node | None = None
-    if on_error is not None:
-        if not is_instance(on_error, PartialSig):
-            msg = f"on_error is a signature missing its first argument (.s()), got {on_error!r}"
-            raise ContractError(msg)
-        app = joined_app(app, on_error.app)
-        errback = on_error.node
+    app, errback = errback_of(app, on_error)
     node = _Chord(_Group(tuple(member.node for member in members)), body.node, errback)
     return Sig(node, app)
 
