@@ -19,6 +19,7 @@ from crawjud_tasks._ping import register_ping
 from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import close_state, has_state, new_state
+from crawjud_tasks._typed_send import use_typed_send
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
 if TYPE_CHECKING:
@@ -108,7 +109,9 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
 
 def register_tasks(app: Celery, state: AppState) -> None:
     """Bind every contract of the library to its implementation on ``app``: the core tasks,
-    then each domain's, through its registrar."""
+    then each domain's, through its registrar; every dispatch of ``app`` raises the library's
+    errors."""
+    use_typed_send(app)
     register_ping(app)
     register_canvas_tasks(app)
     for module in DOMAIN_REGISTRARS:
