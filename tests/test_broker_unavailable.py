@@ -133,7 +133,7 @@ def test_every_dispatch_path_raises_the_typed_error() -> None:
 
             for dispatch in (
                 lambda app=app: app.send_task("host.anything", args=(1,)),
-                lambda: plain.delay(),
+                plain.delay,
                 lambda app=app: c.add.using(app).delay(1),
             ):
                 with pytest.raises(BrokerUnavailableError) as info:

@@ -25,6 +25,7 @@ from crawjud_tasks._settings import (
     MonitoringSettings,
     QueueSettings,
     Settings,
+    TlsSettings,
 )
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import (
@@ -47,6 +48,7 @@ from crawjud_tasks.errors import (
     PayloadError,
     PermanentError,
     PoisonMessageError,
+    RedisFullError,
     ResultTimeoutError,
     SecretNotFoundError,
     SettingsError,
@@ -88,6 +90,7 @@ __all__ = [
     "PoisonMessageError",
     "PoisonRecord",
     "QueueSettings",
+    "RedisFullError",
     "ResultTimeoutError",
     "RetryPolicy",
     "Secret",
@@ -97,6 +100,7 @@ __all__ = [
     "Sig",
     "TaskFailedError",
     "TaskRef",
+    "TlsSettings",
     "TransientError",
     "TypedResult",
     "UnknownBotError",
