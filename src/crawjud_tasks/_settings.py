@@ -127,6 +127,13 @@ class MailSettings:
     outbox_dir: Path | None = None
     #: Host template folders; they take precedence over the package's templates.
     template_dirs: tuple[Path, ...] = ()
+    #: Seconds a template may take to render before it is stopped as broken.
+    render_timeout: float = 10.0
+    #: The most characters a rendered part (HTML or text) may have.
+    max_render_size: int = 4_000_000
+    #: Seconds a mail task may run (a send of many messages included) before Celery stops it;
+    #: its soft limit comes 10% earlier.
+    task_time_limit: float = 900.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

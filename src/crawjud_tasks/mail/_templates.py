@@ -39,6 +39,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from crawjud_tasks._settings import MailSettings
 from crawjud_tasks.errors import InvalidEmailError
+from crawjud_tasks.mail._bounded import BoundedEnvironment, RenderLimitError, render_bounded
 
 __all__ = [
     "RenderedEmail",
@@ -96,8 +97,8 @@ def _environments(template_dirs: tuple[Path, ...]) -> _Environments:
         "trim_blocks": True,
         "lstrip_blocks": True,
     }
-    html = SandboxedEnvironment(autoescape=select_autoescape(("html", "htm")), **common)
-    text = SandboxedEnvironment(autoescape=False, **common)
+    html = BoundedEnvironment(autoescape=select_autoescape(("html", "htm")), **common)
+    text = BoundedEnvironment(autoescape=False, **common)
     return _Environments(html=html, text=text)
 
 
@@ -156,13 +157,24 @@ def render(
     assert subject_template is not None  # the same file as html_template, found just above
     values = dict(context)
     where = f"{name!r} ({locale})"
+    limits: dict[str, Any] = {
+        "max_bytes": settings.max_render_size,
+        "seconds": settings.render_timeout,
+    }
     try:
-        html = html_template.render(values)
-        text = html_to_text(html) if text_template is None else text_template.render(values)
+        html = render_bounded(html_template.generate(values), owner=envs.html, **limits)
+        if text_template is None:
+            text = html_to_text(html)
+        else:
+            text = render_bounded(text_template.generate(values), owner=envs.text, **limits)
         subject = _subject(subject_template, values, where)
+    except RenderLimitError as exc:
+        msg = f"mail template {where} was stopped: {exc}"
+        raise InvalidEmailError(msg) from exc
     except UndefinedError as exc:
         raise InvalidEmailError(_missing(exc, where)) from exc
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        # A host template's own mistake (a range past the sandbox's bound, a division by zero).
         msg = f"mail template {where} failed to render: {type(exc).__name__}: {exc}"
         raise InvalidEmailError(msg) from exc
     return RenderedEmail(subject=subject, html=html, text=_tidy(text))
