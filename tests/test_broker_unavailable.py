@@ -128,7 +128,7 @@ def test_every_dispatch_path_raises_the_typed_error() -> None:
     try:
         for app in (made, host):
 
-            @app.task(name="host.plain")
+            @app.task(name="host.plain", shared=False)
             def plain() -> None: ...
 
             for dispatch in (
