@@ -24,6 +24,7 @@ from crawjud_tasks._settings import (
     MonitoringSettings,
     QueueSettings,
     Settings,
+    TlsSettings,
 )
 from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
 from crawjud_tasks._state import app_settings
@@ -48,6 +49,7 @@ from crawjud_tasks.errors import (
     PayloadError,
     PermanentError,
     PoisonMessageError,
+    RedisFullError,
     ResultTimeoutError,
     SecretNotFoundError,
     SettingsError,
@@ -89,6 +91,7 @@ __all__ = [
     "PoisonMessageError",
     "PoisonRecord",
     "QueueSettings",
+    "RedisFullError",
     "ResultTimeoutError",
     "RetryPolicy",
     "Secret",
@@ -98,6 +101,7 @@ __all__ = [
     "Sig",
     "TaskFailedError",
     "TaskRef",
+    "TlsSettings",
     "TransientError",
     "TypedResult",
     "UnknownBotError",

@@ -19,6 +19,8 @@ from crawjud_tasks._ping import register_ping
 from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import close_state, has_state, new_state
+from crawjud_tasks._tls import tls_config, warn_if_unverified
+from crawjud_tasks._typed_send import use_typed_send
 from crawjud_tasks._workflows import register_canvas_tasks
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
@@ -107,13 +109,19 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
     )
     conf.task_routes = (_routes(settings), *host_routes)
+    for key, value in tls_config(conf.broker_url, conf.result_backend, settings.tls).items():
+        if not conf.get(key):  # the host's own TLS options win
+            conf[key] = value
     register_tasks(app, new_state(app, settings))
     return app
 
 
 def register_tasks(app: Celery, state: AppState) -> None:
     """Bind every contract of the library to its implementation on ``app``: the core tasks,
-    then each domain's, through its registrar."""
+    then each domain's, through its registrar; every dispatch of ``app`` raises the library's
+    errors."""
+    use_typed_send(app)
+    warn_if_unverified(app.conf, state.settings.tls)
     register_ping(app)
     register_canvas_tasks(app)
     for module in DOMAIN_REGISTRARS:
@@ -224,6 +232,11 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "control_exchange": settings.namespace,
         "event_exchange": f"{settings.namespace}.events",
     }
+    # rediss:// URLs check certificates (the passthrough's own options win).
+    for key, value in tls_config(
+        settings.broker_url, settings.result_backend, settings.tls
+    ).items():
+        config.setdefault(key, value)
     if is_redis_url(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
         # kombu scans for messages past their visibility timeout every 10 s, but by default

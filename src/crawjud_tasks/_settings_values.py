@@ -156,6 +156,13 @@ def check_values(settings: Settings) -> None:
     if not 0 < settings.mail.port < 65536:
         msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
         raise SettingsError(msg)
+    ca_file = settings.tls.ca_file
+    if ca_file is not None and not ca_file.expanduser().is_file():
+        msg = (
+            f"setting 'tls.ca_file' is {str(ca_file)!r}, which is no file; give the PEM file of "
+            "the certificate authorities that signed your Redis server's certificate"
+        )
+        raise SettingsError(msg)
     _check_celery(settings.celery)
 
 
