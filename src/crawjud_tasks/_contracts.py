@@ -38,6 +38,7 @@ from crawjud_tasks.errors import ContractError, PayloadError
 if TYPE_CHECKING:
     from celery import Celery
 
+    from crawjud_tasks._ending import Ending
     from crawjud_tasks._retry import RetryPolicy
 
 __all__ = [
@@ -80,6 +81,11 @@ class Implementation:
     #: At-least-once only: the name of the lease that guards a run, from the task and the
     #: run's decoded arguments (``None``: one lease per message, ``task:<name>:<id>:<retry>``).
     lease: Callable[..., str] | None = None
+    #: At-least-once only: called when a message ends without ``func``'s return (see
+    #: :mod:`crawjud_tasks._ending`), with the ending and the run's decoded arguments.
+    on_terminal: Callable[..., None] | None = None
+    #: With ``lease``: what the :class:`DuplicateRunError` of a live duplicate tells to do.
+    duplicate_hint: str | None = None
 
 
 class Binder(Protocol):
@@ -375,6 +381,8 @@ class TaskRef(Generic[P, R]):
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
         lease: Callable[Concatenate[Any, P], str] | None = None,
+        on_terminal: Callable[Concatenate[Ending, P], None] | None = None,
+        duplicate_hint: str | None = None,
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
         """Like :meth:`implement`, for a function that receives the Celery task first
         (``task.request`` holds the delivery's id, retries, hostname...).
@@ -389,6 +397,11 @@ class TaskRef(Generic[P, R]):
                 message from being redelivered, and gives it back when the run ends; a live
                 holder fails this run with :class:`DuplicateRunError`. The run reads the lease
                 with ``crawjud_tasks._delivery.held_lease(task)``.
+            on_terminal: For an at-least-once contract: called with an
+                :class:`~crawjud_tasks._ending.Ending` and the run's decoded arguments when a
+                message ends for good without the implementation's return (poison, an error,
+                the hard time limit, a revoke, a lost worker); idempotent.
+            duplicate_hint: With ``lease``: what the error of a live duplicate tells to do.
         """
 
         def bind(func: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
@@ -400,6 +413,8 @@ class TaskRef(Generic[P, R]):
                 time_limit=time_limit,
                 soft_time_limit=soft_time_limit,
                 lease=lease,
+                on_terminal=on_terminal,
+                duplicate_hint=duplicate_hint,
             )
             return func
 
@@ -415,12 +430,22 @@ class TaskRef(Generic[P, R]):
         time_limit: float | None,
         soft_time_limit: float | None,
         lease: Callable[..., str] | None = None,
+        on_terminal: Callable[..., None] | None = None,
+        duplicate_hint: str | None = None,
     ) -> None:
         if not _BINDER:
             msg = "no binder is installed: import crawjud_tasks (its assembly installs it)"
             raise ContractError(msg)
         implementation = Implementation(
-            self, func, bound, retry, time_limit, soft_time_limit, lease
+            self,
+            func,
+            bound,
+            retry,
+            time_limit,
+            soft_time_limit,
+            lease,
+            on_terminal,
+            duplicate_hint,
         )
         _BINDER[0](app, implementation)
         if not bound:

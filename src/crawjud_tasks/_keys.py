@@ -22,6 +22,8 @@ Each line: key, type, TTL, who writes -> who reads (``<p>`` is the prefix).
   ``run_events``, the CLI.
 - ``<p>run:<run id>:cancel``, string, ``bots.retention``; ``cancel_run`` -> bot runs.
 - ``<p>run:<run id>:abort``, string, ``bots.retention``; a failing chunk -> the other chunks.
+- ``<p>runs:running``, sorted set (run id, score: start time), no TTL; bot runs (added at start,
+  removed at the end) -> ``bots.reap_runs`` (the runs it looks at, without a SCAN).
 - ``<p>mail:sent:<Message-ID>``, string, ``idempotency_ttl``; mail sends -> mail sends.
 - ``<p>unacked`` (hash), ``<p>unacked_index`` (zset), ``<p>unacked_mutex`` (string); kombu ->
   kombu; the run lease heartbeat also touches ``unacked_index``.
@@ -113,6 +115,10 @@ class Keys:
     def run(self, run_id: str, part: RunPart) -> str:
         """One of the records of bot run ``run_id``."""
         return f"{self.prefix}run:{run_id}:{part}"
+
+    def runs_running(self) -> str:
+        """The index of the bot runs started and not ended (run id, score: start time)."""
+        return f"{self.prefix}runs:running"
 
     def run_pattern(self, run_id: str = "*") -> str:
         """A ``SCAN MATCH`` pattern of every record of run ``run_id`` (of every run by default)."""

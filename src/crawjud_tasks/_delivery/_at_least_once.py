@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import Ignore, Reject
+from celery.exceptions import Ignore, Reject, Retry
 
 from crawjud_tasks._checks import is_count
 from crawjud_tasks._delivery._leases import (
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from crawjud_tasks._delivery._execution import Step
+    from crawjud_tasks._delivery._terminal import Terminal
     from crawjud_tasks._lease import Lease
 
 __all__ = ["AtLeastOnce", "PoisonRecord", "poison_messages"]
@@ -98,21 +99,33 @@ def poison_messages(app: Celery, *, limit: int = 100) -> list[PoisonRecord]:
 
 
 class AtLeastOnce:
-    """The guarantee: count the delivery, refuse a poison message, hold the run's lease."""
+    """The guarantee: count the delivery, refuse a poison message, hold the run's lease; a
+    message that ends for good without the implementation's return calls its ``terminal``."""
 
-    __slots__ = ("lease_name", "max_deliveries")
+    __slots__ = ("duplicate_hint", "lease_name", "max_deliveries", "terminal")
 
-    def __init__(self, max_deliveries: int, lease_name: Callable[..., str] | None) -> None:
+    def __init__(
+        self,
+        max_deliveries: int,
+        lease_name: Callable[..., str] | None,
+        terminal: Terminal | None = None,
+        duplicate_hint: str | None = None,
+    ) -> None:
         self.max_deliveries = max_deliveries
         #: The lease's name from the task and the run's decoded arguments (None: the
         #: message's own lease).
         self.lease_name = lease_name
+        self.terminal = terminal
+        self.duplicate_hint = (
+            duplicate_hint or "cancel it or dispatch this one with other arguments"
+        )
 
     def wrap(self, proceed: Step) -> Step:
         def guarded(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             app: Celery = task.app
             guard = self._guard(app, task, args, kwargs)
             hold(task, guard)
+            ended: Exception | None = None
             try:
                 result = proceed(task, args, kwargs)
             except Exception as exc:
@@ -120,12 +133,28 @@ class AtLeastOnce:
                 requeued: Any = isinstance(exc, Reject) and getattr(exc, "requeue", False)
                 if not requeued:
                     _end_deliveries(app, task)
+                    if not isinstance(exc, (Retry, Ignore)):
+                        ended = exc
                 raise
             else:
                 _end_deliveries(app, task)
             finally:
                 hold(task, None)
                 _release(guard, task)
+                if ended is not None and self.terminal is not None:
+                    reason = (
+                        f"{type(ended).__name__}: {ended}" if str(ended) else type(ended).__name__
+                    )
+                    self.terminal.call(
+                        app,
+                        task.name,
+                        _request_id(task),
+                        "error",
+                        reason,
+                        args,
+                        kwargs,
+                        decoded=True,
+                    )
             return result
 
         return guarded
@@ -158,10 +187,15 @@ class AtLeastOnce:
             )
             _record_poison(app, task, deliveries, reason)
             _LOG.error("%s[%s] is a poison message: %s", task.name, request.id, reason)
+            if self.terminal is not None:
+                self.terminal.call(
+                    app, task.name, _request_id(task), "poison", reason, args, kwargs, decoded=True
+                )
             msg = f"{task.name}[{request.id}] was dropped: {reason}"
             raise PoisonMessageError(msg)
         if self.lease_name is not None:
-            return _take_named(app, task, self.lease_name(task, *args, **kwargs))
+            name = self.lease_name(task, *args, **kwargs)
+            return _take_named(app, task, name, self.duplicate_hint)
         run_lease = lease(
             app,
             task_lease_name(task.name, request.id, request.retries),
@@ -181,14 +215,16 @@ class AtLeastOnce:
             raise Ignore from exc
 
 
-def _take_named(app: Celery, task: Any, name: str) -> Lease:
+def _request_id(task: Any) -> str:
+    """The id of ``task``'s current message."""
+    return str(task.request.id)
+
+
+def _take_named(app: Celery, task: Any, name: str, hint: str) -> Lease:
     try:
         return take_lease(app, name, on_renew=unacked_toucher(app, task))
     except LeaseHeldError as exc:
-        msg = (
-            f"{task.name}[{task.request.id}]: {name} is running already ({exc}); cancel it or "
-            "dispatch this one with other arguments"
-        )
+        msg = f"{task.name}[{task.request.id}]: {name} is running already ({exc}); {hint}"
         error = DuplicateRunError(msg)
         error.holder, error.expires_in = exc.holder, exc.expires_in
         raise error from exc

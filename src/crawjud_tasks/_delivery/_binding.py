@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._delivery._execution import Execution
+from crawjud_tasks._delivery._terminal import TERMINAL, Terminal
 from crawjud_tasks._dispatch import check_seconds, visibility_timeout
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._retry import RetryPolicy
@@ -51,12 +52,13 @@ def bind_contract(app: Celery, implementation: Implementation, /) -> None:
                 check_seconds(option, value)
     except DispatchError as exc:
         raise ContractError(str(exc)) from None
-    if implementation.lease is not None and ref.delivery != "at_least_once":
-        msg = (
-            f"lease= guards at-least-once runs; declare {ref.name} with "
-            "task_contract(..., delivery='at_least_once') or leave lease= out"
-        )
-        raise ContractError(msg)
+    for option in ("lease", "on_terminal"):
+        if getattr(implementation, option) is not None and ref.delivery != "at_least_once":
+            msg = (
+                f"{option}= is for at-least-once runs; declare {ref.name} with "
+                f"task_contract(..., delivery='at_least_once') or leave {option}= out"
+            )
+            raise ContractError(msg)
     name = ref.full_name(app)
     if name in app.tasks:
         msg = f"{name} is already implemented on this app; implement a contract once per app"
@@ -66,6 +68,8 @@ def bind_contract(app: Celery, implementation: Implementation, /) -> None:
         if limit is not None:
             retry.check_visibility(limit)
     at_least_once = ref.delivery == "at_least_once"
+    hook = implementation.on_terminal
+    terminal = None if hook is None else Terminal(hook, codec)
     execution = Execution(
         codec=codec,
         func=implementation.func,
@@ -74,6 +78,8 @@ def bind_contract(app: Celery, implementation: Implementation, /) -> None:
         delivery=ref.delivery,
         max_deliveries=ref.max_deliveries,
         lease=implementation.lease,
+        terminal=terminal,
+        duplicate_hint=implementation.duplicate_hint,
     )
     run = execution.runner()
     _present(run, implementation.func, codec)
@@ -93,6 +99,8 @@ def bind_contract(app: Celery, implementation: Implementation, /) -> None:
         "max_retries": None,
         "acks_late": at_least_once,
         "reject_on_worker_lost": at_least_once,
+        # The main process's ending paths (time limit, revoke, lost worker) find it here.
+        TERMINAL: terminal,
     }
     app.task(**options)(run)
 

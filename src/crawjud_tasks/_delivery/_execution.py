@@ -26,6 +26,7 @@ from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
 if TYPE_CHECKING:
     from crawjud_tasks._codec import ContractCodec
     from crawjud_tasks._contracts import Delivery
+    from crawjud_tasks._delivery._terminal import Terminal
     from crawjud_tasks._retry import RetryPolicy
 
 __all__ = ["Execution", "Guarantee", "Step"]
@@ -53,12 +54,18 @@ class Execution:
     #: At-least-once: the run's lease name from the task and its decoded arguments (None: one
     #: per message).
     lease: Callable[..., str] | None = None
+    #: At-least-once: what a message that ends without the implementation's return calls.
+    terminal: Terminal | None = None
+    #: With ``lease``: what the error of a live duplicate tells to do.
+    duplicate_hint: str | None = None
 
     def guarantees(self) -> list[Guarantee]:
         """The guarantees this contract asks for, outermost first."""
         chain: list[Guarantee] = [Replay()]
         if self.delivery == "at_least_once":
-            chain.append(AtLeastOnce(self.max_deliveries, self.lease))
+            chain.append(
+                AtLeastOnce(self.max_deliveries, self.lease, self.terminal, self.duplicate_hint)
+            )
         if self.retry is not None:
             chain.append(BrokerRetries(self.retry))
         return chain

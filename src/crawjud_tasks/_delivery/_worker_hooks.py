@@ -5,6 +5,7 @@
 - Give at-least-once tasks the request that frees a dead pool process's run lease
   (:mod:`._worker_requests`).
 - Keep message payloads out of the log lines about refused messages (:mod:`._worker_logging`).
+- A revoked message of a task with an ``on_terminal`` hook calls it (:mod:`._terminal`).
 
 The worker-only modules are imported here, when the worker starts: a host service never loads
 Celery's worker modules.
@@ -34,6 +35,9 @@ def prepare_worker(sender: Any, **_: Any) -> None:
     if has_state(app):
         check_worker_redis(app)
         # Worker-only modules: a host service never imports Celery's worker.
+        from celery.signals import task_revoked  # noqa: PLC0415
+
+        from crawjud_tasks._delivery._terminal import on_task_revoked  # noqa: PLC0415
         from crawjud_tasks._delivery._worker_logging import hide_message_payloads  # noqa: PLC0415
         from crawjud_tasks._delivery._worker_requests import use_run_requests  # noqa: PLC0415
 
@@ -41,6 +45,7 @@ def prepare_worker(sender: Any, **_: Any) -> None:
         report_missing_implementations(app, consumed)
         use_run_requests(app)
         hide_message_payloads()
+        task_revoked.connect(on_task_revoked, weak=False, dispatch_uid="crawjud-on-terminal")
 
 
 def report_missing_implementations(app: Celery, consumed: set[str]) -> list[str]:

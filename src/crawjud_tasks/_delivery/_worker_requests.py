@@ -20,6 +20,7 @@ from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
 from crawjud_tasks._delivery._leases import lease_owner
+from crawjud_tasks._delivery._terminal import terminal_of
 from crawjud_tasks._keys import task_lease_name
 from crawjud_tasks._lease import evict
 from crawjud_tasks._tasks import CrawjudTask
@@ -36,7 +37,25 @@ _RUN_REQUEST = f"{__name__}:RunRequest"
 
 
 class RunRequest(Request):
-    """A request of an at-least-once task: frees the run lease of a pool process that died."""
+    """A request of an at-least-once task: frees the run lease of a pool process that died, and
+    calls the task's ``on_terminal`` hook when the hard time limit or a lost pool process ends
+    its message for good."""
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        task = self.task
+        terminal = terminal_of(task)
+        # Acknowledged (Celery's default acks_on_failure_or_timeout): the message ended.
+        if (
+            soft
+            or terminal is None
+            or (task.acks_late and not getattr(task, "acks_on_timeout", True))
+        ):
+            return
+        reason = f"the hard time limit ({timeout:g} s) was reached: its process was killed"
+        terminal.call_soon(
+            task.app, task.name, self.id, "time_limit", reason, self.args, self.kwargs
+        )
 
     def on_failure(
         self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
@@ -63,6 +82,14 @@ class RunRequest(Request):
                     error,
                 )
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        task = self.task
+        terminal = terminal_of(task)
+        requeued = task.acks_late and task.reject_on_worker_lost
+        if lost and terminal is not None and not requeued:
+            reason = f"its process was lost ({type(exc).__name__}: {exc})"
+            terminal.call_soon(
+                task.app, task.name, self.id, "worker_lost", reason, self.args, self.kwargs
+            )
 
 
 def use_run_requests(app: Celery) -> None:

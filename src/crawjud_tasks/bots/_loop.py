@@ -245,6 +245,9 @@ def record(run: Run, item: ItemRecord) -> None:
 def _watch_cancel(run: Run, stop_watching: threading.Event) -> None:
     warned = False
     while not stop_watching.wait(CANCEL_POLL):
+        if run.lost is not None:
+            run.cancel.set()
+            return
         try:
             if run.store.stop_requested():
                 run.cancel.set()

@@ -30,6 +30,7 @@ def started(run: Run, resumed_at: int) -> None:
     """The run began (or resumed after ``resumed_at`` items): state, event, notification."""
     counts = run.counts
     run.write_state("running")
+    run.store.begin(run.parameters)
     run.store.event(
         encode_event(
             "started",
@@ -101,6 +102,7 @@ def finish(
         )
     )
     run.store.flush()
+    run.store.ended()
     notify_finished(
         run.app,
         result,

@@ -18,7 +18,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._keys import run_lease_name
+from crawjud_tasks._delivery import held_lease
 from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._checkpoint import read_checkpoint
 from crawjud_tasks.bots._events import encode_event
@@ -26,10 +26,10 @@ from crawjud_tasks.bots._extensions import secret_providers
 from crawjud_tasks.bots._fit import bot_options, check_columns
 from crawjud_tasks.bots._inputs import read_items
 from crawjud_tasks.bots._registry import BotFactory, find_bot
-from crawjud_tasks.bots._run_lease import take_run_lease
 from crawjud_tasks.bots._secrets import Scrubber, resolve_secret
 from crawjud_tasks.bots._store import RunStore
 from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunCounts
+from crawjud_tasks.errors import LeaseLostError
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from crawjud_tasks._secret import Secret
     from crawjud_tasks.bots._bot import Item, ItemRecord
     from crawjud_tasks.bots._context import LogLevel
-    from crawjud_tasks.errors import LeaseLostError
 
 __all__ = ["PROGRESS_EVERY", "Prepared", "Run", "Stages", "describe", "run_folder"]
 
@@ -109,7 +108,8 @@ class Run:
         self.settings = app_state(app).settings
         self.store = RunStore(app, self.run_id)
         self.cancel = threading.Event()
-        self.lost: LeaseLostError | None = None
+        #: The run's lease (the chunk's in a chunk), which the delivery guard holds for the task.
+        self.lease: Lease | None = None
         self.scrubber = Scrubber(())
         self.counts = RunCounts()
         self.records: list[ItemRecord] = []
@@ -121,15 +121,17 @@ class Run:
 
     @contextlib.contextmanager
     def stages(self, *, stored: bool = True) -> Generator[Stages]:
-        """Enter the run: its stored result (with ``stored``: a run that ended is not run again,
-        read before and after the lease), the bot, the lease (the chunk's in a chunk), the
-        store; on the way out, the store is flushed and the lease released.
+        """Enter the run: its stored result (with ``stored``: a run that ended is not run again),
+        the bot, the store; on the way out, the store is flushed.
+
+        The run's lease (the chunk's in a chunk) is the delivery guard's: it took it before the
+        task began (``implement_bound(lease=...)``) and gives it back after.
 
         Raises:
             UnknownBotError: no bot has this id.
-            DuplicateRunError: a live holder has the lease.
             BrokerUnavailableError: Redis did not answer.
         """
+        self.lease = held_lease(self.task)
         if stored and (result := self.store.stored_result()) is not None:
             _LOG.info(
                 "run %s ended before (%s); its result is returned", self.run_id, result.status.value
@@ -137,16 +139,10 @@ class Run:
             yield Stages(result, None)
             return
         factory = find_bot(self.app, self.bot_id)
-        lease = self._take_lease()
         try:
-            # It may have ended while we waited for the lease.
-            result = self.store.stored_result() if stored else None
-            try:
-                yield Stages(result, None if result is not None else factory)
-            finally:
-                self._close_store()
+            yield Stages(None, factory)
         finally:
-            self._release(lease)
+            self._close_store()
 
     def prepare(self, factory: BotFactory) -> Prepared:
         """Make the bot, check its options, read the items, resolve the secrets.
@@ -237,20 +233,17 @@ class Run:
 
     # -- lease --------------------------------------------------------------------------------
 
-    def _take_lease(self) -> Lease:
-        return take_run_lease(
-            self.app, run_lease_name(self.run_id, self.chunk), self.run_id, self._on_lost
-        )
-
-    def _on_lost(self, error: LeaseLostError) -> None:
-        self.lost = error
-        self.cancel.set()
-
-    def _release(self, lease: Lease) -> None:
+    @property
+    def lost(self) -> LeaseLostError | None:
+        """The loss of the run's lease, if it was lost (no Redis command)."""
+        lease = self.lease
+        if lease is None or not lease.lost:
+            return None
         try:
-            lease.release()
-        except Exception as exc:
-            _LOG.warning("run %s: the lease was not released: %s", self.run_id, exc)
+            lease.check()
+        except LeaseLostError as exc:
+            return exc
+        return None
 
     def _close_store(self) -> None:
         try:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from crawjud_tasks._keys import run_lease_name
+from crawjud_tasks.bots._ending import close_run, end_run_of
 from crawjud_tasks.bots._loop import process
 from crawjud_tasks.bots._outcome import finish, report, started
 from crawjud_tasks.bots._parallel import execute_chunk, execute_finish, go_parallel
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
     from celery import Celery
 
+    from crawjud_tasks._ending import Ending
     from crawjud_tasks.bots._registry import BotFactory
 
 __all__ = ["execute", "implement_run_contracts"]
@@ -44,16 +47,49 @@ __all__ = ["execute", "implement_run_contracts"]
 _LOG = logging.getLogger("crawjud_tasks.bots")
 
 
-def implement_run_contracts(app: Celery) -> None:
-    """Bind the implementations of the bot-run contracts on ``app``."""
+#: What the error of a second copy of a live run tells to do.
+_DUPLICATE_HINT = "cancel it with cancel_run() or give this run another run_id"
 
-    @execute_bot.implement_bound(app)
+
+def implement_run_contracts(app: Celery) -> None:
+    """Bind the implementations of the bot-run contracts on ``app``.
+
+    The delivery guard holds each task's lease (``run:<run id>``, a chunk's
+    ``run:<run id>:chunk:<n>``); a run's message that ends without the task's return ends the
+    run (``on_terminal``, see :mod:`~crawjud_tasks.bots._ending`). A chunk's is left to the
+    parallel run's own error path.
+    """
+
+    def run_lease(task: Any, bot_id: str, user_id: int | str, parameters: BotParameters) -> str:
+        return run_lease_name(parameters.run_id or str(task.request.id))
+
+    def run_ended(
+        ending: Ending, bot_id: str, user_id: int | str, parameters: BotParameters
+    ) -> None:
+        end_run_of(ending, parameters)
+
+    @execute_bot.implement_bound(
+        app, lease=run_lease, on_terminal=run_ended, duplicate_hint=_DUPLICATE_HINT
+    )
     def _execute_bot(
         task: Any, bot_id: str, user_id: int | str, parameters: BotParameters
     ) -> BotRunResult:
         return execute(Run(app, task, bot_id, user_id, parameters))
 
-    @run_chunk.implement_bound(app)
+    def chunk_lease(  # noqa: PLR0917  (the contract's parameters)
+        task: Any,
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        run_id: str,
+        task_id: str,
+        chunk: int,
+        start: int,
+        stop: int,
+    ) -> str:
+        return run_lease_name(run_id, chunk)
+
+    @run_chunk.implement_bound(app, lease=chunk_lease, duplicate_hint=_DUPLICATE_HINT)
     def _run_chunk(  # noqa: PLR0917  (the contract's parameters, positional on the wire)
         task: Any,
         bot_id: str,
@@ -70,7 +106,33 @@ def implement_run_contracts(app: Celery) -> None:
         )
         return execute_chunk(run, start, stop)
 
-    @finish_run.implement_bound(app)
+    def finish_lease(  # noqa: PLR0917  (the contract's parameters)
+        task: Any,
+        chunks: list[ChunkResult],
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        run_id: str,
+        task_id: str,
+        started_at: dt.datetime,
+    ) -> str:
+        return run_lease_name(run_id)
+
+    def finish_ended(  # noqa: PLR0917  (the contract's parameters)
+        ending: Ending,
+        chunks: list[ChunkResult],
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        run_id: str,
+        task_id: str,
+        started_at: dt.datetime,
+    ) -> None:
+        end_run_of(ending, parameters, run_id)
+
+    @finish_run.implement_bound(
+        app, lease=finish_lease, on_terminal=finish_ended, duplicate_hint=_DUPLICATE_HINT
+    )
     def _finish_run(  # noqa: PLR0917  (the contract's parameters, positional on the wire)
         task: Any,
         chunks: list[ChunkResult],
@@ -96,8 +158,10 @@ def execute(run: Run) -> BotRunResult:
 
 def _execute(run: Run, factory: BotFactory) -> BotRunResult:
     if run.store.cancel_requested():
-        _LOG.info("run %s was cancelled before it started", run.run_id)
-        return finish(run, RunStatus.CANCELLED, None, None)
+        # Before it started, or before a delivery after its worker died: the report holds
+        # what was checkpointed, if anything was.
+        _LOG.info("run %s was cancelled before this delivery started it", run.run_id)
+        return close_run(run, RunStatus.CANCELLED, None)
     try:
         prepared = run.prepare(factory)
     except (BotParameterError, SecretNotFoundError) as exc:

@@ -8,7 +8,11 @@ last change:
 - ``run:<id>:items``: the checkpoint, one JSON record per item done, in the order done;
 - ``run:<id>:events``: the event stream (see :func:`~crawjud_tasks.bots.run_events`);
 - ``run:<id>:cancel``: present once the run was asked to stop (holds who asked);
-- ``run:<id>:abort``: present once a chunk of a parallel run failed (the others stop).
+- ``run:<id>:abort``: present once a chunk of a parallel run failed (the others stop);
+- ``runs:running``: the index of the runs started and not ended (read by ``bots.reap_runs``).
+
+A run's state also keeps its parameters (``parameters``, JSON, written as it starts): whoever
+ends a run its task could not end (:mod:`~crawjud_tasks.bots._ending`) reads its input again.
 
 The runner's writes go through the pipelined :class:`~crawjud_tasks.bots._recorder.Recorder`
 (an item costs two commands and no round trip); the rest are single commands on the app's
@@ -29,7 +33,7 @@ from crawjud_tasks._codec import encode
 from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._events import encode_event
 from crawjud_tasks.bots._recorder import Recorder
-from crawjud_tasks.bots.contracts import BotRunResult, RunCounts
+from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunCounts
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -83,6 +87,7 @@ class RunStore:
         "_cancel",
         "_events",
         "_items",
+        "_running",
         "_shared",
         "_state",
         "_writer",
@@ -102,6 +107,7 @@ class RunStore:
         self._events = keys.run(run_id, "events")
         self._cancel = keys.run(run_id, "cancel")
         self._abort = keys.run(run_id, "abort")
+        self._running = keys.runs_running()
         #: Seconds every record is kept after the run's last change.
         self.retention = max(1, round(settings.retention))
         #: The most events the stream keeps.
@@ -165,6 +171,29 @@ class RunStore:
             raw: Any = self._shared.redis.lrange(self._items, 0, -1)
         return list(raw)
 
+    def parameters(self) -> BotParameters | None:
+        """The parameters the run started with (``None``: it never started).
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        with self._shared.redis_errors():
+            raw: Any = self._shared.redis.hget(self._state, "parameters")
+        return None if raw is None else msgspec.json.decode(raw, type=BotParameters)
+
+    def last_activity(self) -> float | None:
+        """When (UNIX seconds) the run last added an event (``None``: it has none).
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        with self._shared.redis_errors():
+            raw: Any = self._shared.redis.xrevrange(self._events, count=1)
+        if not raw:
+            return None
+        entry_id: bytes = raw[0][0]
+        return int(entry_id.split(b"-")[0]) / 1000
+
     def cancel_requested(self) -> bool:
         """Whether the run was asked to stop.
 
@@ -210,6 +239,29 @@ class RunStore:
         """
         with self._shared.redis_errors():
             return bool(self._shared.redis.hsetnx(self._state, "workflow", task_id))
+
+    def begin(self, parameters: BotParameters) -> None:
+        """The run started: keep its parameters, and add it to the index of running runs.
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        shared = self._shared
+        encoded = msgspec.json.encode(encode(parameters))
+        with shared.redis_errors(), shared.redis.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+            pipe.hset(self._state, "parameters", encoded)
+            pipe.expire(self._state, self.retention)
+            pipe.zadd(self._running, {self.run_id: time.time()}, nx=True)
+            pipe.execute()
+
+    def ended(self) -> None:
+        """The run ended: out of the index of running runs.
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        with self._shared.redis_errors():
+            self._shared.redis.zrem(self._running, self.run_id)
 
     def request_cancel(self, by: str | None) -> None:
         """Ask the run to stop, naming who asks.
