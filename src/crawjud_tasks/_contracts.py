@@ -81,8 +81,7 @@ class Implementation:
     #: At-least-once only: the name of the lease that guards a run, from the task and the
     #: run's decoded arguments (``None``: one lease per message, ``task:<name>:<id>:<retry>``).
     lease: Callable[..., str] | None = None
-    #: At-least-once only: called when a message ends without ``func``'s return (see
-    #: :mod:`crawjud_tasks._ending`), with the ending and the run's decoded arguments.
+    #: At-least-once only: called when a message ends without ``func``'s return (``_ending``).
     on_terminal: Callable[..., None] | None = None
     #: With ``lease``: what the :class:`DuplicateRunError` of a live duplicate tells to do.
     duplicate_hint: str | None = None
@@ -391,16 +390,14 @@ class TaskRef(Generic[P, R]):
             lease: For an at-least-once contract: the name of the lease that guards a run,
                 computed from the task and the run's decoded arguments, like the
                 implementation (e.g. ``lambda task, run_id: f"run:{run_id}"``), instead of one
-                lease per message. The delivery guard takes
-                it (freeing it first if its holder is a dead process of this machine, waiting
-                for a holder that let it run down), renews it with the heartbeat that keeps the
-                message from being redelivered, and gives it back when the run ends; a live
+                lease per message. The delivery guard takes it (freeing it first if its holder
+                is a dead process here, waiting for one that let it run down), renews it with
+                the heartbeat that keeps the message from being redelivered, gives it back; a live
                 holder fails this run with :class:`DuplicateRunError`. The run reads the lease
                 with ``crawjud_tasks._delivery.held_lease(task)``.
-            on_terminal: For an at-least-once contract: called with an
-                :class:`~crawjud_tasks._ending.Ending` and the run's decoded arguments when a
-                message ends for good without the implementation's return (poison, an error,
-                the hard time limit, a revoke, a lost worker); idempotent.
+            on_terminal: At-least-once: called with an :class:`~crawjud_tasks._ending.Ending`
+                and the run's decoded arguments when a message ends for good without the
+                implementation's return (poison, error, time limit, revoke); idempotent.
             duplicate_hint: With ``lease``: what the error of a live duplicate tells to do.
         """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 
 import redis
@@ -37,8 +38,9 @@ class EchoOptions:
 
 @bot("test.echo")
 class Echo(BaseBot[EchoOptions]):
-    """Columns: ``NUMERO`` (copied) and ``ACTION``: ``fail``, ``boom``, ``fatal``, ``skip`` or
-    ``flaky:N`` (N transient errors, then success)."""
+    """Columns: ``NUMERO`` (copied) and ``ACTION``: ``fail``, ``boom``, ``fatal``, ``skip``,
+    ``flaky:N`` (N transient errors, then success) or ``die`` (the process kills itself, at
+    each try)."""
 
     options = EchoOptions
     retry = RetryPolicy(attempts=4, initial_wait=0.05, multiplier=1.0, max_wait=0.05, jitter=0.0)
@@ -63,6 +65,8 @@ class Echo(BaseBot[EchoOptions]):
         if options.delay:
             time.sleep(options.delay)
         action = str(item.get("ACTION") or "")
+        if action == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
         leaked = ctx.credentials.reveal() if (options.leak and ctx.credentials) else ""
         if action == "fatal":
             raise FatalBotError(f"the court refused the login {leaked}".strip())

@@ -111,7 +111,13 @@ def close_run(run: Run, status: RunStatus, reason: str | None) -> BotRunResult:
     return finish(run, status, reason, report_at)
 
 
-def end_run_of(ending: Ending, parameters: BotParameters, run_id: str | None = None) -> None:
+def end_run_of(
+    ending: Ending,
+    bot_id: str,
+    user_id: int | str,
+    parameters: BotParameters,
+    run_id: str | None = None,
+) -> None:
     """End the run of a bot-run message that ended without its task's return (the run
     contracts' ``on_terminal`` hook)."""
     reason = _REASONS.get(ending.cause, "{reason}").format(reason=ending.reason)
@@ -119,6 +125,8 @@ def end_run_of(ending: Ending, parameters: BotParameters, run_id: str | None = N
         ending.app,
         run_id or parameters.run_id or ending.task_id,
         reason,
+        bot_id=bot_id,
+        user_id=user_id,
         parameters=parameters,
         task_id=ending.task_id,
     )

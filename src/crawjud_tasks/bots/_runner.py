@@ -66,7 +66,7 @@ def implement_run_contracts(app: Celery) -> None:
     def run_ended(
         ending: Ending, bot_id: str, user_id: int | str, parameters: BotParameters
     ) -> None:
-        end_run_of(ending, parameters)
+        end_run_of(ending, bot_id, user_id, parameters)
 
     @execute_bot.implement_bound(
         app, lease=run_lease, on_terminal=run_ended, duplicate_hint=_DUPLICATE_HINT
@@ -128,7 +128,7 @@ def implement_run_contracts(app: Celery) -> None:
         task_id: str,
         started_at: dt.datetime,
     ) -> None:
-        end_run_of(ending, parameters, run_id)
+        end_run_of(ending, bot_id, user_id, parameters, run_id)
 
     @finish_run.implement_bound(
         app, lease=finish_lease, on_terminal=finish_ended, duplicate_hint=_DUPLICATE_HINT

@@ -47,6 +47,7 @@ __all__ = [
     "execute_bot",
     "finish_run",
     "notification_failed",
+    "reap_runs",
     "run_chunk",
 ]
 
@@ -340,6 +341,16 @@ def finish_run(  # noqa: PLR0917  (a task's arguments travel positionally in its
 ) -> BotRunResult:
     """The last stage of a parallel run: merge the chunks, write the report, emit "finished",
     notify, store the result. ``execute_bot`` sends it as the body of the chunks' chord."""
+    raise NotImplementedError
+
+
+@task_contract("bots.reap_runs")
+def reap_runs() -> list[str]:
+    """End the runs their workers abandoned: still ``running``, with no live lease, no message
+    left to deliver and nothing written for longer than the broker's visibility timeout plus the
+    run lease's ttl. Each ends ``failed`` with a report of what it checkpointed and its
+    notification. Returns the ids of the runs it ended. Each worker runs it once as it starts;
+    a schedule may run it every few minutes (see the bots guide)."""
     raise NotImplementedError
 
 
