@@ -60,6 +60,7 @@ DEFAULT_BROKER_CONNECTION_TIMEOUT = 5.0
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 DEFAULT_RESULT_EXPIRES = 86400.0
 DEFAULT_IDEMPOTENCY_TTL = 86400.0
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 ENV_PREFIX = "CRAWJUD_TASKS_"
 #: ``0`` turns retry waits off in a process (tests); read by :mod:`crawjud_tasks._retry`.
 RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
@@ -203,6 +204,9 @@ class Settings:
     task_events: bool = False
     #: Refuse to start a worker on a Redis that would lose messages (no persistence, eviction).
     strict_redis: bool = False
+    #: The most bytes a worker takes a message body to be (a compressed one, once inflated):
+    #: a larger message is refused and recorded with the poison records, never inflated whole.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     tls: TlsSettings = dataclasses.field(default_factory=TlsSettings)
     bots: BotSettings = dataclasses.field(default_factory=BotSettings)
     mail: MailSettings = dataclasses.field(default_factory=MailSettings)

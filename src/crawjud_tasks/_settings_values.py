@@ -153,6 +153,7 @@ def check_values(settings: Settings) -> None:
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
+    _positive("max_message_bytes", settings.max_message_bytes)
     if not 0 < settings.mail.port < 65536:
         msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
         raise SettingsError(msg)
