@@ -1,0 +1,225 @@
+"""Running health checks: each in its own daemon thread with its own time limit, the whole
+report within ``maintenance.health_timeout`` even when a dependency hangs; then the alert.
+
+The status is the worst of the checks'. When it is worse than the status the previous report
+recorded in Redis, one ``alert`` mail goes to ``maintenance.alert_to`` through the mail
+contract, at most once per status per ``alert_cooldown`` (a ``SET NX EX`` in Redis decides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from crawjud_tasks.mail.contracts import EmailMessage, send_email
+from crawjud_tasks.maintenance._checks import Check, Outcome, short_client
+from crawjud_tasks.maintenance.contracts import CheckResult, HealthReport, HealthStatus
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from crawjud_tasks._settings import Settings
+
+__all__ = ["RANK", "alert_if_worse", "run_checks", "worst"]
+
+_LOG = logging.getLogger("crawjud_tasks.maintenance")
+RANK: dict[HealthStatus, int] = {"ok": 0, "degraded": 1, "down": 2}
+#: Seconds kept for the alert's Redis commands, out of the report's time.
+_ALERT_SHARE = 1.0
+
+
+def worst(statuses: list[HealthStatus]) -> HealthStatus:
+    """The worst of ``statuses`` (``ok`` for none)."""
+    return max(statuses, key=RANK.__getitem__, default="ok")
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: Outcome = ("down", "did not answer")
+        self.seconds = 0.0
+
+
+def _run(check: Check, limit: float, slot: _Slot) -> None:
+    started = time.perf_counter()
+    try:
+        slot.outcome = check(limit)
+    except Exception as exc:  # a check never raises: its failure is its outcome
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        slot.outcome = ("down", f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    slot.seconds = time.perf_counter() - started
+    slot.done.set()
+
+
+def run_checks(checks: list[tuple[str, float, Check]], total: float) -> list[CheckResult]:
+    """Run every check at once; wait for each at most its limit, and for all at most ``total``.
+
+    A check still running at its limit is reported ``down`` ("timed out"); its thread is a
+    daemon and is left to finish on its own.
+    """
+    started = time.monotonic()
+    slots: list[tuple[str, float, _Slot]] = []
+    for name, limit, check in checks:
+        slot = _Slot()
+        thread = threading.Thread(
+            target=_run, args=(check, limit, slot), name=f"crawjud-health:{name}", daemon=True
+        )
+        thread.start()
+        slots.append((name, limit, slot))
+    results: list[CheckResult] = []
+    for name, limit, slot in slots:
+        wait = min(started + limit, started + total) - time.monotonic()
+        if slot.done.wait(max(0.0, wait)):
+            status, detail = slot.outcome
+            results.append(
+                CheckResult(name=name, status=status, detail=detail, seconds=round(slot.seconds, 3))
+            )
+        else:
+            waited = round(time.monotonic() - started, 3)
+            detail = f"timed out after {min(limit, total):g} s"
+            results.append(CheckResult(name=name, status="down", detail=detail, seconds=waited))
+    return results
+
+
+def alert_if_worse(
+    app: Celery,
+    settings: Settings,
+    client: redis.Redis,
+    keys: tuple[str, str],
+    report: HealthReport,
+) -> bool:
+    """Record the report's status; dispatch the ``alert`` mail if it worsened. True if sent.
+
+    Args:
+        app: The app whose mail contract sends the alert.
+        settings: Its settings (recipients, cool-down).
+        client: The library's Redis.
+        keys: The key of the last status, and the prefix of the cool-down keys.
+        report: The report just made.
+    """
+    section = settings.maintenance
+    quick = short_client(client, _ALERT_SHARE)
+    try:
+        previous: Any = quick.getset(keys[0], report.status)
+        before: HealthStatus = "ok"
+        if previous is not None and previous.decode() in RANK:
+            before = previous.decode()
+        if RANK[report.status] <= RANK[before] or not section.alert_to:
+            return False
+        fresh = quick.set(
+            f"{keys[1]}{report.status}", "1", nx=True, ex=max(1, round(section.alert_cooldown))
+        )
+        if not fresh:
+            return False
+    except Exception as exc:  # Redis may be the very thing that is down
+        _LOG.warning("health status not recorded, no alert sent: %s", exc)
+        return False
+    finally:
+        quick.close()
+    failing = [check for check in report.checks if check.status != "ok"]
+    raised = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    message = EmailMessage(
+        to=list(section.alert_to),
+        template="alert",
+        locale="en",
+        context={
+            "severity": "critical" if report.status == "down" else "warning",
+            "title": f"crawjud-tasks ({settings.namespace}) is {report.status}",
+            "details": [f"{check.name}: {check.status}, {check.detail}" for check in failing],
+            "raised_at": raised.isoformat(),
+        },
+        idempotency_key=f"health:{report.status}:{int(raised.timestamp())}",
+    )
+    try:
+        send_email.using(app).s(message).apply_async()
+    except Exception as exc:
+        _LOG.warning("the health alert was not dispatched: %s", exc)
+        return False
+    return True
+
+
+#: Each check's own time limit, in seconds (all run at once).
+LIMITS: dict[str, float] = {
+    "redis": 2.0,
+    "queues": 2.0,
+    "consumers": 3.0,
+    "beat": 2.0,
+    "smtp": 3.0,
+    "disk": 1.0,
+    "backup": 1.0,
+}
+#: A message that waited this long at the head of its queue makes the report degraded.
+STUCK_MESSAGE = 900.0
+
+
+def health_check(app: Celery) -> HealthReport:
+    """Check the deployment (see "Maintenance"); the report comes within
+    ``maintenance.health_timeout`` seconds whatever hangs, and an ``alert`` mail is dispatched
+    when the status worsened."""
+    from crawjud_tasks._redis import broker_client, redis_client  # noqa: PLC0415
+    from crawjud_tasks._state import app_settings  # noqa: PLC0415
+    from crawjud_tasks.maintenance import _checks  # noqa: PLC0415
+    from crawjud_tasks.maintenance._api import maintenance_key  # noqa: PLC0415
+    from crawjud_tasks.maintenance._paths import backup_dir  # noqa: PLC0415
+
+    started = time.monotonic()
+    settings = app_settings(app)
+    section = settings.maintenance
+    library = redis_client(app)
+    broker = broker_client(app) or library
+    queues = list(dict.fromkeys(settings.queue_names.values()))
+    conf: Any = app.conf
+    lock_key = str(
+        conf.get("redbeat_lock_key") or f"{conf.get('redbeat_key_prefix') or 'redbeat'}:lock"
+    )
+    checks: list[tuple[str, float, Check]] = [
+        ("redis", LIMITS["redis"], _checks.check_redis(library)),
+        (
+            "queues",
+            LIMITS["queues"],
+            _checks.check_oldest_message(
+                broker, queues, maintenance_key(app, "health", "oldest"), STUCK_MESSAGE
+            ),
+        ),
+        ("consumers", LIMITS["consumers"], _checks.check_consumers(app, queues)),
+        ("beat", LIMITS["beat"], _checks.check_beat(broker, lock_key)),
+        ("smtp", LIMITS["smtp"], _checks.check_smtp(settings)),
+        (
+            "disk",
+            LIMITS["disk"],
+            _checks.check_disk(settings.resolved_data_dir, section.disk_min_free),
+        ),
+        (
+            "backup",
+            LIMITS["backup"],
+            _checks.check_backup_age(backup_dir(settings), section.backup_max_age),
+        ),
+    ]
+    budget = section.health_timeout - _ALERT_SHARE * 2
+    results = run_checks(checks, max(0.5, budget))
+    report = HealthReport(
+        status=worst([result.status for result in results]),
+        checks=results,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    done = threading.Event()
+    sent: list[bool] = []
+
+    def alert() -> None:
+        keys = (
+            maintenance_key(app, "health", "status"),
+            maintenance_key(app, "health", "alert", ""),
+        )
+        sent.append(alert_if_worse(app, settings, library, keys, report))
+        done.set()
+
+    threading.Thread(target=alert, name="crawjud-health:alert", daemon=True).start()
+    done.wait(max(0.0, started + section.health_timeout - 0.2 - time.monotonic()))
+    return dataclasses.replace(
+        report, alerted=bool(sent and sent[0]), seconds=round(time.monotonic() - started, 3)
+    )

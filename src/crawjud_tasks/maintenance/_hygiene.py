@@ -1,0 +1,194 @@
+"""Redis hygiene: one time-budgeted ``SCAN`` pass over the library's keys.
+
+Each SCAN page is inspected with one pipeline (``PTTL``, ``OBJECT IDLETIME``, ``MEMORY USAGE``
+per key) and acted on with another (``UNLINK`` in batches, ``EXPIRE``), so other clients wait
+at most one short pipeline. A key of a family that should expire but has no TTL gets one
+(the policy minus the time it sat idle), or is unlinked when it sat idle longer than the
+policy; a TTL longer than the policy is shortened. Celery's control reply queues left behind
+(``<id>.reply.<namespace>.pidbox`` lists with no TTL, idle for minutes) are unlinked. The
+cursor is kept in Redis, so a pass stopped by its budget goes on where it stopped next time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crawjud_tasks.maintenance.contracts import HygieneReport
+
+if TYPE_CHECKING:
+    import redis
+
+    from crawjud_tasks._settings import Settings
+
+__all__ = ["REPLY_IDLE", "family_of", "hygiene_pass", "ttl_policies"]
+
+#: Seconds a control reply queue may sit idle before it counts as orphaned.
+REPLY_IDLE = 300
+#: Seconds a lease key may live without a TTL (a lease is always set with one).
+_LEASE_POLICY = 60.0
+#: Distinct families reported; others are counted as ``other``.
+_MAX_FAMILIES = 50
+
+
+def family_of(key: bytes, prefix: bytes) -> str:
+    """The family of a library key: ``run``, ``idempotency``, ``results``, ``mail``..."""
+    rest = key[len(prefix) :] if key.startswith(prefix) else key
+    if rest.startswith(b"celery-task-meta-") or rest.startswith(b"chord-unlock"):
+        return "results"
+    head = rest.split(b":", 1)[0]
+    return head.decode("utf-8", errors="replace")[:40] or "other"
+
+
+def ttl_policies(settings: Settings) -> dict[str, float]:
+    """Seconds each family's keys should live at most."""
+    return {
+        "run": settings.bots.retention,
+        "idempotency": settings.idempotency_ttl,
+        "deliveries": settings.idempotency_ttl,
+        "mail": settings.idempotency_ttl,
+        "results": settings.result_expires,
+        "lease": _LEASE_POLICY,
+    }
+
+
+@dataclass
+class _Pass:
+    dry_run: bool
+    policies: dict[str, float]
+    prefix: bytes
+    scanned: int = 0
+    unlinked: int = 0
+    expired: int = 0
+    memory: dict[str, int] = field(default_factory=dict[str, int])
+    keys: dict[str, int] = field(default_factory=dict[str, int])
+
+    def count(self, family: str, size: int) -> None:
+        if family not in self.keys and len(self.keys) >= _MAX_FAMILIES:
+            family = "other"
+        self.keys[family] = self.keys.get(family, 0) + 1
+        self.memory[family] = self.memory.get(family, 0) + size
+
+    def page(self, client: redis.Redis, keys: list[bytes], *, replies: bool) -> None:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.pttl(key)
+            pipe.object("idletime", key)
+            pipe.memory_usage(key)
+        answers: list[Any] = pipe.execute(raise_on_error=False)
+        unlink: list[bytes] = []
+        expire: list[tuple[bytes, int]] = []
+        for index, key in enumerate(keys):
+            pttl, idle, size = answers[3 * index : 3 * index + 3]
+            if not isinstance(pttl, int) or pttl == -2:
+                continue
+            self.scanned += 1
+            idle_s = idle if isinstance(idle, int) else 0
+            if replies:
+                self.count("replies", size if isinstance(size, int) else 0)
+                if pttl == -1 and idle_s >= REPLY_IDLE:
+                    unlink.append(key)
+                continue
+            family = family_of(key, self.prefix)
+            self.count(family, size if isinstance(size, int) else 0)
+            policy = self.policies.get(family)
+            if policy is None:
+                continue
+            if pttl == -1:
+                left = policy - idle_s
+                if left <= 0:
+                    unlink.append(key)
+                else:
+                    expire.append((key, max(1, round(left))))
+            elif pttl > policy * 1000:
+                expire.append((key, max(1, round(policy))))
+        self.unlinked += len(unlink)
+        self.expired += len(expire)
+        if self.dry_run or not (unlink or expire):
+            return
+        pipe = client.pipeline(transaction=False)
+        if unlink:
+            pipe.unlink(*unlink)
+        for key, seconds in expire:
+            pipe.expire(key, seconds)
+        pipe.execute(raise_on_error=False)
+
+
+def _scan(
+    client: redis.Redis,
+    match: str,
+    cursor_key: str,
+    batch: int,
+    deadline: float,
+    on_page: Callable[[list[bytes]], None],
+) -> bool:
+    """Scan from the saved cursor until the end or the deadline; True if it reached the end."""
+    saved: Any = client.get(cursor_key)
+    cursor = int(saved) if saved else 0
+    while True:
+        cursor, keys = client.scan(cursor=cursor, match=match, count=batch)
+        cursor = int(cursor)
+        if keys:
+            on_page(list(keys))
+        if cursor == 0:
+            client.delete(cursor_key)
+            return True
+        if time.monotonic() >= deadline:
+            client.set(cursor_key, cursor, ex=86400)
+            return False
+
+
+def hygiene_pass(
+    settings: Settings,
+    library: redis.Redis,
+    broker: redis.Redis | None,
+    cursor_keys: tuple[str, str],
+    *,
+    dry_run: bool,
+    budget: float | None = None,
+) -> HygieneReport:
+    """One pass within ``budget`` seconds (default ``maintenance.hygiene_budget``).
+
+    Args:
+        settings: The app's settings (prefix, policies, batch size).
+        library: The library's Redis.
+        broker: The broker's Redis (for the control reply queues), if redis-py opens it.
+        cursor_keys: Where the library and broker scan cursors are kept between passes.
+        dry_run: Count what would be done, change nothing.
+        budget: Seconds this pass may scan.
+    """
+    started = time.monotonic()
+    seconds = settings.maintenance.hygiene_budget if budget is None else budget
+    deadline = started + seconds
+    batch = settings.maintenance.hygiene_batch
+    prefix = settings.key_prefix.encode()
+    work = _Pass(dry_run=dry_run, policies=ttl_policies(settings), prefix=prefix)
+    complete = _scan(
+        library,
+        f"{settings.key_prefix}*",
+        cursor_keys[0],
+        batch,
+        deadline,
+        lambda keys: work.page(library, keys, replies=False),
+    )
+    if broker is not None and complete:
+        complete = _scan(
+            broker,
+            f"*.reply.{settings.namespace}.pidbox",
+            cursor_keys[1],
+            batch,
+            deadline,
+            lambda keys: work.page(broker, keys, replies=True),
+        )
+    return HygieneReport(
+        dry_run=dry_run,
+        scanned=work.scanned,
+        unlinked=work.unlinked,
+        expired=work.expired,
+        complete=complete,
+        seconds=round(time.monotonic() - started, 3),
+        memory=work.memory,
+        keys=work.keys,
+    )

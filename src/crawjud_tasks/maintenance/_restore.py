@@ -1,0 +1,216 @@
+"""Restoring a backup: checksum first, every member checked before anything is written, then
+keys back into Redis and files under a target folder, never outside it.
+
+Refused (the whole archive, before any write): a checksum that does not match, a member with an
+absolute path, a ``..`` component or a name outside the archive's layout, a device, FIFO or hard
+link, a symbolic link that is absolute or points outside its folder, and a member written
+through a link. Files are then created from the target's directory descriptor, one component at
+a time with ``O_NOFOLLOW``, so even a link made meanwhile is never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import tarfile
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from crawjud_tasks.errors import ArchiveError, UnsafePathError
+from crawjud_tasks.maintenance._archive import read_checksum, verify
+from crawjud_tasks.maintenance._paths import DIR_FLAGS, open_dir
+from crawjud_tasks.maintenance._redis_dump import restore_keys
+from crawjud_tasks.maintenance.contracts import RestoreReport
+
+if TYPE_CHECKING:
+    import redis
+
+    from crawjud_tasks._settings import Settings
+
+__all__ = ["MAX_MEMBERS", "check_members", "restore_archive"]
+
+#: The most members an archive may have.
+MAX_MEMBERS = 1_000_000
+_KEYS = "redis/keys.jsonl"
+_SNAPSHOT = "redis/dump.rdb"
+_FIXED = frozenset({"manifest.json", _KEYS, _SNAPSHOT, "redis", "folders"})
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _refuse(member: tarfile.TarInfo, why: str) -> ArchiveError:
+    return ArchiveError(f"archive member {member.name!r} {why}; nothing was restored")
+
+
+def check_members(members: list[tarfile.TarInfo]) -> None:
+    """Refuse the archive if any member could write outside its target (see the module doc).
+
+    Raises:
+        ArchiveError: the first member refused, and why.
+    """
+    if len(members) > MAX_MEMBERS:
+        msg = f"the archive has more than {MAX_MEMBERS} members; refused"
+        raise ArchiveError(msg)
+    links: set[str] = set()
+    for member in members:
+        name = member.name.rstrip("/")
+        parts = name.split("/")
+        if "\x00" in member.name or "\x00" in member.linkname:
+            raise _refuse(member, "has a NUL byte")
+        if member.name.startswith("/") or not name:
+            raise _refuse(member, "has an absolute path")
+        if ".." in parts or "." in parts or "" in parts:
+            raise _refuse(member, "has a '..' (or empty) path component")
+        if name not in _FIXED and not name.startswith("folders/"):
+            raise _refuse(member, "is not part of a crawjud-tasks backup")
+        if member.ischr() or member.isblk() or member.isfifo():
+            raise _refuse(member, "is a device or FIFO")
+        if member.islnk():
+            raise _refuse(member, "is a hard link")
+        if not (member.isreg() or member.isdir() or member.issym()):
+            raise _refuse(member, "is not a file, a folder or a symbolic link")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in links:
+                raise _refuse(member, "would be written through a symbolic link")
+        if member.issym():
+            if len(parts) < 3 or parts[0] != "folders":
+                raise _refuse(member, "is a symbolic link outside the folders")
+            target = member.linkname
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+            if target.startswith("/") or not resolved.startswith(f"folders/{parts[1]}/"):
+                raise _refuse(member, f"is a symbolic link pointing outside ({target!r})")
+            links.add(name)
+
+
+class _Writer:
+    """Creates members under the target's descriptor, never through a link."""
+
+    def __init__(self, tar: tarfile.TarFile, target_fd: int, *, replace: bool) -> None:
+        self.tar = tar
+        self.target_fd = target_fd
+        self.replace = replace
+        self.files = 0
+
+    def parent(self, parts: list[str]) -> int:
+        fd = os.dup(self.target_fd)
+        for part in parts:
+            try:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                child = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                os.close(fd)
+                msg = f"folder {'/'.join(parts)!r} of the target cannot be used ({exc.strerror})"
+                raise UnsafePathError(msg) from exc
+            os.close(fd)
+            fd = child
+        return fd
+
+    def write(self, member: tarfile.TarInfo, parts: list[str]) -> None:
+        if member.isdir():
+            os.close(self.parent(parts))
+            return
+        fd = self.parent(parts[:-1])
+        try:
+            name = parts[-1]
+            if self.replace:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(name, dir_fd=fd)
+            if member.issym():
+                with contextlib.suppress(FileExistsError):
+                    os.symlink(member.linkname, name, dir_fd=fd)
+                    self.files += 1
+                return
+            try:
+                file_fd = os.open(name, _FILE_FLAGS, member.mode & 0o700 or 0o600, dir_fd=fd)
+            except FileExistsError:
+                return  # left as it is (restore with replace to overwrite)
+            source = self.tar.extractfile(member)
+            with os.fdopen(file_fd, "wb") as out:
+                if source is not None:
+                    while chunk := source.read(1 << 20):
+                        out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            self.files += 1
+        finally:
+            os.close(fd)
+
+
+def restore_archive(
+    settings: Settings,
+    clients: dict[str, redis.Redis] | None,
+    archive: str | Path,
+    *,
+    target: str | Path | None,
+    replace: bool,
+) -> RestoreReport:
+    """Restore ``archive`` (see the module doc): keys into ``clients`` (``None``: no keys),
+    files and the snapshot under ``target`` (``None``: no files).
+
+    Raises:
+        UnsafePathError: the archive or the target is outside the roots, or through a link.
+        ArchiveError: the checksum does not match, or a member is refused.
+    """
+    path = Path(os.path.normpath(os.fspath(archive))) if "\x00" not in str(archive) else None
+    if path is None or not path.name or ".." in Path(os.fspath(archive)).parts:
+        msg = f"archive {str(archive)!r} must be a path without '..' or NUL"
+        raise UnsafePathError(msg)
+    with open_dir(settings, path.parent) as folder_fd:
+        digest = read_checksum(folder_fd, path.name)
+        try:
+            file_fd = os.open(
+                path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd
+            )
+        except OSError as exc:
+            msg = f"archive {path} cannot be opened ({exc.strerror}); give a regular file"
+            raise UnsafePathError(msg) from exc
+    with os.fdopen(file_fd, "rb") as file:
+        verify(file, digest, path.name)
+        return _restore_from(settings, clients, file, path, target=target, replace=replace)
+
+
+def _restore_from(
+    settings: Settings,
+    clients: dict[str, redis.Redis] | None,
+    file: IO[bytes],
+    path: Path,
+    *,
+    target: str | Path | None,
+    replace: bool,
+) -> RestoreReport:
+    try:
+        tar = tarfile.open(fileobj=file, mode="r:gz")
+        members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        msg = f"{path.name} is not a readable backup archive ({exc}); nothing was restored"
+        raise ArchiveError(msg) from exc
+    with tar:
+        check_members(members)
+        keys = existing = files = 0
+        snapshot: str | None = None
+        if clients is not None:
+            for member in members:
+                if member.name == _KEYS and member.isreg():
+                    lines = tar.extractfile(member)
+                    if lines is not None:
+                        keys, existing = restore_keys(clients, lines, replace=replace)
+        if target is not None:
+            with open_dir(settings, target, create=True) as target_fd:
+                writer = _Writer(tar, target_fd, replace=replace)
+                for member in members:
+                    parts = member.name.rstrip("/").split("/")
+                    if parts[0] == "folders" and len(parts) > 1:
+                        writer.write(member, parts[1:])
+                    elif member.name == _SNAPSHOT and member.isreg():
+                        writer.write(member, ["redis-dump.rdb"])
+                        snapshot = str(Path(target) / "redis-dump.rdb")
+                files = writer.files
+    return RestoreReport(
+        archive=str(path),
+        keys=keys,
+        keys_existing=existing,
+        files=files,
+        target=None if target is None else str(target),
+        snapshot=snapshot,
+    )
