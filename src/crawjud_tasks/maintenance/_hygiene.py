@@ -59,6 +59,7 @@ class _Pass:
     dry_run: bool
     policies: dict[str, float]
     prefix: bytes
+    reply_idle: float = REPLY_IDLE
     scanned: int = 0
     unlinked: int = 0
     expired: int = 0
@@ -88,7 +89,7 @@ class _Pass:
             idle_s = idle if isinstance(idle, int) else 0
             if replies:
                 self.count("replies", size if isinstance(size, int) else 0)
-                if pttl == -1 and idle_s >= REPLY_IDLE:
+                if pttl == -1 and idle_s >= self.reply_idle:
                     unlink.append(key)
                 continue
             family = family_of(key, self.prefix)
@@ -148,6 +149,7 @@ def hygiene_pass(
     *,
     dry_run: bool,
     budget: float | None = None,
+    reply_idle: float = REPLY_IDLE,
 ) -> HygieneReport:
     """One pass within ``budget`` seconds (default ``maintenance.hygiene_budget``).
 
@@ -158,13 +160,16 @@ def hygiene_pass(
         cursor_keys: Where the library and broker scan cursors are kept between passes.
         dry_run: Count what would be done, change nothing.
         budget: Seconds this pass may scan.
+        reply_idle: Seconds a control reply queue must have sat idle to be unlinked.
     """
     started = time.monotonic()
     seconds = settings.maintenance.hygiene_budget if budget is None else budget
     deadline = started + seconds
     batch = settings.maintenance.hygiene_batch
     prefix = settings.key_prefix.encode()
-    work = _Pass(dry_run=dry_run, policies=ttl_policies(settings), prefix=prefix)
+    work = _Pass(
+        dry_run=dry_run, policies=ttl_policies(settings), prefix=prefix, reply_idle=reply_idle
+    )
     complete = _scan(
         library,
         f"{settings.key_prefix}*",
