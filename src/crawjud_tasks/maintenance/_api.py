@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from crawjud_tasks._embedded import EmbeddedRedis
-from crawjud_tasks._lease import lease
 from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import UnknownSyncJobError
 from crawjud_tasks.maintenance._backup import RedisSources, write_backup
 from crawjud_tasks.maintenance._cleanup import clean_tree
 from crawjud_tasks.maintenance._hygiene import hygiene_pass
+from crawjud_tasks.maintenance._leases import take_lease
 from crawjud_tasks.maintenance._paths import logs_dir, outbox_dir, reports_dir
 from crawjud_tasks.maintenance._restore import restore_archive
 from crawjud_tasks.maintenance._sync import SyncJob, run_job
@@ -50,8 +50,6 @@ __all__ = [
     "sync_jobs",
 ]
 
-#: Seconds a maintenance lease outlives its holder's last renewal.
-LEASE_TTL = 60.0
 _JOBS: weakref.WeakKeyDictionary[Celery, dict[str, SyncJob[Any]]] = weakref.WeakKeyDictionary()
 _JOBS_LOCK = threading.Lock()
 
@@ -88,7 +86,7 @@ def clean_files(
         LeaseHeldError: a cleanup of the same root is running.
     """
     settings = app_settings(app)
-    with lease(app, f"maintenance:clean:{_target(str(root))}", LEASE_TTL):
+    with take_lease(app, f"maintenance:clean:{_target(str(root))}"):
         return clean_tree(
             settings,
             root,
@@ -166,7 +164,7 @@ def backup(
     """
     settings = app_settings(app)
     sources = _sources(app, redis_url)
-    with lease(app, "maintenance:backup", LEASE_TTL), translate_redis_errors(app):
+    with take_lease(app, "maintenance:backup"), translate_redis_errors(app):
         return write_backup(settings, sources, to=to, take_snapshot=snapshot)
 
 
@@ -202,7 +200,7 @@ def restore(
         clients = {"library": sources.library}
         if sources.broker is not None:
             clients["broker"] = sources.broker
-    with lease(app, "maintenance:restore", LEASE_TTL), translate_redis_errors(app):
+    with take_lease(app, "maintenance:restore"), translate_redis_errors(app):
         return restore_archive(settings, clients, archive, target=target, replace=replace)
 
 
@@ -222,7 +220,7 @@ def redis_hygiene(
         maintenance_key(app, "hygiene", "cursor"),
         maintenance_key(app, "hygiene", "replies"),
     )
-    with lease(app, "maintenance:hygiene", LEASE_TTL), translate_redis_errors(app):
+    with take_lease(app, "maintenance:hygiene"), translate_redis_errors(app):
         return hygiene_pass(settings, library, broker, cursors, dry_run=dry_run, budget=budget)
 
 
@@ -253,5 +251,5 @@ def run_sync(app: Celery, name: str) -> SyncReport:
         msg = f"no sync job named {name!r} on this app (declared: {known}); register_sync_job() it"
         raise UnknownSyncJobError(msg)
     client = redis_client(app)
-    with lease(app, f"maintenance:sync:{name}", LEASE_TTL) as held, translate_redis_errors(app):
+    with take_lease(app, f"maintenance:sync:{name}") as held, translate_redis_errors(app):
         return run_job(job, client, held, maintenance_key(app, "sync", name))

@@ -147,7 +147,7 @@ def run_job(job: SyncJob[Any], client: redis.Redis, run_lease: Lease, state_key:
         )
     now = dt.datetime.now(dt.UTC)
     lag = None if newest is None else max(0.0, (now - newest).total_seconds())
-    total = int(state.get(b"rows_total", b"0")) + rows
+    total = int(state.get(b"rows_total", b"0")) + rows_before + rows
     fenced.write(
         {
             "watermark": _iso(newest),
