@@ -15,7 +15,7 @@ from celery.worker import WorkController
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks.maintenance import HealthReport, backup, health_check
-from crawjud_tasks.maintenance._api import maintenance_key
+from crawjud_tasks._state import app_state
 from crawjud_tasks.testing import RedisServer, settings_for
 from tests.smtp_server import Recorder
 
@@ -76,7 +76,7 @@ def test_worsening_sends_one_alert_then_cools_down(
     smtp: tuple[Recorder, int],
 ) -> None:
     recorder = smtp[0]
-    status_key = maintenance_key(crawjud_app, "health", "status")
+    status_key = app_state(crawjud_app).keys.health_status()
     library = crawjud_redis.client(1)
     library.set(status_key, "ok")
     first = health_check(crawjud_app)  # no beat leader, no backup: degraded

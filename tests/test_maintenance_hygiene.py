@@ -11,10 +11,8 @@ from celery import Celery
 
 from crawjud_tasks import create_app
 from crawjud_tasks._app import close_app
-from crawjud_tasks._redis import broker_client, redis_client
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.maintenance import redis_hygiene
-from crawjud_tasks.maintenance._api import maintenance_key
 from crawjud_tasks.maintenance._hygiene import hygiene_pass
 from crawjud_tasks.testing import RedisServer, settings_for
 
@@ -72,9 +70,9 @@ def test_orphaned_reply_queues_are_unlinked(app: Celery, crawjud_redis: RedisSer
     broker.rpush("crawjud.bots", "a queued message")  # a queue: never touched
     time.sleep(1.1)
     report = hygiene_pass(
-        app_settings(app),
-        redis_client(app),
-        broker_client(app),
+        app_state(app).settings,
+        app_state(app).redis,
+        app_state(app).link.broker,
         ("crawjud:maintenance:hygiene:cursor", "crawjud:maintenance:hygiene:replies"),
         dry_run=False,
         reply_idle=1,
@@ -94,7 +92,7 @@ def test_a_pass_stopped_by_its_budget_goes_on_next_time(
     pipe.execute()
     first = redis_hygiene(app, budget=0.0)
     assert not first.complete
-    assert library.exists(maintenance_key(app, "hygiene", "cursor")) == 1
+    assert library.exists(app_state(app).keys.hygiene_cursor("cursor")) == 1
     scanned = first.scanned
     for _ in range(1000):
         report = redis_hygiene(app, budget=0.0)
@@ -103,6 +101,6 @@ def test_a_pass_stopped_by_its_budget_goes_on_next_time(
             break
     assert report.complete
     assert scanned >= 20_000
-    assert library.exists(maintenance_key(app, "hygiene", "cursor")) == 0
+    assert library.exists(app_state(app).keys.hygiene_cursor("cursor")) == 0
     missing = [k for k in library.scan_iter("crawjud:run:*") if library.ttl(k) == -1]
     assert missing == []

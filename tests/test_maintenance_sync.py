@@ -16,11 +16,10 @@ from celery.worker import WorkController
 
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
-from crawjud_tasks._redis import redis_client
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import LeaseLostError, UnknownSyncJobError
 from crawjud_tasks.maintenance import SyncJob, SyncReport, register_sync_job, run_sync
 from crawjud_tasks.maintenance.contracts import sync
-from crawjud_tasks.maintenance._api import maintenance_key
 from crawjud_tasks.testing import RedisServer, settings_for
 from tests.conftest import ROOT, run_cli
 
@@ -121,7 +120,7 @@ def app(settings: Settings) -> Iterator[Celery]:
 
 
 def test_a_run_that_lost_its_lease_commits_nothing(app: Celery) -> None:
-    client = redis_client(app)
+    client = app_state(app).redis
     rows = [(f"r{i}", BASE + dt.timedelta(seconds=i)) for i in range(30)]
     written: list[Any] = []
 
@@ -142,7 +141,7 @@ def test_a_run_that_lost_its_lease_commits_nothing(app: Celery) -> None:
     )
     with pytest.raises(LeaseLostError):
         run_sync(app, "steal")
-    state: Any = client.hgetall(maintenance_key(app, "sync", "steal"))
+    state: Any = client.hgetall(app_state(app).keys.sync_state("steal"))
     assert state[b"checkpoint_page"] == b"2"  # pages 0 and 1 committed while it held the lease
     assert b"watermark" not in state
 

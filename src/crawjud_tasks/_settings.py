@@ -65,18 +65,25 @@ RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
 #: Variables under the prefix that switch a process's behaviour and are not settings.
 PROCESS_SWITCHES = frozenset({RETRY_WAITS_ENV})
 
-#: The task domains; each has its own queue (``<namespace>.<domain>``) and task-name prefix.
-DOMAINS: tuple[str, ...] = ("bots", "mail", "maintenance")
-
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class QueueSettings:
-    """Queue names; each defaults to ``<namespace>`` or ``<namespace>.<domain>``."""
+    """Queue names; each defaults to ``<namespace>`` or ``<namespace>.<domain>``.
+
+    A domain whose tasks run on a queue of their own has a field here; the tasks of the other
+    domains (and ``<namespace>.ping``) go to the default queue.
+    """
 
     default: str | None = None
     bots: str | None = None
     mail: str | None = None
     maintenance: str | None = None
+
+
+#: The domains with a queue of their own (``<namespace>.<domain>``), from :class:`QueueSettings`.
+DOMAINS: tuple[str, ...] = tuple(
+    field.name for field in dataclasses.fields(QueueSettings) if field.name != "default"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

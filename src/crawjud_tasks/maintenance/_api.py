@@ -8,8 +8,6 @@ calls them directly.
 from __future__ import annotations
 
 import hashlib
-import threading
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from crawjud_tasks._embedded import EmbeddedRedis
-from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._keys import maintenance_lease_name
+from crawjud_tasks._state import app_settings, app_state
 from crawjud_tasks.errors import UnknownSyncJobError
 from crawjud_tasks.maintenance._backup import RedisSources, write_backup
 from crawjud_tasks.maintenance._cleanup import clean_tree
@@ -38,11 +36,12 @@ from crawjud_tasks.maintenance.contracts import (
 if TYPE_CHECKING:
     from celery import Celery
 
+    from crawjud_tasks._state import AppState
+
 __all__ = [
     "backup",
     "clean_defaults",
     "clean_files",
-    "maintenance_key",
     "redis_hygiene",
     "register_sync_job",
     "restore",
@@ -50,13 +49,12 @@ __all__ = [
     "sync_jobs",
 ]
 
-_JOBS: weakref.WeakKeyDictionary[Celery, dict[str, SyncJob[Any]]] = weakref.WeakKeyDictionary()
-_JOBS_LOCK = threading.Lock()
+class MaintenanceState:
+    """The maintenance domain's state of one app: its declared sync jobs."""
 
-
-def maintenance_key(app: Celery, *parts: str) -> str:
-    """A key of the maintenance domain: ``<prefix>maintenance:<part>:...``."""
-    return f"{app_settings(app).key_prefix}maintenance:" + ":".join(parts)
+    def __init__(self, state: AppState) -> None:
+        self.lock = state.lock
+        self.jobs: dict[str, SyncJob[Any]] = {}
 
 
 def _target(text: str) -> str:
@@ -86,7 +84,7 @@ def clean_files(
         LeaseHeldError: a cleanup of the same root is running.
     """
     settings = app_settings(app)
-    with take_lease(app, f"maintenance:clean:{_target(str(root))}"):
+    with take_lease(app, maintenance_lease_name("clean", _target(str(root)))):
         return clean_tree(
             settings,
             root,
@@ -134,8 +132,9 @@ def _sources(app: Celery, redis_url: str | None) -> RedisSources:
     if redis_url is not None:
         client: redis.Redis = redis.Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
         return RedisSources(client, None, embedded=False)
-    library = redis_client(app)
-    broker = broker_client(app)
+    state = app_state(app)
+    library = state.redis
+    broker = state.link.broker
     if broker is not None and _same_database(library, broker):
         broker = None
     return RedisSources(library, broker, embedded=_is_embedded(app, library))
@@ -164,7 +163,7 @@ def backup(
     """
     settings = app_settings(app)
     sources = _sources(app, redis_url)
-    with take_lease(app, "maintenance:backup"), translate_redis_errors(app):
+    with take_lease(app, maintenance_lease_name("backup")), app_state(app).redis_errors():
         return write_backup(settings, sources, to=to, take_snapshot=snapshot)
 
 
@@ -200,7 +199,7 @@ def restore(
         clients = {"library": sources.library}
         if sources.broker is not None:
             clients["broker"] = sources.broker
-    with take_lease(app, "maintenance:restore"), translate_redis_errors(app):
+    with take_lease(app, maintenance_lease_name("restore")), app_state(app).redis_errors():
         return restore_archive(settings, clients, archive, target=target, replace=replace)
 
 
@@ -220,21 +219,23 @@ def redis_hygiene(
         maintenance_key(app, "hygiene", "cursor"),
         maintenance_key(app, "hygiene", "replies"),
     )
-    with take_lease(app, "maintenance:hygiene"), translate_redis_errors(app):
+    with take_lease(app, maintenance_lease_name("hygiene")), app_state(app).redis_errors():
         return hygiene_pass(settings, library, broker, cursors, dry_run=dry_run, budget=budget)
 
 
 def register_sync_job(app: Celery, job: SyncJob[Any]) -> SyncJob[Any]:
     """Declare ``job`` on ``app`` (in the worker's process, and the CLI's); return it."""
-    with _JOBS_LOCK:
-        _JOBS.setdefault(app, {})[job.name] = job
+    domain = app_state(app).domain(MaintenanceState)
+    with domain.lock:
+        domain.jobs[job.name] = job
     return job
 
 
 def sync_jobs(app: Celery) -> dict[str, SyncJob[Any]]:
     """The sync jobs declared on ``app``, by name."""
-    with _JOBS_LOCK:
-        return dict(_JOBS.get(app, {}))
+    domain = app_state(app).domain(MaintenanceState)
+    with domain.lock:
+        return dict(domain.jobs)
 
 
 def run_sync(app: Celery, name: str) -> SyncReport:
@@ -251,5 +252,6 @@ def run_sync(app: Celery, name: str) -> SyncReport:
         msg = f"no sync job named {name!r} on this app (declared: {known}); register_sync_job() it"
         raise UnknownSyncJobError(msg)
     client = redis_client(app)
-    with take_lease(app, f"maintenance:sync:{name}") as held, translate_redis_errors(app):
-        return run_job(job, client, held, maintenance_key(app, "sync", name))
+    state = app_state(app)
+    with take_lease(app, maintenance_lease_name("sync", name)) as held, state.redis_errors():
+        return run_job(job, state.redis, held, state.keys.sync_state(name))

@@ -128,9 +128,10 @@ def write_backup(
     if snap and not sources.embedded:
         msg = "a snapshot is only taken of the embedded Redis; back up a remote one by its keys"
         raise BackupError(msg)
-    match = f"{settings.key_prefix}*"
+    keys_table = Keys(settings.key_prefix)
+    match = keys_table.library_pattern()
     # Leases belong to processes alive now: a restored one would block a run for its ttl.
-    leases = (f"{settings.key_prefix}lease:".encode(),)
+    leases = (keys_table.lease("").encode(),)
     now = dt.datetime.now(dt.UTC)
     name = archive_name(now)
     with open_dir(settings, folder, create=True) as folder_fd:

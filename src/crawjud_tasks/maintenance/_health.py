@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import redis
     from celery import Celery
 
+    from crawjud_tasks._keys import Keys
     from crawjud_tasks._settings import Settings
 
 __all__ = ["RANK", "alert_if_worse", "run_checks", "worst"]
@@ -90,7 +91,7 @@ def alert_if_worse(
     app: Celery,
     settings: Settings,
     client: redis.Redis,
-    keys: tuple[str, str],
+    keys: Keys,
     report: HealthReport,
 ) -> bool:
     """Record the report's status; dispatch the ``alert`` mail if it worsened. True if sent.
@@ -99,20 +100,20 @@ def alert_if_worse(
         app: The app whose mail contract sends the alert.
         settings: Its settings (recipients, cool-down).
         client: The library's Redis.
-        keys: The key of the last status, and the prefix of the cool-down keys.
+        keys: The app's key table (last status, cool-downs).
         report: The report just made.
     """
     section = settings.maintenance
     quick = short_client(client, _ALERT_SHARE)
     try:
-        previous: Any = quick.getset(keys[0], report.status)
+        previous: Any = quick.getset(keys.health_status(), report.status)
         before: HealthStatus = "ok"
         if previous is not None and previous.decode() in RANK:
             before = previous.decode()
         if RANK[report.status] <= RANK[before] or not section.alert_to:
             return False
         fresh = quick.set(
-            f"{keys[1]}{report.status}", "1", nx=True, ex=max(1, round(section.alert_cooldown))
+            keys.health_alert(report.status), "1", nx=True, ex=max(1, round(section.alert_cooldown))
         )
         if not fresh:
             return False
@@ -161,29 +162,26 @@ def health_check(app: Celery) -> HealthReport:
     """Check the deployment (see "Maintenance"); the report comes within
     ``maintenance.health_timeout`` seconds whatever hangs, and an ``alert`` mail is dispatched
     when the status worsened."""
-    from crawjud_tasks._redis import broker_client, redis_client  # noqa: PLC0415
-    from crawjud_tasks._state import app_settings  # noqa: PLC0415
+    from crawjud_tasks._state import app_state  # noqa: PLC0415
     from crawjud_tasks.maintenance import _checks  # noqa: PLC0415
-    from crawjud_tasks.maintenance._api import maintenance_key  # noqa: PLC0415
     from crawjud_tasks.maintenance._paths import backup_dir  # noqa: PLC0415
 
     started = time.monotonic()
-    settings = app_settings(app)
+    state = app_state(app)
+    settings, keys = state.settings, state.keys
     section = settings.maintenance
-    library = redis_client(app)
-    broker = broker_client(app) or library
+    library = state.redis
+    broker = state.link.broker or library
     queues = list(dict.fromkeys(settings.queue_names.values()))
     conf: Any = app.conf
-    lock_key = str(
-        conf.get("redbeat_lock_key") or f"{conf.get('redbeat_key_prefix') or 'redbeat'}:lock"
-    )
+    lock_key = str(conf.get("redbeat_lock_key") or keys.redbeat_lock())
     checks: list[tuple[str, float, Check]] = [
         ("redis", LIMITS["redis"], _checks.check_redis(library)),
         (
             "queues",
             LIMITS["queues"],
             _checks.check_oldest_message(
-                broker, queues, maintenance_key(app, "health", "oldest"), STUCK_MESSAGE
+                broker, queues, keys.health_oldest(), STUCK_MESSAGE
             ),
         ),
         ("consumers", LIMITS["consumers"], _checks.check_consumers(app, queues)),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crawjud_tasks._keys import Keys
 from crawjud_tasks.maintenance.contracts import HygieneReport
 
 if TYPE_CHECKING:
@@ -166,13 +167,14 @@ def hygiene_pass(
     seconds = settings.maintenance.hygiene_budget if budget is None else budget
     deadline = started + seconds
     batch = settings.maintenance.hygiene_batch
-    prefix = settings.key_prefix.encode()
+    keys = Keys(settings.key_prefix)
+    prefix = keys.prefix.encode()
     work = _Pass(
         dry_run=dry_run, policies=ttl_policies(settings), prefix=prefix, reply_idle=reply_idle
     )
     complete = _scan(
         library,
-        f"{settings.key_prefix}*",
+        keys.library_pattern(),
         cursor_keys[0],
         batch,
         deadline,
@@ -181,7 +183,7 @@ def hygiene_pass(
     if broker is not None and complete:
         complete = _scan(
             broker,
-            f"*.reply.{settings.namespace}.pidbox",
+            keys.reply_queues(settings.namespace),
             cursor_keys[1],
             batch,
             deadline,

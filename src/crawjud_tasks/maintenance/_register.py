@@ -10,11 +10,14 @@ from crawjud_tasks.maintenance import contracts as c
 if TYPE_CHECKING:
     from celery import Celery
 
+    from crawjud_tasks._state import AppState
+
 __all__ = ["register"]
 
 
-def register(app: Celery) -> None:
+def register(app: Celery, state: AppState) -> None:
     """Implement every maintenance contract on ``app`` (each runs under its lease)."""
+    del state  # the operations reach it through the app
 
     @c.clean_files.implement(app)
     def _clean_files(
