@@ -363,9 +363,7 @@ def test_embedded_redis_snapshot_is_in_the_backup(tmp_path: Path, root: Path) ->
     from crawjud_tasks import EmbeddedRedis, Settings
 
     data = Path(os.path.realpath(tmp_path)) / "d"
-    settings = Settings.from_mapping(
-        {"data_dir": str(data), "maintenance": {"roots": [str(root)]}}
-    )
+    settings = Settings.from_mapping({"data_dir": str(data), "maintenance": {"roots": [str(root)]}})
     made = create_app(settings)
     try:
         client = redis.Redis(unix_socket_path=str(EmbeddedRedis(data).socket_path), db=1)

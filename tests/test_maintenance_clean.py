@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from crawjud_tasks import create_app
+from crawjud_tasks import create_app, lease
 from crawjud_tasks._app import close_app
 from crawjud_tasks.errors import LeaseHeldError, UnsafePathError
 from crawjud_tasks.maintenance import clean_files
-from crawjud_tasks import lease
 from crawjud_tasks.testing import RedisServer, settings_for
 
 pytestmark = pytest.mark.slow
@@ -110,9 +109,7 @@ def test_keep_last_and_max_files(app: Celery, root: Path) -> None:
     assert report.skipped_counts["kept by keep_last"] == 2
 
 
-def test_grace_period_keeps_recent_files_whatever_older_than_says(
-    app: Celery, root: Path
-) -> None:
+def test_grace_period_keeps_recent_files_whatever_older_than_says(app: Celery, root: Path) -> None:
     recent = make(root / "recent.log", age=60)
     report = clean_files(app, str(root), "*.log", 0)
     assert recent.exists()
@@ -194,9 +191,7 @@ def test_cleanup_racing_a_writer_does_not_crash(app: Celery, root: Path) -> None
         ("{root}/missing", "does not exist"),
     ],
 )
-def test_refused_roots(
-    app: Celery, root: Path, sentinel: Path, given: str, message: str
-) -> None:
+def test_refused_roots(app: Celery, root: Path, sentinel: Path, given: str, message: str) -> None:
     (root / "link").symlink_to(sentinel)
     with pytest.raises(UnsafePathError, match=message) as caught:
         clean_files(app, given.format(root=root, sentinel=sentinel), "*.log", 0)

@@ -14,8 +14,8 @@ from celery.worker import WorkController
 
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
-from crawjud_tasks.maintenance import HealthReport, backup, health_check
 from crawjud_tasks._state import app_state
+from crawjud_tasks.maintenance import HealthReport, backup, health_check
 from crawjud_tasks.testing import RedisServer, settings_for
 from tests.smtp_server import Recorder
 
@@ -127,9 +127,7 @@ def test_smtp_stopped(crawjud_redis: RedisServer, crawjud_data_dir: Path) -> Non
     assert "Connection" in smtp_check.detail or "refused" in smtp_check.detail
 
 
-def test_hung_endpoints_are_cut_at_their_limits(
-    crawjud_data_dir: Path, hung_port: int
-) -> None:
+def test_hung_endpoints_are_cut_at_their_limits(crawjud_data_dir: Path, hung_port: int) -> None:
     app = create_app(
         {
             "broker_url": f"redis://127.0.0.1:{hung_port}/0",

@@ -73,7 +73,7 @@ def test_orphaned_reply_queues_are_unlinked(app: Celery, crawjud_redis: RedisSer
         app_state(app).settings,
         app_state(app).redis,
         app_state(app).link.broker,
-        ("crawjud:maintenance:hygiene:cursor", "crawjud:maintenance:hygiene:replies"),
+        cursor_keys=("crawjud:maintenance:hygiene:cursor", "crawjud:maintenance:hygiene:replies"),
         dry_run=False,
         reply_idle=1,
     )

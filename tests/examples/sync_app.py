@@ -49,7 +49,5 @@ def _upsert(rows: Sequence[Any]) -> None:
 
 register_sync_job(
     app,
-    SyncJob(
-        name="people", fetch=_fetch, upsert=_upsert, timestamp=_job.timestamp, page_size=50
-    ),
+    SyncJob(name="people", fetch=_fetch, upsert=_upsert, timestamp=_job.timestamp, page_size=50),
 )

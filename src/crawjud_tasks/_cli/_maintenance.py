@@ -41,11 +41,12 @@ def parse_duration(text: str) -> float:
 
 
 def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]  # a float from here on
-    return str(count)
+    size = float(count)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 def _progress(seen: int, removed: int) -> None:
@@ -78,6 +79,7 @@ def maintenance() -> None:
 def clean(
     ctx: click.Context,
     root: str | None,
+    *,
     older_than: str,
     pattern: str,
     keep_last: int,

@@ -49,6 +49,7 @@ __all__ = [
     "sync_jobs",
 ]
 
+
 class MaintenanceState:
     """The maintenance domain's state of one app: its declared sync jobs."""
 
@@ -212,15 +213,17 @@ def redis_hygiene(
         BrokerUnavailableError: Redis did not answer.
         LeaseHeldError: another pass is running.
     """
-    settings = app_settings(app)
-    library = redis_client(app)
-    broker = broker_client(app)
-    cursors = (
-        maintenance_key(app, "hygiene", "cursor"),
-        maintenance_key(app, "hygiene", "replies"),
-    )
-    with take_lease(app, maintenance_lease_name("hygiene")), app_state(app).redis_errors():
-        return hygiene_pass(settings, library, broker, cursors, dry_run=dry_run, budget=budget)
+    state = app_state(app)
+    cursors = (state.keys.hygiene_cursor("cursor"), state.keys.hygiene_cursor("replies"))
+    with take_lease(app, maintenance_lease_name("hygiene")), state.redis_errors():
+        return hygiene_pass(
+            state.settings,
+            state.redis,
+            state.link.broker,
+            cursor_keys=cursors,
+            dry_run=dry_run,
+            budget=budget,
+        )
 
 
 def register_sync_job(app: Celery, job: SyncJob[Any]) -> SyncJob[Any]:
@@ -251,7 +254,6 @@ def run_sync(app: Celery, name: str) -> SyncReport:
         known = ", ".join(sorted(sync_jobs(app))) or "none"
         msg = f"no sync job named {name!r} on this app (declared: {known}); register_sync_job() it"
         raise UnknownSyncJobError(msg)
-    client = redis_client(app)
     state = app_state(app)
     with take_lease(app, maintenance_lease_name("sync", name)) as held, state.redis_errors():
         return run_job(job, state.redis, held, state.keys.sync_state(name))

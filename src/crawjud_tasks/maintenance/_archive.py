@@ -14,8 +14,8 @@ import datetime as dt
 import hashlib
 import os
 import re
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Generator
+from typing import IO
 
 from crawjud_tasks.errors import ArchiveError, BackupError
 
@@ -37,7 +37,7 @@ _CHUNK = 1 << 20
 
 def archive_name(when: dt.datetime) -> str:
     """The file name of a backup taken at ``when`` (UTC, to the microsecond)."""
-    return f"crawjud-backup-{when.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}.tar.gz"
+    return f"crawjud-backup-{when.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S%fZ}.tar.gz"
 
 
 class HashingWriter:
@@ -65,7 +65,7 @@ class HashingWriter:
 
 
 @contextlib.contextmanager
-def write_atomically(folder_fd: int, name: str) -> Iterator[HashingWriter]:
+def write_atomically(folder_fd: int, name: str) -> Generator[HashingWriter, None, None]:
     """Write ``name`` in the folder ``folder_fd`` whole or not at all (see the module doc).
 
     Raises:
@@ -155,7 +155,7 @@ def backups_in(folder_fd: int) -> list[tuple[dt.datetime, str]]:
                 continue
             stamp = match.group(1)
             layout = "%Y%m%dT%H%M%S%fZ" if len(stamp) > 16 else "%Y%m%dT%H%M%SZ"
-            when = dt.datetime.strptime(stamp, layout).replace(tzinfo=dt.UTC)
+            when = dt.datetime.strptime(stamp, layout).replace(tzinfo=dt.timezone.utc)
             found.append((when, entry.name))
     found.sort(reverse=True)
     return found
@@ -169,9 +169,9 @@ def retain(folder_fd: int, *, daily: int, weekly: int, monthly: int) -> list[str
     """
     backups = backups_in(folder_fd)
     keep: set[str] = {name for _, name in backups[:1]}
-    rules: list[tuple[int, Any]] = [
+    rules: list[tuple[int, Callable[[dt.datetime], object]]] = [
         (daily, lambda when: when.date()),
-        (weekly, lambda when: when.isocalendar()[:2]),
+        (weekly, lambda when: tuple(when.isocalendar())[:2]),
         (monthly, lambda when: (when.year, when.month)),
     ]
     for limit, bucket_of in rules:

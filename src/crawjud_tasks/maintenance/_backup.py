@@ -19,12 +19,18 @@ import stat
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import redis
 
+from crawjud_tasks._keys import Keys
 from crawjud_tasks.errors import BackupError
-from crawjud_tasks.maintenance._archive import archive_name, retain, write_atomically
+from crawjud_tasks.maintenance._archive import (
+    HashingWriter,
+    archive_name,
+    retain,
+    write_atomically,
+)
 from crawjud_tasks.maintenance._paths import DIR_FLAGS, backup_dir, open_dir
 from crawjud_tasks.maintenance._redis_dump import dump_keys, snapshot
 from crawjud_tasks.maintenance.contracts import BackupReport, SkippedPath
@@ -108,7 +114,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     member = tarfile.TarInfo(name)
     member.size = len(data)
     member.mode = 0o600
-    member.mtime = int(dt.datetime.now(dt.UTC).timestamp())
+    member.mtime = int(dt.datetime.now(dt.timezone.utc).timestamp())
     tar.addfile(member, io.BytesIO(data))
 
 
@@ -132,7 +138,7 @@ def write_backup(
     match = keys_table.library_pattern()
     # Leases belong to processes alive now: a restored one would block a run for its ttl.
     leases = (keys_table.lease("").encode(),)
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     name = archive_name(now)
     with open_dir(settings, folder, create=True) as folder_fd:
         try:
@@ -144,25 +150,10 @@ def write_backup(
                 size = spool.tell()
                 spool.seek(0)
                 with write_atomically(folder_fd, name) as writer:
-                    with tarfile.open(fileobj=writer, mode="w:gz", compresslevel=6) as tar:  # type: ignore[call-overload]  # a writer object is a file for tarfile
-                        manifest = {
-                            "format": FORMAT,
-                            "created_at": now.isoformat(),
-                            "namespace": settings.namespace,
-                            "keys": keys,
-                            "snapshot": rdb is not None,
-                            "folders": [str(path) for path in section.backup_folders],
-                        }
-                        _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
-                        member = tarfile.TarInfo("redis/keys.jsonl")
-                        member.size, member.mode, member.mtime = size, 0o600, int(now.timestamp())
-                        tar.addfile(member, spool)
-                        if rdb is not None:
-                            _add_snapshot(tar, rdb)
-                        folders = _Folders(tar)
-                        for index, path in enumerate(section.backup_folders):
-                            with open_dir(settings, path) as fd:
-                                folders.add(fd, str(path), f"folders/{index}-{path.name}", 0)
+                    contents = _Contents(
+                        settings, now=now, keys=keys, spool=spool, size=size, rdb=rdb
+                    )
+                    folders = contents.write(writer)
                 digest = writer.digest.hexdigest()
                 removed = retain(
                     folder_fd,
@@ -186,6 +177,51 @@ def write_backup(
         removed=removed,
         skipped=folders.skipped,
     )
+
+
+class _Contents:
+    """What goes into one archive, in its layout's order."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        now: dt.datetime,
+        keys: int,
+        spool: IO[bytes],
+        size: int,
+        rdb: Path | None,
+    ) -> None:
+        self.settings = settings
+        self.now = now
+        self.keys = keys
+        self.spool = spool
+        self.size = size
+        self.rdb = rdb
+
+    def write(self, writer: HashingWriter) -> _Folders:
+        section = self.settings.maintenance
+        fileobj: Any = writer  # a write-only file object is all tarfile's "w:gz" needs
+        with tarfile.open(fileobj=fileobj, mode="w:gz", compresslevel=6) as tar:
+            manifest = {
+                "format": FORMAT,
+                "created_at": self.now.isoformat(),
+                "namespace": self.settings.namespace,
+                "keys": self.keys,
+                "snapshot": self.rdb is not None,
+                "folders": [str(path) for path in section.backup_folders],
+            }
+            _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
+            member = tarfile.TarInfo("redis/keys.jsonl")
+            member.size, member.mode, member.mtime = self.size, 0o600, int(self.now.timestamp())
+            tar.addfile(member, self.spool)
+            if self.rdb is not None:
+                _add_snapshot(tar, self.rdb)
+            folders = _Folders(tar)
+            for index, path in enumerate(section.backup_folders):
+                with open_dir(self.settings, path) as fd:
+                    folders.add(fd, str(path), f"folders/{index}-{path.name}", 0)
+        return folders
 
 
 def _add_snapshot(tar: tarfile.TarFile, rdb: Path) -> None:

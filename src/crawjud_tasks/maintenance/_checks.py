@@ -67,11 +67,11 @@ def check_redis(client: redis.Redis) -> Check:
         quick = short_client(client, limit)
         try:
             started = time.perf_counter()
-            quick.ping()
+            quick.ping()  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
             latency = time.perf_counter() - started
-            info: Any = quick.info()
+            info: Any = quick.info()  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
             try:
-                saves: Any = quick.config_get("save")
+                saves: Any = quick.config_get("save")  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
                 rdb: bool | None = bool(saves.get("save") or saves.get(b"save"))
             except redis.ResponseError:  # CONFIG refused (a managed Redis): cannot tell
                 rdb = None
@@ -122,7 +122,7 @@ def check_oldest_message(
         quick = short_client(client, limit)
         now = time.time()
         try:
-            pipe = quick.pipeline(transaction=False)
+            pipe = quick.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
             for queue in queues:
                 pipe.llen(queue)
                 pipe.lindex(queue, -1)  # kombu pushes on the left: the oldest is last
@@ -139,10 +139,11 @@ def check_oldest_message(
                 first = float(before[1]) if len(before) == 2 and before[0] == tag else now
                 record[queue] = f"{tag} {first}"
                 oldest = max(oldest, now - first)
-            pipe = quick.pipeline(transaction=True)
+            pipe = quick.pipeline(transaction=True)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
             pipe.delete(seen_key)
             if record:
-                pipe.hset(seen_key, mapping=record)
+                mapping: Any = record
+                pipe.hset(seen_key, mapping=mapping)
                 pipe.expire(seen_key, 86400)
             pipe.execute()
         finally:
@@ -161,7 +162,10 @@ def check_consumers(app: Celery, queues: list[str]) -> Check:
 
     def check(limit: float) -> Outcome:
         replies: Any = app.control.inspect(timeout=max(0.2, limit * 0.6)).active_queues() or {}
-        consumed = {str(q.get("name")) for found in replies.values() for q in found or []}
+        consumed: set[str] = set()
+        for found in replies.values():
+            queue_list: Any = found or []
+            consumed.update(str(queue.get("name")) for queue in queue_list)
         missing = [queue for queue in queues if queue not in consumed]
         workers = len(replies)
         if not workers:

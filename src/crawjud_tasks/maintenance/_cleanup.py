@@ -138,48 +138,51 @@ class _Walk:
             finally:
                 os.close(child)
 
+    def verdict(self, info: os.stat_result, *, kept: bool) -> str | None:
+        """Why a matching file stays ("" for a young one, not worth a line), or None: it goes."""
+        is_link = stat.S_ISLNK(info.st_mode)
+        reasons = (
+            (not is_link and not stat.S_ISREG(info.st_mode), "not a regular file"),
+            (info.st_mtime > self.young, ""),
+            (info.st_mtime > self.grace, "changed within the grace period"),
+            (kept, "kept by keep_last"),
+            (not is_link and (info.st_dev, info.st_ino) in self.busy, "open for writing"),
+        )
+        return next((reason for applies, reason in reasons if applies), None)
+
     def consider(self, fd: int, name: str, path: str, info: os.stat_result, *, kept: bool) -> None:
         self.seen += 1
         if self.progress is not None and self.seen % 1000 == 0:
             self.progress(self.seen, self.files)
-        is_link = stat.S_ISLNK(info.st_mode)
-        if not is_link and not stat.S_ISREG(info.st_mode):
-            self.skip(path, "not a regular file")
-            return
-        if info.st_mtime > self.young:
-            return  # young: not a candidate, not worth a line
-        if info.st_mtime > self.grace:
-            self.skip(path, "changed within the grace period")
-            return
-        if kept:
-            self.skip(path, "kept by keep_last")
-            return
-        if not is_link and (info.st_dev, info.st_ino) in self.busy:
-            self.skip(path, "open for writing")
-            return
-        if self.max_files is not None and self.files >= self.max_files:
+        reason = self.verdict(info, kept=kept)
+        if reason is None and self.max_files is not None and self.files >= self.max_files:
             self.truncated = True
             return
-        # Again by name, right before: the same file, still old (a writer may have touched it).
+        if reason is None:
+            reason, size = self.remove(fd, name, info)
+            if reason is None:
+                self.files += 1
+                self.bytes += size
+                return
+        if reason:
+            self.skip(path, reason)
+
+    def remove(self, fd: int, name: str, info: os.stat_result) -> tuple[str | None, int]:
+        """Remove ``name`` if it is still the file looked at and still old: (why not, bytes)."""
         try:
             now = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
-            self.skip(path, "vanished")
-            return
+            return "vanished", 0
         if (now.st_ino, now.st_dev) != (info.st_ino, info.st_dev) or now.st_mtime > self.cutoff:
-            self.skip(path, "changed during the cleanup")
-            return
+            return "changed during the cleanup", 0
         if not self.dry_run:
             try:
                 os.unlink(name, dir_fd=fd)
             except FileNotFoundError:
-                self.skip(path, "vanished")
-                return
+                return "vanished", 0
             except OSError as exc:
-                self.skip(path, f"cannot be removed ({exc.strerror})")
-                return
-        self.files += 1
-        self.bytes += 0 if is_link else now.st_size
+                return f"cannot be removed ({exc.strerror})", 0
+        return None, 0 if stat.S_ISLNK(now.st_mode) else now.st_size
 
 
 def clean_tree(
@@ -194,7 +197,7 @@ def clean_tree(
     progress: Progress | None = None,
 ) -> CleanReport:
     """Remove files under ``root`` (and its subfolders) matching ``pattern``, older than
-    ``older_than`` seconds and than the grace period; see :func:`crawjud_tasks.maintenance.clean_files`.
+    ``older_than`` seconds and than the grace period (see ``maintenance.clean_files``).
 
     Raises:
         UnsafePathError: the root, the pattern or a bound is refused.
@@ -219,7 +222,8 @@ def clean_tree(
         dry_run=dry_run,
         progress=progress,
     )
-    shown = os.path.normpath(os.fspath(root)) if "\x00" not in os.fspath(root) else "?"
+    text: str = os.fspath(root)
+    shown = os.path.normpath(text) if "\x00" not in text else "?"
     with open_dir(settings, root) as fd:
         walk.walk(fd, shown, 0)
         if not dry_run and walk.files:

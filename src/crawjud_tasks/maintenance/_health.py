@@ -36,7 +36,11 @@ _ALERT_SHARE = 1.0
 
 def worst(statuses: list[HealthStatus]) -> HealthStatus:
     """The worst of ``statuses`` (``ok`` for none)."""
-    return max(statuses, key=RANK.__getitem__, default="ok")
+    found: HealthStatus = "ok"
+    for status in statuses:
+        if RANK[status] > RANK[found]:
+            found = status
+    return found
 
 
 class _Slot:
@@ -123,7 +127,7 @@ def alert_if_worse(
     finally:
         quick.close()
     failing = [check for check in report.checks if check.status != "ok"]
-    raised = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    raised = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     message = EmailMessage(
         to=list(section.alert_to),
         template="alert",
@@ -180,9 +184,7 @@ def health_check(app: Celery) -> HealthReport:
         (
             "queues",
             LIMITS["queues"],
-            _checks.check_oldest_message(
-                broker, queues, keys.health_oldest(), STUCK_MESSAGE
-            ),
+            _checks.check_oldest_message(broker, queues, keys.health_oldest(), STUCK_MESSAGE),
         ),
         ("consumers", LIMITS["consumers"], _checks.check_consumers(app, queues)),
         ("beat", LIMITS["beat"], _checks.check_beat(broker, lock_key)),
@@ -209,12 +211,12 @@ def health_check(app: Celery) -> HealthReport:
     sent: list[bool] = []
 
     def alert() -> None:
-        keys = (
-            maintenance_key(app, "health", "status"),
-            maintenance_key(app, "health", "alert", ""),
-        )
-        sent.append(alert_if_worse(app, settings, library, keys, report))
-        done.set()
+        try:
+            sent.append(alert_if_worse(app, settings, library, keys, report))
+        except Exception:  # never a thread that dies loudly: the report is what matters
+            _LOG.exception("the health alert failed")
+        finally:
+            done.set()
 
     threading.Thread(target=alert, name="crawjud-health:alert", daemon=True).start()
     done.wait(max(0.0, started + section.health_timeout - 0.2 - time.monotonic()))

@@ -74,11 +74,11 @@ class _Pass:
         self.memory[family] = self.memory.get(family, 0) + size
 
     def page(self, client: redis.Redis, keys: list[bytes], *, replies: bool) -> None:
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         for key in keys:
             pipe.pttl(key)
-            pipe.object("idletime", key)
-            pipe.memory_usage(key)
+            pipe.object("idletime", key)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
+            pipe.memory_usage(key)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         answers: list[Any] = pipe.execute(raise_on_error=False)
         unlink: list[bytes] = []
         expire: list[tuple[bytes, int]] = []
@@ -87,30 +87,23 @@ class _Pass:
             if not isinstance(pttl, int) or pttl == -2:
                 continue
             self.scanned += 1
+            family = "replies" if replies else family_of(key, self.prefix)
+            self.count(family, size if isinstance(size, int) else 0)
             idle_s = idle if isinstance(idle, int) else 0
             if replies:
-                self.count("replies", size if isinstance(size, int) else 0)
-                if pttl == -1 and idle_s >= self.reply_idle:
-                    unlink.append(key)
-                continue
-            family = family_of(key, self.prefix)
-            self.count(family, size if isinstance(size, int) else 0)
-            policy = self.policies.get(family)
-            if policy is None:
-                continue
-            if pttl == -1:
-                left = policy - idle_s
-                if left <= 0:
-                    unlink.append(key)
-                else:
-                    expire.append((key, max(1, round(left))))
-            elif pttl > policy * 1000:
-                expire.append((key, max(1, round(policy))))
+                policy: float | None = 0.0 if idle_s >= self.reply_idle else None
+            else:
+                policy = self.policies.get(family)
+            action = _action(policy, pttl, idle_s)
+            if action == 0:
+                unlink.append(key)
+            elif action is not None:
+                expire.append((key, action))
         self.unlinked += len(unlink)
         self.expired += len(expire)
         if self.dry_run or not (unlink or expire):
             return
-        pipe = client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         if unlink:
             pipe.unlink(*unlink)
         for key, seconds in expire:
@@ -118,8 +111,25 @@ class _Pass:
         pipe.execute(raise_on_error=False)
 
 
+def _action(policy: float | None, pttl: int, idle: int) -> int | None:
+    """What a key needs: ``0`` to be unlinked, seconds of TTL to be given, ``None`` nothing.
+
+    With no TTL: unlinked once it sat idle longer than its policy, else it gets what is left;
+    with a TTL longer than the policy: shortened to the policy.
+    """
+    if policy is None:
+        return None
+    if pttl == -1:
+        left = policy - idle
+        return 0 if left <= 0 else max(1, round(left))
+    if pttl > policy * 1000:
+        return max(1, round(policy))
+    return None
+
+
 def _scan(
     client: redis.Redis,
+    *,
     match: str,
     cursor_key: str,
     batch: int,
@@ -130,10 +140,10 @@ def _scan(
     saved: Any = client.get(cursor_key)
     cursor = int(saved) if saved else 0
     while True:
-        cursor, keys = client.scan(cursor=cursor, match=match, count=batch)
-        cursor = int(cursor)
-        if keys:
-            on_page(list(keys))
+        page: Any = client.scan(cursor=cursor, match=match, count=batch)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
+        cursor = int(page[0])
+        if page[1]:
+            on_page(list(page[1]))
         if cursor == 0:
             client.delete(cursor_key)
             return True
@@ -146,8 +156,8 @@ def hygiene_pass(
     settings: Settings,
     library: redis.Redis,
     broker: redis.Redis | None,
-    cursor_keys: tuple[str, str],
     *,
+    cursor_keys: tuple[str, str],
     dry_run: bool,
     budget: float | None = None,
     reply_idle: float = REPLY_IDLE,
@@ -174,20 +184,20 @@ def hygiene_pass(
     )
     complete = _scan(
         library,
-        keys.library_pattern(),
-        cursor_keys[0],
-        batch,
-        deadline,
-        lambda keys: work.page(library, keys, replies=False),
+        match=keys.library_pattern(),
+        cursor_key=cursor_keys[0],
+        batch=batch,
+        deadline=deadline,
+        on_page=lambda found: work.page(library, found, replies=False),
     )
     if broker is not None and complete:
         complete = _scan(
             broker,
-            keys.reply_queues(settings.namespace),
-            cursor_keys[1],
-            batch,
-            deadline,
-            lambda keys: work.page(broker, keys, replies=True),
+            match=keys.reply_queues(settings.namespace),
+            cursor_key=cursor_keys[1],
+            batch=batch,
+            deadline=deadline,
+            on_page=lambda found: work.page(broker, found, replies=True),
         )
     return HygieneReport(
         dry_run=dry_run,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from crawjud_tasks._lease import evict, lease
@@ -28,7 +28,7 @@ LEASE_TTL = 60.0
 
 
 @contextlib.contextmanager
-def take_lease(app: Celery, key: str) -> Iterator[Lease]:
+def take_lease(app: Celery, key: str) -> Generator[Lease, None, None]:
     """Hold the lease ``key`` for the ``with`` block; released at its end.
 
     Raises:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,7 +78,9 @@ def check_name(value: str, what: str) -> str:
 
 
 @contextlib.contextmanager
-def open_dir(settings: Settings, path: str | Path, *, create: bool = False) -> Iterator[int]:
+def open_dir(
+    settings: Settings, path: str | Path, *, create: bool = False
+) -> Generator[int, None, None]:
     """A directory file descriptor on ``path``, opened from its root without following links.
 
     Args:

@@ -48,10 +48,11 @@ def dump_keys(
     count = 0
     cursor: Any = 0
     while True:
-        cursor, keys = client.scan(cursor=cursor, match=match, count=batch)
-        keys = [key for key in keys if not key.startswith(exclude)] if exclude else keys
+        page: Any = client.scan(cursor=cursor, match=match, count=batch)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
+        cursor = page[0]
+        keys: list[bytes] = [key for key in page[1] if not key.startswith(exclude)]
         if keys:
-            pipe = client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
             for key in keys:
                 pipe.dump(key)
                 pipe.pttl(key)
@@ -111,7 +112,7 @@ def restore_keys(
     def flush(source: str) -> None:
         nonlocal restored, existing
         entries = pending.pop(source, [])
-        pipe = clients.get(source, clients["library"]).pipeline(transaction=False)
+        pipe = clients.get(source, clients["library"]).pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         for key, ttl, value in entries:
             pipe.restore(key, max(ttl, 0), value, replace=replace)
         replies: list[Any] = pipe.execute(raise_on_error=False)
@@ -146,7 +147,7 @@ def snapshot(client: redis.Redis, *, timeout: float = 300.0) -> Path:
     if int(time.time()) <= before:  # the new save must get a later (whole-second) time
         time.sleep(before + 1 - time.time())
     try:
-        client.bgsave()
+        client.bgsave()  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
     except redis.ResponseError as exc:
         msg = f"the embedded Redis refused BGSAVE: {exc}"
         raise BackupError(msg) from exc
@@ -161,8 +162,8 @@ def snapshot(client: redis.Redis, *, timeout: float = 300.0) -> Path:
     if persistence.get("rdb_last_bgsave_status") != "ok":
         msg = "the embedded Redis's snapshot failed (rdb_last_bgsave_status is not ok); see its log"
         raise BackupError(msg)
-    config: Any = client.config_get("dir")
-    names: Any = client.config_get("dbfilename")
+    config: Any = client.config_get("dir")  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
+    names: Any = client.config_get("dbfilename")  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
     path = Path(_text(config["dir"])) / _text(names["dbfilename"])
     check_rdb(path)
     return path
@@ -192,7 +193,7 @@ def check_rdb(path: Path) -> None:
 
 def _wait_idle(client: redis.Redis, deadline: float) -> dict[str, Any]:
     while True:
-        info: Any = client.info("persistence")
+        info: Any = client.info("persistence")  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         if not int(info.get("rdb_bgsave_in_progress", 0)):
             return dict(info)
         if time.monotonic() > deadline:

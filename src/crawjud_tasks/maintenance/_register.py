@@ -24,6 +24,7 @@ def register(app: Celery, state: AppState) -> None:
         root: str,
         pattern: str,
         older_than: float,
+        *,
         keep_last: int = 0,
         max_files: int | None = None,
         dry_run: bool = False,

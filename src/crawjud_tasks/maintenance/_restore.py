@@ -38,8 +38,37 @@ _FIXED = frozenset({"manifest.json", _KEYS, _SNAPSHOT, "redis", "folders"})
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _refuse(member: tarfile.TarInfo, why: str) -> ArchiveError:
-    return ArchiveError(f"archive member {member.name!r} {why}; nothing was restored")
+def _problem(member: tarfile.TarInfo, links: set[str]) -> str | None:
+    """Why ``member`` is refused (``links``: the symbolic links seen so far), or None."""
+    name = member.name.rstrip("/")
+    parts = name.split("/")
+    checks = (
+        ("\x00" in member.name or "\x00" in member.linkname, "has a NUL byte"),
+        (member.name.startswith("/") or not name, "has an absolute path"),
+        (".." in parts or "." in parts or "" in parts, "has a '..' (or empty) path component"),
+        (name not in _FIXED and parts[0] != "folders", "is not part of a crawjud-tasks backup"),
+        (member.ischr() or member.isblk() or member.isfifo(), "is a device or FIFO"),
+        (member.islnk(), "is a hard link"),
+        (
+            not (member.isreg() or member.isdir() or member.issym()),
+            "is not a file, a folder or a symbolic link",
+        ),
+        (
+            any("/".join(parts[:depth]) in links for depth in range(1, len(parts))),
+            "would be written through a symbolic link",
+        ),
+    )
+    found = next((why for applies, why in checks if applies), None)
+    if found is not None or not member.issym():
+        return found
+    if len(parts) < 3 or parts[0] != "folders":
+        return "is a symbolic link outside the folders"
+    target = member.linkname
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+    if target.startswith("/") or not resolved.startswith(f"folders/{parts[1]}/"):
+        return f"is a symbolic link pointing outside ({target!r})"
+    links.add(name)
+    return None
 
 
 def check_members(members: list[tarfile.TarInfo]) -> None:
@@ -53,33 +82,10 @@ def check_members(members: list[tarfile.TarInfo]) -> None:
         raise ArchiveError(msg)
     links: set[str] = set()
     for member in members:
-        name = member.name.rstrip("/")
-        parts = name.split("/")
-        if "\x00" in member.name or "\x00" in member.linkname:
-            raise _refuse(member, "has a NUL byte")
-        if member.name.startswith("/") or not name:
-            raise _refuse(member, "has an absolute path")
-        if ".." in parts or "." in parts or "" in parts:
-            raise _refuse(member, "has a '..' (or empty) path component")
-        if name not in _FIXED and not name.startswith("folders/"):
-            raise _refuse(member, "is not part of a crawjud-tasks backup")
-        if member.ischr() or member.isblk() or member.isfifo():
-            raise _refuse(member, "is a device or FIFO")
-        if member.islnk():
-            raise _refuse(member, "is a hard link")
-        if not (member.isreg() or member.isdir() or member.issym()):
-            raise _refuse(member, "is not a file, a folder or a symbolic link")
-        for depth in range(1, len(parts)):
-            if "/".join(parts[:depth]) in links:
-                raise _refuse(member, "would be written through a symbolic link")
-        if member.issym():
-            if len(parts) < 3 or parts[0] != "folders":
-                raise _refuse(member, "is a symbolic link outside the folders")
-            target = member.linkname
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-            if target.startswith("/") or not resolved.startswith(f"folders/{parts[1]}/"):
-                raise _refuse(member, f"is a symbolic link pointing outside ({target!r})")
-            links.add(name)
+        why = _problem(member, links)
+        if why is not None:
+            msg = f"archive member {member.name!r} {why}; nothing was restored"
+            raise ArchiveError(msg)
 
 
 class _Writer:
@@ -180,7 +186,7 @@ def _restore_from(
     replace: bool,
 ) -> RestoreReport:
     try:
-        tar = tarfile.open(fileobj=file, mode="r:gz")
+        tar = tarfile.open(fileobj=file, mode="r:gz")  # noqa: SIM115  (closed by the with below)
         members = tar.getmembers()
     except (tarfile.TarError, OSError, EOFError) as exc:
         msg = f"{path.name} is not a readable backup archive ({exc}); nothing was restored"

@@ -113,7 +113,8 @@ def run_job(job: SyncJob[Any], client: redis.Redis, run_lease: Lease, state_key:
         LeaseLostError: the lease was lost; the checkpoint of the last committed page stays.
     """
     fenced = _Fenced(client, run_lease, state_key)
-    state: dict[bytes, bytes] = client.hgetall(state_key)  # type: ignore[assignment]  # redis-py types replies as sync-or-async
+    raw: Any = client.hgetall(state_key)
+    state: dict[bytes, bytes] = raw
     watermark = _parse(state.get(b"watermark"))
     resumed = b"checkpoint_page" in state
     if resumed:
@@ -145,7 +146,7 @@ def run_job(job: SyncJob[Any], client: redis.Redis, run_lease: Lease, state_key:
                 "checkpoint_rows": str(rows_before + rows),
             }
         )
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     lag = None if newest is None else max(0.0, (now - newest).total_seconds())
     total = int(state.get(b"rows_total", b"0")) + rows_before + rows
     fenced.write(

@@ -184,6 +184,7 @@ def clean_files(
     root: str,
     pattern: str,
     older_than: float,
+    *,
     keep_last: int = 0,
     max_files: int | None = None,
     dry_run: bool = False,
