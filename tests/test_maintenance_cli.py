@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawjud_tasks.testing import RedisServer, settings_for
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tests.test_maintenance_clean import checksum, make
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from crawjud_tasks.errors import LeaseLostError, UnknownSyncJobError
 from crawjud_tasks.maintenance import SyncJob, SyncReport, register_sync_job, run_sync
 from crawjud_tasks.maintenance.contracts import sync
 from crawjud_tasks.testing import RedisServer, settings_for
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 

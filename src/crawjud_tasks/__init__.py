@@ -28,6 +28,8 @@ from crawjud_tasks._settings import (
 )
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import (
+    ArchiveError,
+    BackupError,
     BotParameterError,
     BrokerUnavailableError,
     ContractError,
@@ -53,10 +55,14 @@ from crawjud_tasks.errors import (
     TaskFailedError,
     TransientError,
     UnknownBotError,
+    UnknownSyncJobError,
+    UnsafePathError,
     VisibilityTimeoutError,
 )
 
 __all__ = [
+    "ArchiveError",
+    "BackupError",
     "BotParameterError",
     "BotSettings",
     "BrokerUnavailableError",
@@ -100,6 +106,8 @@ __all__ = [
     "TransientError",
     "TypedResult",
     "UnknownBotError",
+    "UnknownSyncJobError",
+    "UnsafePathError",
     "VisibilityTimeoutError",
     "app_settings",
     "chord",
