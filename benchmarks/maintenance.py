@@ -156,8 +156,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--budget", type=float, default=60.0)
     args = parser.parse_args()
-    bench_cleanup(args.files)
-    bench_hygiene(args.keys, args.budget)
+    if args.files:
+        bench_cleanup(args.files)
+    if args.keys:
+        bench_hygiene(args.keys, args.budget)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Redis hygiene: one time-budgeted ``SCAN`` pass over the library's keys.
 
-Each SCAN page is inspected with one pipeline (``PTTL``, ``OBJECT IDLETIME``, ``MEMORY USAGE``
-per key) and acted on with another (``UNLINK`` in batches, ``EXPIRE``), so other clients wait
-at most one short pipeline. A key of a family that should expire but has no TTL gets one
-(the policy minus the time it sat idle), or is unlinked when it sat idle longer than the
-policy; a TTL longer than the policy is shortened. Celery's control reply queues left behind
-(``<id>.reply.<namespace>.pidbox`` lists with no TTL, idle for minutes) are unlinked. The
-cursor is kept in Redis, so a pass stopped by its budget goes on where it stopped next time.
+Each SCAN page is inspected with one pipeline (``PTTL`` and ``OBJECT IDLETIME`` per key,
+``MEMORY USAGE`` of a sample) and acted on with another (``UNLINK`` in batches, ``EXPIRE``), so
+other clients wait at most one short pipeline, and the pass rests between pages. A key of a
+family that should expire but has no TTL gets one (the policy minus the time it sat idle), or is
+unlinked when it sat idle longer than the policy; a TTL longer than the policy is shortened.
+Celery's control reply queues left behind (``<id>.reply.<namespace>.pidbox`` lists with no TTL,
+idle for minutes) are unlinked. The cursor is kept in Redis, so a pass stopped by its budget
+goes on where it stopped next time.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ REPLY_IDLE = 300
 _LEASE_POLICY = 60.0
 #: Distinct families reported; others are counted as ``other``.
 _MAX_FAMILIES = 50
+#: ``MEMORY USAGE`` is asked of one key in this many (and of each family's first key).
+MEMORY_SAMPLE = 10
+#: Share of a pass spent scanning; after each page it rests for the rest, so that other
+#: clients keep their latency on a busy machine.
+_DUTY = 0.75
 
 
 def family_of(key: bytes, prefix: bytes) -> str:
@@ -64,31 +70,52 @@ class _Pass:
     scanned: int = 0
     unlinked: int = 0
     expired: int = 0
-    memory: dict[str, int] = field(default_factory=dict[str, int])
     keys: dict[str, int] = field(default_factory=dict[str, int])
+    #: Per family: bytes of the keys measured, and how many were measured.
+    measured: dict[str, tuple[int, int]] = field(default_factory=dict[str, tuple[int, int]])
 
-    def count(self, family: str, size: int) -> None:
+    def family(self, key: bytes, *, replies: bool) -> str:
+        family = "replies" if replies else family_of(key, self.prefix)
         if family not in self.keys and len(self.keys) >= _MAX_FAMILIES:
-            family = "other"
-        self.keys[family] = self.keys.get(family, 0) + 1
-        self.memory[family] = self.memory.get(family, 0) + size
+            return "other"
+        return family
+
+    def memory(self) -> dict[str, int]:
+        """Bytes by family: the mean of the keys measured, times the keys seen."""
+        return {
+            family: round(self.keys[family] * used / count)
+            for family, (used, count) in self.measured.items()
+            if count
+        }
 
     def page(self, client: redis.Redis, keys: list[bytes], *, replies: bool) -> None:
+        families = [self.family(key, replies=replies) for key in keys]
+        # MEMORY USAGE of one key in MEMORY_SAMPLE, and of the first key of each family.
+        sampled = [
+            index % MEMORY_SAMPLE == 0 or family not in self.measured
+            for index, family in enumerate(families)
+        ]
         pipe = client.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
-        for key in keys:
+        for key, measure in zip(keys, sampled, strict=True):
             pipe.pttl(key)
             pipe.object("idletime", key)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
-            pipe.memory_usage(key)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
+            if measure:
+                pipe.memory_usage(key)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         answers: list[Any] = pipe.execute(raise_on_error=False)
         unlink: list[bytes] = []
         expire: list[tuple[bytes, int]] = []
-        for index, key in enumerate(keys):
-            pttl, idle, size = answers[3 * index : 3 * index + 3]
-            if not isinstance(pttl, int) or pttl == -2:
+        position = 0
+        for key, family, measure in zip(keys, families, sampled, strict=True):
+            pttl, idle = answers[position], answers[position + 1]
+            size = answers[position + 2] if measure else None
+            position += 3 if measure else 2
+            if not isinstance(pttl, int) or pttl == -2:  # -2: gone meanwhile
                 continue
             self.scanned += 1
-            family = "replies" if replies else family_of(key, self.prefix)
-            self.count(family, size if isinstance(size, int) else 0)
+            self.keys[family] = self.keys.get(family, 0) + 1
+            if isinstance(size, int):
+                used, count = self.measured.get(family, (0, 0))
+                self.measured[family] = (used + size, count + 1)
             idle_s = idle if isinstance(idle, int) else 0
             if replies:
                 policy: float | None = 0.0 if idle_s >= self.reply_idle else None
@@ -140,6 +167,7 @@ def _scan(
     saved: Any = client.get(cursor_key)
     cursor = int(saved) if saved else 0
     while True:
+        started = time.monotonic()
         page: Any = client.scan(cursor=cursor, match=match, count=batch)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves some parameters unannotated)
         cursor = int(page[0])
         if page[1]:
@@ -150,6 +178,7 @@ def _scan(
         if time.monotonic() >= deadline:
             client.set(cursor_key, cursor, ex=86400)
             return False
+        time.sleep((time.monotonic() - started) * (1 - _DUTY) / _DUTY)
 
 
 def hygiene_pass(
@@ -206,6 +235,6 @@ def hygiene_pass(
         expired=work.expired,
         complete=complete,
         seconds=round(time.monotonic() - started, 3),
-        memory=work.memory,
+        memory=work.memory(),
         keys=work.keys,
     )
