@@ -220,6 +220,11 @@ def hostile(sentinel: Path) -> dict[str, list[tuple[tarfile.TarInfo, bytes | Non
         ],
         "unknown-member": [(member("etc/passwd"), b"evil")],
         "keys-then-bad": [(member("redis/keys.jsonl"), keys), (member("/tmp/x"), b"evil")],
+        "foreign-key": [
+            (member("redis/keys.jsonl"), keys + keys.replace(b"Y3Jhd2p1ZDpwd25lZA==", b"b3RoZXI=")),
+            (member("folders/0-x/ok.txt"), b"fine"),
+        ],
+        "not-a-dump": [(member("redis/keys.jsonl"), keys + b"not json\n")],
     }
 
 
@@ -237,6 +242,8 @@ def hostile(sentinel: Path) -> dict[str, list[tuple[tarfile.TarInfo, bytes | Non
         "write-through-link",
         "unknown-member",
         "keys-then-bad",
+        "foreign-key",
+        "not-a-dump",
     ],
 )
 def test_hostile_archive_writes_nothing(
@@ -245,12 +252,12 @@ def test_hostile_archive_writes_nothing(
     path = archive_of(root / f"{case}.tar.gz", hostile(sentinel)[case])
     (root / "target").mkdir()
     before = checksum(root / "target")
-    with pytest.raises(ArchiveError, match="nothing was restored") as caught:
+    with pytest.raises(ArchiveError, match=r"nothing was restored|refused") as caught:
         restore(app, path, target=str(root / "target"))
     assert "\n" not in str(caught.value)
     assert checksum(root / "target") == before
     assert not Path("/tmp/x").exists()
-    assert crawjud_redis.client(1).exists("crawjud:pwned") == 0
+    assert crawjud_redis.client(1).exists("crawjud:pwned", "other") == 0
 
 
 def test_damaged_or_unchecked_archives_are_refused(

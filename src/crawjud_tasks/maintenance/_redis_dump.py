@@ -21,7 +21,7 @@ import redis
 
 from crawjud_tasks.errors import ArchiveError, BackupError
 
-__all__ = ["dump_keys", "restore_keys", "snapshot"]
+__all__ = ["check_keys", "dump_keys", "restore_keys", "snapshot"]
 
 #: Longest accepted line of a dump (one key): Redis's own 512 MB value limit, base64-encoded.
 _MAX_LINE = 700 * 1024 * 1024
@@ -93,6 +93,24 @@ def _entries(lines: Iterable[bytes]) -> Iterator[tuple[str, bytes, int, bytes]]:
             msg = f"line {number} of the key dump names an unknown source {source!r}; refused"
             raise ArchiveError(msg)
         yield source, key, ttl, value
+
+
+def check_keys(lines: Iterable[bytes], prefix: bytes) -> int:
+    """Check every line of a key dump, before anything is restored; return how many keys.
+
+    Raises:
+        ArchiveError: a line is not a dumped key, or names a key outside the namespace.
+    """
+    count = 0
+    for _, key, _, _ in _entries(lines):
+        if not key.startswith(prefix):
+            msg = (
+                f"the key dump holds {key[:80]!r}, outside the namespace {prefix.decode()!r}; "
+                "nothing was restored"
+            )
+            raise ArchiveError(msg)
+        count += 1
+    return count
 
 
 def restore_keys(

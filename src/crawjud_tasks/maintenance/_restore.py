@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING
 from crawjud_tasks.errors import ArchiveError, UnsafePathError
 from crawjud_tasks.maintenance._archive import read_checksum, verify
 from crawjud_tasks.maintenance._paths import DIR_FLAGS, open_dir
-from crawjud_tasks.maintenance._redis_dump import restore_keys
+from crawjud_tasks.maintenance._redis_dump import check_keys, restore_keys
 from crawjud_tasks.maintenance.contracts import RestoreReport
 
 if TYPE_CHECKING:
@@ -143,6 +143,14 @@ class _Writer:
             os.close(fd)
 
 
+def _lines(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    lines = tar.extractfile(member)
+    if lines is None:
+        msg = f"archive member {member.name!r} cannot be read; nothing was restored"
+        raise ArchiveError(msg)
+    return lines
+
+
 def restore_archive(
     settings: Settings,
     clients: dict[str, redis.Redis] | None,
@@ -193,14 +201,15 @@ def _restore_from(
         raise ArchiveError(msg) from exc
     with tar:
         check_members(members)
+        dumps = [m for m in members if m.name == _KEYS and m.isreg()] if clients is not None else []
+        prefix = settings.key_prefix.encode()
+        for member in dumps:  # every key checked before the first is restored
+            check_keys(_lines(tar, member), prefix)
         keys = existing = files = 0
         snapshot: str | None = None
         if clients is not None:
-            for member in members:
-                if member.name == _KEYS and member.isreg():
-                    lines = tar.extractfile(member)
-                    if lines is not None:
-                        keys, existing = restore_keys(clients, lines, replace=replace)
+            for member in dumps:
+                keys, existing = restore_keys(clients, _lines(tar, member), replace=replace)
         if target is not None:
             with open_dir(settings, target, create=True) as target_fd:
                 writer = _Writer(tar, target_fd, replace=replace)
