@@ -15,7 +15,7 @@ from celery.worker import WorkController
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks._state import app_state
-from crawjud_tasks.maintenance import HealthReport, backup, health_check
+from crawjud_tasks.maintenance import HealthReport, backup, contracts, health_check
 from crawjud_tasks.testing import RedisServer, settings_for
 from tests.smtp_server import Recorder
 
@@ -67,6 +67,12 @@ def test_healthy_parts_report_ok(
     assert statuses["backup"] == "ok"
     assert statuses["queues"] == "ok"
     assert statuses["disk"] in {"ok", "degraded"}  # the machine's disk, not ours
+    # The contract, run by the worker, gives the same typed report back. (This solo worker is
+    # busy running the check, so it cannot answer the consumers check itself.)
+    remote = contracts.health_check.using(crawjud_app).delay().get(timeout=30)
+    assert isinstance(remote, HealthReport)
+    assert by_name(remote).keys() == statuses.keys()
+    assert by_name(remote)["redis"] == statuses["redis"]
 
 
 def test_worsening_sends_one_alert_then_cools_down(
