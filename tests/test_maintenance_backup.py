@@ -388,3 +388,29 @@ def test_embedded_redis_snapshot_is_in_the_backup(tmp_path: Path, root: Path) ->
     finally:
         close_app(made)
         EmbeddedRedis(data).stop()
+
+
+def test_an_archive_bigger_than_the_target_is_refused(
+    app: Celery, crawjud_redis: RedisServer, root: Path
+) -> None:
+    small = root / "small"
+    small.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(small)],
+            check=False,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("no tmpfs here (needs root)")
+    try:
+        bomb = archive_of(root / "bomb.tar.gz", [(member("folders/0-x/zeros"), b"\0" * 4_000_000)])
+        assert bomb.stat().st_size < 64 * 1024
+        with pytest.raises(ArchiveError, match="need 4000000 bytes"):
+            restore(app, bomb, target=str(small))
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

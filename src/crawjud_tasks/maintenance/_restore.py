@@ -143,6 +143,44 @@ class _Writer:
             os.close(fd)
 
 
+def _check_room(target_fd: int, members: list[tarfile.TarInfo], shown: str) -> None:
+    """Refuse an archive whose files would not fit under the target (a decompression bomb).
+
+    Raises:
+        ArchiveError: they would not.
+    """
+    needed = sum(m.size for m in members if m.isreg() and m.name != _KEYS)
+    info = os.fstatvfs(target_fd)
+    free = info.f_bavail * info.f_frsize
+    if needed > free:
+        msg = (
+            f"the archive's files need {needed} bytes and {shown} has {free} free; "
+            "nothing was restored"
+        )
+        raise ArchiveError(msg)
+
+
+def _write_files(
+    tar: tarfile.TarFile,
+    members: list[tarfile.TarInfo],
+    target_fd: int,
+    target: str | Path,
+    *,
+    replace: bool,
+) -> tuple[int, str | None]:
+    """Write the folders' members and the snapshot under the target: (files, snapshot path)."""
+    writer = _Writer(tar, target_fd, replace=replace)
+    snapshot: str | None = None
+    for member in members:
+        parts = member.name.rstrip("/").split("/")
+        if parts[0] == "folders" and len(parts) > 1:
+            writer.write(member, parts[1:])
+        elif member.name == _SNAPSHOT and member.isreg():
+            writer.write(member, ["redis-dump.rdb"])
+            snapshot = str(Path(target) / "redis-dump.rdb")
+    return writer.files - (snapshot is not None), snapshot
+
+
 def _lines(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     lines = tar.extractfile(member)
     if lines is None:
@@ -199,28 +237,23 @@ def _restore_from(
     except (tarfile.TarError, OSError, EOFError) as exc:
         msg = f"{path.name} is not a readable backup archive ({exc}); nothing was restored"
         raise ArchiveError(msg) from exc
-    with tar:
+    with tar, contextlib.ExitStack() as stack:
         check_members(members)
         dumps = [m for m in members if m.name == _KEYS and m.isreg()] if clients is not None else []
         prefix = settings.key_prefix.encode()
         for member in dumps:  # every key checked before the first is restored
             check_keys(_lines(tar, member), prefix)
-        keys = existing = files = 0
-        snapshot: str | None = None
+        target_fd = None
+        if target is not None:
+            target_fd = stack.enter_context(open_dir(settings, target, create=True))
+            _check_room(target_fd, members, str(target))
+        keys = existing = 0
         if clients is not None:
             for member in dumps:
                 keys, existing = restore_keys(clients, _lines(tar, member), replace=replace)
-        if target is not None:
-            with open_dir(settings, target, create=True) as target_fd:
-                writer = _Writer(tar, target_fd, replace=replace)
-                for member in members:
-                    parts = member.name.rstrip("/").split("/")
-                    if parts[0] == "folders" and len(parts) > 1:
-                        writer.write(member, parts[1:])
-                    elif member.name == _SNAPSHOT and member.isreg():
-                        writer.write(member, ["redis-dump.rdb"])
-                        snapshot = str(Path(target) / "redis-dump.rdb")
-                files = writer.files
+        files, snapshot = 0, None
+        if target is not None and target_fd is not None:
+            files, snapshot = _write_files(tar, members, target_fd, target, replace=replace)
     return RestoreReport(
         archive=str(path),
         keys=keys,
