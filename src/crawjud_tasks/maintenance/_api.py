@@ -7,8 +7,9 @@ calls them directly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,16 +130,20 @@ def _is_embedded(app: Celery, client: redis.Redis) -> bool:
     return path is not None and Path(path) == socket
 
 
-def _sources(app: Celery, redis_url: str | None) -> RedisSources:
+@contextlib.contextmanager
+def _sources(app: Celery, redis_url: str | None) -> Generator[RedisSources, None, None]:
+    """The Redis to read or write keys: ``redis_url``'s (closed afterwards), else the app's."""
     if redis_url is not None:
         client: redis.Redis = redis.Redis.from_url(redis_url)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
-        return RedisSources(client, None, embedded=False)
+        with contextlib.closing(client):
+            yield RedisSources(client, None, embedded=False)
+        return
     state = app_state(app)
     library = state.redis
     broker = state.link.broker
     if broker is not None and _same_database(library, broker):
         broker = None
-    return RedisSources(library, broker, embedded=_is_embedded(app, library))
+    yield RedisSources(library, broker, embedded=_is_embedded(app, library))
 
 
 def backup(
@@ -163,8 +168,11 @@ def backup(
         LeaseHeldError: another backup is running.
     """
     settings = app_settings(app)
-    sources = _sources(app, redis_url)
-    with take_lease(app, maintenance_lease_name("backup")), app_state(app).redis_errors():
+    with (
+        _sources(app, redis_url) as sources,
+        take_lease(app, maintenance_lease_name("backup")),
+        app_state(app).redis_errors(),
+    ):
         return write_backup(settings, sources, to=to, take_snapshot=snapshot)
 
 
@@ -194,13 +202,16 @@ def restore(
         LeaseHeldError: another restore is running.
     """
     settings = app_settings(app)
-    clients: dict[str, Any] | None = None
-    if redis:
-        sources = _sources(app, redis_url)
-        clients = {"library": sources.library}
-        if sources.broker is not None:
-            clients["broker"] = sources.broker
-    with take_lease(app, maintenance_lease_name("restore")), app_state(app).redis_errors():
+    with (
+        _sources(app, redis_url) as sources,
+        take_lease(app, maintenance_lease_name("restore")),
+        app_state(app).redis_errors(),
+    ):
+        clients: dict[str, Any] | None = None
+        if redis:
+            clients = {"library": sources.library}
+            if sources.broker is not None:
+                clients["broker"] = sources.broker
         return restore_archive(settings, clients, archive, target=target, replace=replace)
 
 
