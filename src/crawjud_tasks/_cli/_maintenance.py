@@ -86,7 +86,11 @@ def clean(
     max_files: int | None,
     dry_run: bool,
 ) -> None:
-    """Remove old files under ROOT (default: the library's logs, reports and outbox)."""
+    """Remove old files under ROOT.
+
+    With no ROOT: the library's logs, reports and outbox, each by its retention setting
+    (--older-than, --pattern, --keep-last and --max-files apply to ROOT only).
+    """
     age = parse_duration(older_than)
     app = load_app(ctx)
     try:
