@@ -247,3 +247,33 @@ def test_one_cleanup_per_root_at_a_time(app: Celery, root: Path) -> None:
     ):
         clean_files(app, str(root), "*.log", 0)
     assert (root / "old.log").exists()
+
+
+def test_clean_defaults_uses_each_folders_retention(
+    crawjud_redis: RedisServer, tmp_path: Path
+) -> None:
+    from crawjud_tasks.maintenance import clean_defaults
+
+    data = tmp_path / "data"
+    settings = settings_for(
+        crawjud_redis,
+        data,
+        bots={"retention": 10 * 86400},
+        maintenance={"log_retention": 20 * 86400, "outbox_retention": 5 * 86400},
+    )
+    made = create_app(settings)
+    try:
+        log_old, log_kept = (
+            make(data / "logs" / "w.log", 25 * 86400),
+            make(data / "logs" / "x", 15 * 86400),
+        )
+        report_old = make(data / "reports" / "r.xlsx", 11 * 86400)
+        report_kept = make(data / "reports" / "s.xlsx", 9 * 86400)
+        eml_old = make(data / "outbox" / "m.eml", 6 * 86400)
+        other = make(data / "outbox" / "notes.txt", 60 * 86400)
+        reports = clean_defaults(made)
+    finally:
+        close_app(made)
+    assert [report.files for report in reports] == [1, 1, 1]
+    assert not log_old.exists() and not report_old.exists() and not eml_old.exists()
+    assert log_kept.exists() and report_kept.exists() and other.exists()
