@@ -156,3 +156,22 @@ def test_hung_endpoints_are_cut_at_their_limits(crawjud_data_dir: Path, hung_por
     assert statuses["smtp"] == "down"
     smtp_check = next(check for check in report.checks if check.name == "smtp")
     assert smtp_check.seconds <= 3.5
+
+
+def test_eviction_policy_and_persistence_off_are_degraded(
+    crawjud_app: Celery, crawjud_redis: RedisServer
+) -> None:
+    client = crawjud_redis.client()
+    saved = client.config_get("*")
+    try:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        client.config_set("save", "")
+        client.config_set("appendonly", "no")
+        check = next(c for c in health_check(crawjud_app).checks if c.name == "redis")
+    finally:
+        for name in ("maxmemory-policy", "save", "appendonly"):
+            client.config_set(name, saved[name])
+        client.close()
+    assert check.status == "degraded"
+    assert "maxmemory-policy is allkeys-lru (must be noeviction)" in check.detail
+    assert "persistence is off" in check.detail
