@@ -175,3 +175,20 @@ def test_eviction_policy_and_persistence_off_are_degraded(
     assert check.status == "degraded"
     assert "maxmemory-policy is allkeys-lru (must be noeviction)" in check.detail
     assert "persistence is off" in check.detail
+
+
+def test_an_app_without_a_redis_gets_a_report_not_an_error(crawjud_data_dir: Path) -> None:
+    app = create_app(
+        {
+            "broker_url": "amqp://guest@127.0.0.1:1//",
+            "result_backend": "rpc://",
+            "data_dir": str(crawjud_data_dir),
+        }
+    )
+    try:
+        report = health_check(app)
+    finally:
+        close_app(app)
+    assert report.status == "down"
+    assert by_name(report)["redis"] == "down"
+    assert report.seconds < 10

@@ -15,8 +15,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from crawjud_tasks._state import app_state
+from crawjud_tasks.errors import CrawjudTasksError
 from crawjud_tasks.mail.contracts import EmailMessage, send_email
+from crawjud_tasks.maintenance import _checks
 from crawjud_tasks.maintenance._checks import Check, Outcome, short_client
+from crawjud_tasks.maintenance._paths import backup_dir
 from crawjud_tasks.maintenance.contracts import CheckResult, HealthReport, HealthStatus
 
 if TYPE_CHECKING:
@@ -166,15 +170,14 @@ def health_check(app: Celery) -> HealthReport:
     """Check the deployment (see "Maintenance"); the report comes within
     ``maintenance.health_timeout`` seconds whatever hangs, and an ``alert`` mail is dispatched
     when the status worsened."""
-    from crawjud_tasks._state import app_state  # noqa: PLC0415
-    from crawjud_tasks.maintenance import _checks  # noqa: PLC0415
-    from crawjud_tasks.maintenance._paths import backup_dir  # noqa: PLC0415
-
     started = time.monotonic()
     state = app_state(app)
     settings, keys = state.settings, state.keys
     section = settings.maintenance
-    library = state.redis
+    try:
+        library = state.redis
+    except CrawjudTasksError as exc:  # no Redis that redis-py opens: nothing to check but files
+        return _without_redis(settings, str(exc), started)
     broker = state.link.broker or library
     queues = list(dict.fromkeys(settings.queue_names.values()))
     conf: Any = app.conf
@@ -222,4 +225,29 @@ def health_check(app: Celery) -> HealthReport:
     done.wait(max(0.0, started + section.health_timeout - 0.2 - time.monotonic()))
     return dataclasses.replace(
         report, alerted=bool(sent and sent[0]), seconds=round(time.monotonic() - started, 3)
+    )
+
+
+def _without_redis(settings: Settings, reason: str, started: float) -> HealthReport:
+    """The report when the app has no Redis the library can open: Redis is down, files checked."""
+    section = settings.maintenance
+    checks: list[tuple[str, float, Check]] = [
+        ("redis", LIMITS["redis"], lambda _: ("down", reason)),
+        ("smtp", LIMITS["smtp"], _checks.check_smtp(settings)),
+        (
+            "disk",
+            LIMITS["disk"],
+            _checks.check_disk(settings.resolved_data_dir, section.disk_min_free),
+        ),
+        (
+            "backup",
+            LIMITS["backup"],
+            _checks.check_backup_age(backup_dir(settings), section.backup_max_age),
+        ),
+    ]
+    results = run_checks(checks, section.health_timeout)
+    return HealthReport(
+        status=worst([result.status for result in results]),
+        checks=results,
+        seconds=round(time.monotonic() - started, 3),
     )
