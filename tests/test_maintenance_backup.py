@@ -10,6 +10,7 @@ import os
 import subprocess
 import tarfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from crawjud_tasks.testing import RedisServer, settings_for
 from tests.test_maintenance_clean import checksum, make
 
 pytestmark = pytest.mark.slow
+
+#: An absolute path outside every folder of the test that no other process uses.
+ESCAPE = f"/tmp/cjt-escape-{uuid.uuid4().hex}"
 
 
 @pytest.fixture
@@ -205,7 +209,7 @@ def hostile(sentinel: Path) -> dict[str, list[tuple[tarfile.TarInfo, bytes | Non
     return {
         "dotdot": [(member("folders/0-x/../../../x"), b"evil")],
         "absolute": [(member(f"{sentinel}/keep.txt"), b"evil")],
-        "absolute-tmp": [(member("/tmp/x"), b"evil")],
+        "absolute-tmp": [(member(ESCAPE), b"evil")],
         "device": [(member("folders/0-x/null", tarfile.CHRTYPE), None)],
         "fifo": [(member("folders/0-x/pipe", tarfile.FIFOTYPE), None)],
         "hardlink": [(member("folders/0-x/h", tarfile.LNKTYPE, f"{sentinel}/keep.txt"), None)],
@@ -219,7 +223,7 @@ def hostile(sentinel: Path) -> dict[str, list[tuple[tarfile.TarInfo, bytes | Non
             (member("folders/0-x/l/keep.txt"), b"evil"),
         ],
         "unknown-member": [(member("etc/passwd"), b"evil")],
-        "keys-then-bad": [(member("redis/keys.jsonl"), keys), (member("/tmp/x"), b"evil")],
+        "keys-then-bad": [(member("redis/keys.jsonl"), keys), (member(ESCAPE), b"evil")],
         "foreign-key": [
             (member("redis/keys.jsonl"), keys + keys.replace(b"Y3Jhd2p1ZDpwd25lZA==", b"b3RoZXI=")),
             (member("folders/0-x/ok.txt"), b"fine"),
@@ -256,7 +260,7 @@ def test_hostile_archive_writes_nothing(
         restore(app, path, target=str(root / "target"))
     assert "\n" not in str(caught.value)
     assert checksum(root / "target") == before
-    assert not Path("/tmp/x").exists()
+    assert not Path(ESCAPE).exists()
     assert crawjud_redis.client(1).exists("crawjud:pwned", "other") == 0
 
 
