@@ -70,6 +70,13 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
         "crawjud.canvas.map_chunk",
         "crawjud.mail.send_bulk",
         "crawjud.mail.send_email",
+        "crawjud.maintenance.backup",
+        "crawjud.maintenance.clean_defaults",
+        "crawjud.maintenance.clean_files",
+        "crawjud.maintenance.health_check",
+        "crawjud.maintenance.redis_hygiene",
+        "crawjud.maintenance.restore",
+        "crawjud.maintenance.sync",
         "crawjud.ping",
     ]
     assert report["queues"] == ["crawjud", "crawjud.bots", "crawjud.mail", "crawjud.maintenance"]

@@ -30,6 +30,8 @@ from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
 from crawjud_tasks._state import app_settings
 from crawjud_tasks._workflows import chord, group, map_chunks, pipeline
 from crawjud_tasks.errors import (
+    ArchiveError,
+    BackupError,
     BotParameterError,
     BrokerUnavailableError,
     ContractError,
@@ -56,10 +58,14 @@ from crawjud_tasks.errors import (
     TaskFailedError,
     TransientError,
     UnknownBotError,
+    UnknownSyncJobError,
+    UnsafePathError,
     VisibilityTimeoutError,
 )
 
 __all__ = [
+    "ArchiveError",
+    "BackupError",
     "BotParameterError",
     "BotSettings",
     "BrokerUnavailableError",
@@ -105,6 +111,8 @@ __all__ = [
     "TransientError",
     "TypedResult",
     "UnknownBotError",
+    "UnknownSyncJobError",
+    "UnsafePathError",
     "VisibilityTimeoutError",
     "app_settings",
     "chord",

@@ -36,6 +36,7 @@ __all__ = ["DOMAIN_REGISTRARS", "close_app", "create_app", "install"]
 DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.mail._register",
     "crawjud_tasks.bots._register",
+    "crawjud_tasks.maintenance._register",
 )
 
 

@@ -30,6 +30,7 @@ import msgspec
 from crawjud_tasks._guards import is_dict, is_list, is_list_or_tuple, is_mapping, is_mapping_proxy
 from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
 from crawjud_tasks._secret import Secret
+from crawjud_tasks._settings_maintenance import MaintenanceSettings
 from crawjud_tasks._settings_values import ROOTS, check_values, suggest
 from crawjud_tasks.errors import SettingsError
 
@@ -138,14 +139,6 @@ class MailSettings:
     #: Folders attachments may be read from (default: ``bots.allowed_roots`` and the reports
     #: folder; see :attr:`Settings.attachment_roots`).
     attachment_roots: tuple[Path, ...] | None = dataclasses.field(default=None, metadata=ROOTS)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class MaintenanceSettings:
-    """Settings of the maintenance domain."""
-
-    #: Folders that maintenance tasks may act in; nothing outside them is touched. Absolute.
-    roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

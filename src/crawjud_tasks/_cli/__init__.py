@@ -15,9 +15,11 @@ import click
 
 from crawjud_tasks._cli._demo import demo
 from crawjud_tasks._cli._embedded import embedded
+from crawjud_tasks._cli._health import health
 from crawjud_tasks._cli._info import info
 from crawjud_tasks._cli._loader import APP_HELP
 from crawjud_tasks._cli._mail import mail
+from crawjud_tasks._cli._maintenance import maintenance
 from crawjud_tasks._cli._run import run
 from crawjud_tasks._cli._runs import runs
 from crawjud_tasks._cli._worker import beat, worker
@@ -46,6 +48,8 @@ cli.add_command(demo)
 cli.add_command(mail)
 cli.add_command(run)
 cli.add_command(runs)
+cli.add_command(maintenance)
+cli.add_command(health)
 
 
 def main() -> None:
