@@ -94,11 +94,13 @@ def register_tasks(app: Celery) -> None:
     """Bind every contract of the library to its implementation on ``app``."""
     from crawjud_tasks.bots._runner import register_bots  # noqa: PLC0415  (bot runtime: on use)
     from crawjud_tasks.mail._send import register_mail  # noqa: PLC0415  (Jinja2, smtplib: on use)
+    from crawjud_tasks.monitoring._register import register as register_monitoring  # noqa: PLC0415
 
     register_ping(app)
     register_canvas_tasks(app)
     register_mail(app)
     register_bots(app)
+    register_monitoring(app)
     worker_init.connect(_prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
 
 

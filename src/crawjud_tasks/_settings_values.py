@@ -119,7 +119,18 @@ def check_values(settings: Settings) -> None:
     _positive("result_expires", settings.result_expires)
     _positive("idempotency_ttl", settings.idempotency_ttl)
     _positive("mail.timeout", settings.mail.timeout)
-    _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
+    monitoring = settings.monitoring
+    for name in (
+        "metrics_flush_interval",
+        "rollup_retention",
+        "worker_timeout",
+        "health_interval",
+        "health_timeout",
+        "stall_timeout",
+        "top_exceptions",
+        "max_pending_series",
+    ):
+        _positive(f"monitoring.{name}", getattr(monitoring, name))
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)

@@ -1,0 +1,205 @@
+"""Monitoring against real Redis and real prefork workers: counts, runtimes, the exporter,
+process kills, and the health probes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from prometheus_client.parser import text_string_to_metric_families
+
+from crawjud_tasks import Settings, create_app
+from crawjud_tasks._app import close_app
+from crawjud_tasks._redis_server import RedisServer
+from crawjud_tasks._worker_process import WorkerProcess
+from crawjud_tasks.monitoring import render_metrics, stats, task_status, worker_health
+from crawjud_tasks.testing import settings_for
+from tests.conftest import ROOT
+from tests.examples import monitoring as m
+
+pytestmark = pytest.mark.slow
+
+INTERVAL = 0.5
+
+
+@pytest.fixture
+def mon_settings(crawjud_redis: RedisServer, tmp_path: Path) -> Settings:
+    return settings_for(
+        crawjud_redis,
+        tmp_path,
+        monitoring={
+            "metrics_flush_interval": INTERVAL,
+            "health_interval": INTERVAL,
+            "health_timeout": 5.0,
+            "stall_timeout": 2.0,
+        },
+    )
+
+
+@pytest.fixture
+def host(mon_settings: Settings) -> Iterator[Celery]:
+    app = create_app(mon_settings)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def start_worker(
+    host: Celery, mon_settings: Settings, crawjud_redis: RedisServer
+) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(**options: Any) -> WorkerProcess:
+        env = {
+            **mon_settings.to_env(),
+            "EXAMPLES_REDIS_URL": crawjud_redis.url_for(2),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        options.setdefault("pool", "prefork")
+        options.setdefault("concurrency", 2)
+        worker = WorkerProcess(host, app_spec="tests.examples.monitoring:app", env=env, **options)
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.stop()
+        worker.log_path.unlink(missing_ok=True)
+
+
+def _samples(app: Celery) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = render_metrics(app).decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, /, **labels: str) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == metric and set(labels.items()) <= sample_labels
+    )
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        time.sleep(0.1)
+
+
+def test_counts_and_runtimes_across_two_prefork_workers(
+    host: Celery, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    first, second = start_worker(), start_worker()
+    handles = [m.work.using(host).delay(0.05) for _ in range(8)]
+    failures = [m.fail.using(host).delay("value") for _ in range(3)]
+    failures += [m.fail.using(host).delay("key") for _ in range(2)]
+    flaky = [m.flaky.using(host).delay(f"k{i}") for i in range(2)]
+    refused = m.refuse.using(host).delay()
+    for handle in handles + flaky:
+        handle.get(timeout=30)
+    for handle in failures:
+        with pytest.raises(Exception):  # noqa: B017, PT011  (the task's own error, rebuilt)
+            handle.get(timeout=30)
+    work, fail = m.work.full_name(host), m.fail.full_name(host)
+
+    def counted() -> bool:
+        samples = _samples(host)
+        return (
+            _value(samples, "celery_task_succeeded_total", name=work) == 8
+            and _value(samples, "celery_task_failed_total", name=fail) == 5
+            and _value(samples, "celery_task_retried_total", name=m.flaky.full_name(host)) == 2
+            and _value(samples, "celery_task_rejected_total", name=m.refuse.full_name(host)) == 1
+        )
+
+    _wait_for(counted)
+    samples = _samples(host)
+    assert _value(samples, "celery_task_failed_total", name=fail, exception="ValueError") == 3
+    assert _value(samples, "celery_task_failed_total", name=fail, exception="KeyError") == 2
+    assert _value(samples, "celery_task_sent_total", name=work) == 8
+    assert _value(samples, "celery_task_received_total", name=work) == 8
+    assert _value(samples, "celery_task_runtime_count", name=work) == 8
+    assert _value(samples, "celery_task_runtime_sum", name=work) >= 8 * 0.05
+    assert _value(samples, "celery_task_runtime_bucket", name=work, le="0.025") == 0
+    assert _value(samples, "celery_task_queue_wait_time_count", name=work) == 8
+    assert _value(samples, "celery_worker_up", hostname=first.nodename) == 1
+    assert _value(samples, "celery_worker_up", hostname=second.nodename) == 1
+    assert _value(samples, "crawjud_up") == 1
+    # Every pool process of both workers flushed its own record.
+    figures = stats(host, window=120)
+    assert {w.node for w in figures.workers} == {first.nodename, second.nodename}
+    assert all(w.processes == 3 and w.concurrency == 2 for w in figures.workers)
+    row = next(t for t in figures.tasks if t.name == work)
+    assert (row.succeeded, row.failed) == (8, 0)
+    assert row.mean_runtime is not None and 0.05 <= row.mean_runtime < 1.0
+    assert row.p95_runtime is not None and 0.05 <= row.p95_runtime <= 0.1
+    status = task_status(host, handles[0].id, contract=m.work)
+    assert (status.state, status.result) == ("SUCCESS", 0.05)
+    assert task_status(host, "no-such-task").state == "unknown"
+    assert task_status(host, failures[0].id).error_type == "ValueError"
+    assert refused.id
+
+
+def test_a_killed_pool_process_loses_at_most_one_interval(
+    host: Celery, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    for handle in [m.work.using(host).delay(0.0) for _ in range(10)]:
+        handle.get(timeout=30)
+    time.sleep(2 * INTERVAL + 0.2)  # every count is one interval old
+    children = [int(pid) for pid in Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()]
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    name = m.work.full_name(host)
+    assert _value(_samples(host), "celery_task_succeeded_total", name=name) == 10
+    # The worker replaces its pool processes, and they count too.
+    for handle in [m.work.using(host).delay(0.0) for _ in range(4)]:
+        handle.get(timeout=30)
+    _wait_for(lambda: _value(_samples(host), "celery_task_succeeded_total", name=name) == 14)
+
+
+def test_probes_follow_redis_and_the_exporter_answers_503(
+    host: Celery, mon_settings: Settings, crawjud_redis: RedisServer, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    start_worker(pool="solo", concurrency=1)
+    directory = mon_settings.resolved_data_dir / "health"
+    _wait_for(lambda: worker_health(directory, check="ready").ok)
+    crawjud_redis.stop(keep_files=True)
+    try:
+        _wait_for(lambda: not worker_health(directory, check="ready").ok)
+        assert worker_health(directory, check="live").ok, worker_health(directory, check="live")
+        from crawjud_tasks.monitoring import metrics_wsgi_app
+
+        answers: list[str] = []
+        body = metrics_wsgi_app(host)({}, lambda status, headers: answers.append(status))
+        assert answers[0].startswith("503")
+        assert b"crawjud_up 0.0" in body[0]
+    finally:
+        crawjud_redis.start()
+    _wait_for(lambda: worker_health(directory, check="ready").ok, timeout=30)
+
+
+def test_a_consumer_that_stops_fetching_is_not_live(
+    host: Celery, mon_settings: Settings, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker()
+    directory = mon_settings.resolved_data_dir / "health"
+    _wait_for(lambda: worker_health(directory, check="live").ok)
+    queue = mon_settings.queue_names["default"]
+    host.control.cancel_consumer(queue, destination=[worker.nodename], reply=True, timeout=5)
+    for _ in range(3):
+        m.work.using(host).delay(0.0)
+    _wait_for(lambda: not worker_health(directory, check="live").ok, timeout=20)
+    report = worker_health(directory, check="live")
+    assert any("stalled" in reason for reason in report.reasons), report
