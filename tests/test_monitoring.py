@@ -3,6 +3,7 @@ process kills, and the health probes."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,7 +21,7 @@ from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks._worker_process import WorkerProcess
 from crawjud_tasks.monitoring import render_metrics, stats, task_status, worker_health
 from crawjud_tasks.testing import settings_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.examples import monitoring as m
 
 pytestmark = pytest.mark.slow
@@ -82,7 +83,9 @@ def _samples(app: Celery) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
     }
 
 
-def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, /, **labels: str) -> float:
+def _value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, /, **labels: str
+) -> float:
     return sum(
         value
         for (sample, sample_labels), value in samples.items()
@@ -149,6 +152,24 @@ def test_counts_and_runtimes_across_two_prefork_workers(
     assert task_status(host, "no-such-task").state == "unknown"
     assert task_status(host, failures[0].id).error_type == "ValueError"
     assert refused.id
+    env = mon_settings_env(host)
+    shown = run_cli("tasks", "show", failures[0].id, "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["error_type"] == "ValueError"
+    table = run_cli("stats", "--window", "2m", env=env)
+    assert table.returncode == 0, table.stderr
+    assert work in table.stdout
+    bad = run_cli("stats", "--window", "soon", env=env)
+    assert bad.returncode == 2
+    assert "--window takes a duration" in bad.stderr
+    probe = run_cli("health", "worker", "--ready", env=env)
+    assert (probe.returncode, probe.stdout.strip()) == (0, "ok"), probe.stderr
+
+
+def mon_settings_env(app: Celery) -> dict[str, str]:
+    from crawjud_tasks import app_settings  # noqa: PLC0415
+
+    return app_settings(app).to_env()
 
 
 def test_a_killed_pool_process_loses_at_most_one_interval(
@@ -158,7 +179,10 @@ def test_a_killed_pool_process_loses_at_most_one_interval(
     for handle in [m.work.using(host).delay(0.0) for _ in range(10)]:
         handle.get(timeout=30)
     time.sleep(2 * INTERVAL + 0.2)  # every count is one interval old
-    children = [int(pid) for pid in Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()]
+    children = [
+        int(pid)
+        for pid in Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    ]
     for pid in children:
         os.kill(pid, signal.SIGKILL)
     name = m.work.full_name(host)
@@ -170,7 +194,10 @@ def test_a_killed_pool_process_loses_at_most_one_interval(
 
 
 def test_probes_follow_redis_and_the_exporter_answers_503(
-    host: Celery, mon_settings: Settings, crawjud_redis: RedisServer, start_worker: Callable[..., WorkerProcess]
+    host: Celery,
+    mon_settings: Settings,
+    crawjud_redis: RedisServer,
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
     start_worker(pool="solo", concurrency=1)
     directory = mon_settings.resolved_data_dir / "health"

@@ -6,9 +6,11 @@ import click
 
 from crawjud_tasks._cli._demo import demo
 from crawjud_tasks._cli._embedded import embedded
+from crawjud_tasks._cli._health import health
 from crawjud_tasks._cli._info import info
 from crawjud_tasks._cli._loader import APP_HELP
 from crawjud_tasks._cli._mail import mail
+from crawjud_tasks._cli._monitoring import metrics, stats_command, tasks, top
 from crawjud_tasks._cli._run import run
 from crawjud_tasks._cli._runs import runs
 from crawjud_tasks._cli._worker import beat, worker
@@ -37,6 +39,11 @@ cli.add_command(demo)
 cli.add_command(mail)
 cli.add_command(run)
 cli.add_command(runs)
+cli.add_command(tasks)
+cli.add_command(stats_command)
+cli.add_command(top)
+cli.add_command(metrics)
+cli.add_command(health)
 
 
 def main() -> None:
