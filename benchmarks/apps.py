@@ -16,6 +16,9 @@ from typing import Any
 
 from celery import Celery
 
+#: ``off`` builds the library app with monitoring metrics off (benchmarks/monitoring.py).
+METRICS_ENV = "BENCH_METRICS"
+
 __all__ = [
     "KINDS",
     "LIB_QUEUE",
@@ -105,7 +108,10 @@ def make_app(
         return app
     from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)
 
-    app = create_app({"broker_url": broker_url, "result_backend": result_backend})
+    config: dict[str, Any] = {"broker_url": broker_url, "result_backend": result_backend}
+    if os.environ.get(METRICS_ENV) == "off":  # benchmarks/monitoring.py: metrics on against off
+        config["monitoring"] = {"metrics_enabled": False}
+    app = create_app(config)
     stored, ignored = _contracts()
     stored.implement(app)(stored_body)
     ignored.implement(app)(ignored_body)

@@ -1,0 +1,167 @@
+"""Monitoring's costs: instructions and Redis commands per executed task with metrics on against
+off, a scrape of 200 task names x 4 queues, and ``crawjud-tasks health worker --ready``.
+
+Run: ``python benchmarks/monitoring.py`` (valgrind for the instruction counts).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from apps import METRICS_ENV
+from callgrind import DRIVER, Job, callgrind_job
+from common import BENCH_DIR, child_env, flush, python
+
+from crawjud_tasks import create_app
+from crawjud_tasks._app import close_app
+from crawjud_tasks._redis_server import RedisServer
+from crawjud_tasks.monitoring import render_metrics
+from crawjud_tasks.monitoring._recorder import Drained, Series
+from crawjud_tasks.monitoring._store import MonitorKeys, write_flush
+
+TASKS = 10_000
+
+
+def instructions(server: RedisServer) -> dict[str, float]:
+    """Callgrind instructions per executed task (results-ignored group), metrics off and on."""
+    sizes = ["--warmup", "50", "--segments", "3", "--per-segment", "200"]
+    figures: dict[str, float] = {}
+    for mode in ("off", "on"):
+        broker, backend = server.url_for(0), server.url_for(1)
+        flush(broker, backend)
+        urls = ["--kind", "lib", "--broker", broker, "--backend", backend]
+        env = child_env() | {METRICS_ENV: mode}
+        subprocess.run(
+            [python(), str(DRIVER), "publish", *urls, *sizes], env=env, check=True, cwd=BENCH_DIR
+        )
+        groups = callgrind_job(
+            Job("execute", "lib", f"lib-{mode}"), [*urls, *sizes], 200, None, {METRICS_ENV: mode}
+        )
+        figures[mode] = groups["ignored"]["per_task"]
+        figures[f"{mode}-stored"] = groups["stored"]["per_task"]
+    return figures
+
+
+def commands(server: RedisServer) -> dict[str, float]:
+    """Redis commands per executed task over ``TASKS`` tasks of each group, metrics off and on."""
+    client = redis.Redis.from_url(server.url_for(0))
+    per_segment = TASKS // 2
+    sizes = ["--warmup", "1", "--segments", "2", "--per-segment", str(per_segment // 2)]
+    result: dict[str, float] = {}
+    for mode in ("off", "on"):
+        broker, backend = server.url_for(0), server.url_for(1)
+        flush(broker, backend)
+        urls = ["--kind", "lib", "--broker", broker, "--backend", backend]
+        env = child_env() | {METRICS_ENV: mode}
+        subprocess.run(
+            [python(), str(DRIVER), "publish", *urls, *sizes], env=env, check=True, cwd=BENCH_DIR
+        )
+        before = _calls(client)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "labels.json"
+            subprocess.run(
+                [python(), str(DRIVER), "execute", *urls, *sizes, "--out", str(out)],
+                env=env,
+                check=True,
+                cwd=BENCH_DIR,
+            )
+        executed = 2 * (1 + per_segment)  # both groups
+        result[mode] = (_calls(client) - before) / executed
+    return result
+
+
+def _calls(client: redis.Redis) -> int:
+    stats: Any = client.info("commandstats")
+    return sum(int(value["calls"]) for value in stats.values())
+
+
+def scrape(server: RedisServer) -> dict[str, float]:
+    """Milliseconds per scrape with 200 task names x 4 queues recorded."""
+    app = create_app({"broker_url": server.url_for(0), "result_backend": server.url_for(1)})
+    try:
+        flush(server.url_for(0), server.url_for(1))
+        series: dict[tuple[str, str], Series] = {}
+        for index in range(200):
+            for queue in range(4):
+                one = series[f"host.task_{index}", f"queue_{queue}"] = Series()
+                one.counts[:] = [5, 5, 5, 3, 1, 1, 0, 0]
+                one.failed = {"ValueError": 1}
+                one.rt[3:6] = [1, 1, 1]
+                one.rt_sum = 0.2
+                one.qw[0] = 3
+                one.qw_sum = 0.01
+        keys = MonitorKeys("crawjud:")
+        write_flush(
+            redis.Redis.from_url(server.url_for(1)),
+            keys,
+            Drained(series, {}, 0, None),
+            host="generic",
+            process=None,
+            retention=3600,
+        )
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            body = render_metrics(app)
+            times.append((time.perf_counter() - start) * 1000)
+        return {"median_ms": statistics.median(times), "max_ms": max(times), "bytes": len(body)}
+    finally:
+        close_app(app)
+
+
+def probe() -> dict[str, float]:
+    """Wall milliseconds of ``crawjud-tasks health worker --ready`` on a fresh record."""
+    with tempfile.TemporaryDirectory() as tmp:
+        now = time.time()
+        record = {
+            "node": "w@h",
+            "written": now + 60,
+            "loop": now + 60,
+            "connected": True,
+            "last_round_trip": now + 60,
+            "pool_alive": 1,
+            "stalled": False,
+            "health_timeout": 600,
+        }
+        (Path(tmp) / "worker-w@h.json").write_text(json.dumps(record))
+        script = str(Path(sys.executable).with_name("crawjud-tasks"))
+        figures: dict[str, float] = {}
+        for label, extra in (("with --dir", ["--dir", tmp]), ("from settings", [])):
+            env = child_env() | {"CRAWJUD_TASKS_MONITORING__HEALTH_DIR": tmp}
+            times = []
+            for _ in range(7):
+                start = time.perf_counter()
+                subprocess.run(
+                    [script, "health", "worker", "--ready", *extra],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+                times.append((time.perf_counter() - start) * 1000)
+            figures[label] = statistics.median(times)
+        return figures
+
+
+def main() -> None:
+    with RedisServer() as server:
+        report = {
+            "instructions_per_task": instructions(server),
+            "redis_commands_per_task": commands(server),
+            "scrape_200x4": scrape(server),
+            "health_worker_ready_ms": probe(),
+        }
+    off, on = report["instructions_per_task"]["off"], report["instructions_per_task"]["on"]
+    report["instructions_overhead_pct"] = 100 * (on - off) / off
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
