@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
 from apps import METRICS_ENV
 from callgrind import DRIVER, Job, callgrind_job
 from common import BENCH_DIR, child_env, flush, python
-
 from crawjud_tasks import create_app
 from crawjud_tasks._app import close_app
+from crawjud_tasks._keys import Keys
 from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks.monitoring import render_metrics
 from crawjud_tasks.monitoring._recorder import Drained, Series
-from crawjud_tasks.monitoring._store import MonitorKeys, write_flush
+from crawjud_tasks.monitoring._store import write_flush
 
 TASKS = 10_000
 
@@ -98,7 +99,7 @@ def scrape(server: RedisServer) -> dict[str, float]:
                 one.rt_sum = 0.2
                 one.qw[0] = 3
                 one.qw_sum = 0.01
-        keys = MonitorKeys("crawjud:")
+        keys = Keys("crawjud:")
         write_flush(
             redis.Redis.from_url(server.url_for(1)),
             keys,

@@ -18,24 +18,22 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from celery import Celery
 
 import crawjud_tasks
 from crawjud_tasks import create_app
 from crawjud_tasks._execution import _ENDED
-from crawjud_tasks._redis import redis_client
+from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
-from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
-from tests.test_faults import RESTORE_EVERY_SECOND, wait_for
-from tests.test_mail_send import Recorder
+from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for, wait_for
+from tests.helpers import RESTORE_EVERY_SECOND, python_path
+from tests.smtp_server import Recorder, start_smtp
 
 pytestmark = pytest.mark.slow
 
@@ -78,11 +76,7 @@ class MailRig:
 
     def __init__(self, directory: Path) -> None:
         self.smtp = Trap()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.controller = Controller(self.smtp, hostname="127.0.0.1", port=port)
-        self.controller.start()
+        self.controller, port = start_smtp(self.smtp)
         self.server = RedisServer(directory / "redis", appendonly=True)
         self.settings = settings_for(
             self.server,
@@ -104,7 +98,7 @@ class MailRig:
     def worker(self, **options: Any) -> WorkerProcess:
         """Start a worker of the library's own tasks, importing the package under test."""
         source = str(Path(crawjud_tasks.__file__).parents[1])
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+        env = {"PYTHONPATH": python_path(source)}
         options.setdefault("loglevel", "INFO")
         process = WorkerProcess(self.host, settings=self.settings, env=env, **options)
         self.workers.append(process)
@@ -114,14 +108,14 @@ class MailRig:
         return int(self.broker.hlen(f"{NAMESPACE}:unacked"))  # type: ignore[arg-type]  # redis-py types replies as sync-or-async
 
     def value(self, key: str) -> str | None:
-        raw: Any = redis_client(self.host).get(f"{NAMESPACE}:{key}")
+        raw: Any = app_state(self.host).redis.get(f"{NAMESPACE}:{key}")
         return None if raw is None else raw.decode()
 
     def ledger(self, message_id: str) -> str | None:
         return self.value(f"mail:sent:{message_id}")
 
     def ledger_keys(self) -> list[str]:
-        keys: Any = redis_client(self.host).keys(f"{NAMESPACE}:mail:sent:*")
+        keys: Any = app_state(self.host).redis.keys(f"{NAMESPACE}:mail:sent:*")
         return sorted(key.decode() for key in keys)
 
     def close(self) -> None:

@@ -166,6 +166,7 @@ def test_bulk_sends_over_one_connection(mail_app: Celery, smtp: tuple[Recorder, 
     assert recorder.connections == 1
 
 
+@pytest.mark.slow
 def test_without_a_host_mail_goes_to_the_outbox(
     crawjud_settings: Settings, crawjud_data_dir: Path
 ) -> None:

@@ -17,8 +17,7 @@ from crawjud_tasks.mail._templates import (
     known_templates,
     render,
 )
-
-from .conftest import run_cli
+from tests.helpers import python_env, run_cli
 
 SHIPPED = ["alert", "bot_cancelled", "bot_failed", "bot_finished", "bot_started", "periodic_report"]
 LOCALES = ["pt_BR", "en"]
@@ -196,6 +195,7 @@ def test_host_templates_are_sandboxed(tmp_path: Path) -> None:
         render(MailSettings(template_dirs=(tmp_path,)), "alert", _example("alert"), "en")
 
 
+@pytest.mark.slow
 def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path) -> None:
     context = tmp_path / "context.json"
     context.write_text(json.dumps(_example("bot_finished")), encoding="utf-8")
@@ -210,11 +210,10 @@ def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path)
     assert "Items processed: 250" in done.stdout
 
 
+@pytest.mark.slow
 def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> None:
     import subprocess
     import sys
-
-    from .conftest import python_env
 
     done = subprocess.run(
         [sys.executable, "-m", "crawjud_tasks", "mail", "preview", "alert"],
@@ -239,6 +238,7 @@ def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> 
         ("{}", "needs the variable"),
     ],
 )
+@pytest.mark.slow
 def test_cli_preview_errors_are_one_line(
     tmp_path: Path, content: str | None, expected: str
 ) -> None:
@@ -254,6 +254,7 @@ def test_cli_preview_errors_are_one_line(
     assert not (tmp_path / "out.html").exists()
 
 
+@pytest.mark.slow
 def test_cli_preview_unknown_template() -> None:
     done = run_cli("mail", "preview", "nope", "--locale", "fr")
     assert done.returncode == 1

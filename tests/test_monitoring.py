@@ -21,7 +21,7 @@ from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks._worker_process import WorkerProcess
 from crawjud_tasks.monitoring import render_metrics, stats, task_status, worker_health
 from crawjud_tasks.testing import settings_for
-from tests.conftest import ROOT, run_cli
+from tests.helpers import ROOT, run_cli
 from tests.examples import monitoring as m
 
 pytestmark = pytest.mark.slow
@@ -167,7 +167,7 @@ def test_counts_and_runtimes_across_two_prefork_workers(
 
 
 def mon_settings_env(app: Celery) -> dict[str, str]:
-    from crawjud_tasks import app_settings  # noqa: PLC0415
+    from crawjud_tasks import app_settings
 
     return app_settings(app).to_env()
 

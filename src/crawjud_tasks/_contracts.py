@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from crawjud_tasks._canvas import Call, ImmutableSig, PartialSig, Sig
-from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._codec import ContractCodec
 from crawjud_tasks._dispatch import check_seconds, visibility_timeout
 from crawjud_tasks._execution import DEFAULT_MAX_DELIVERIES, Delivery, Execution
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
 from crawjud_tasks._retry import RetryPolicy
-from crawjud_tasks._state import app_settings, default_app, has_settings
+from crawjud_tasks._state import app_state, default_app
 from crawjud_tasks._tasks import CrawjudTask
 from crawjud_tasks.errors import ContractError, DispatchError, PayloadError
 
@@ -154,12 +154,11 @@ class TaskRef(Generic[P, R]):
 
     def full_name(self, app: Celery | None = None) -> str:
         """The task's wire name on ``app`` (``<namespace>.<name>``)."""
-        return f"{app_settings(app or self._app or default_app()).namespace}.{self.name}"
+        return f"{app_state(app or self._app or default_app()).settings.namespace}.{self.name}"
 
     def using(self, app: Celery) -> TaskRef[P, R]:
         """This contract, dispatched through ``app`` (for processes with several apps)."""
-        if not has_settings(app):
-            app_settings(app)  # raises the explanation
+        app_state(app)  # raises the explanation for an app crawjud-tasks does not know
         return TaskRef(self.func, self.name, app=app, _shared=self._shared)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -201,7 +200,7 @@ class TaskRef(Generic[P, R]):
                 codec.bind((None, *args), kwargs)
             except TypeError:
                 raise self._misfit(complete_error) from None
-            return PartialSig(self._call(args, kwargs, immutable=False), self._app)
+            return PartialSig(self._call(args, kwargs, immutable=False, partial=True), self._app)
         return Sig(self._call(args, kwargs, immutable=False), self._app)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> ImmutableSig[R]:
@@ -245,14 +244,17 @@ class TaskRef(Generic[P, R]):
             ignored=codec.returns_none,
         )
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, immutable: bool) -> Call:
-        return Call(
-            self.name,
-            self._shared.codec,
-            encode(args) if args else (),
-            encode(kwargs) if kwargs else {},
-            immutable=immutable,
-        )
+    def _call(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        immutable: bool,
+        partial: bool = False,
+    ) -> Call:
+        codec = self._shared.codec
+        encoded_args, encoded_kwargs = codec.encode_call(args, kwargs, partial=partial)
+        return Call(self.name, codec, encoded_args, encoded_kwargs, immutable=immutable)
 
     # -- implementation -----------------------------------------------------------------------
 

@@ -35,9 +35,9 @@ def refuse() -> None:
 
 
 def _build() -> Any:
-    import redis  # noqa: PLC0415
+    import redis
 
-    from crawjud_tasks import RetryPolicy, TransientError, create_app  # noqa: PLC0415
+    from crawjud_tasks import RetryPolicy, TransientError, create_app
 
     app = create_app()
     client = redis.Redis.from_url(os.environ["EXAMPLES_REDIS_URL"])

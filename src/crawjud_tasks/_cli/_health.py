@@ -38,7 +38,7 @@ def health() -> None:
 @click.option("--node", default=None, help="The worker's node name (default: every record).")
 def worker(check: str, directory: Path | None, node: str | None) -> None:
     """Check this machine's worker from its health record."""
-    from crawjud_tasks.monitoring._probe import worker_health  # noqa: PLC0415  (no Celery import)
+    from crawjud_tasks.monitoring.probes import worker_health  # noqa: PLC0415  (no Celery import)
 
     if directory is None:
         from crawjud_tasks._settings import Settings  # noqa: PLC0415
@@ -55,7 +55,7 @@ def beat(ctx: click.Context) -> None:
     """Check that beat wrote its heartbeat recently."""
     from crawjud_tasks._cli._loader import load_app  # noqa: PLC0415
     from crawjud_tasks.errors import CrawjudTasksError  # noqa: PLC0415
-    from crawjud_tasks.monitoring._probe import beat_health  # noqa: PLC0415
+    from crawjud_tasks.monitoring import beat_health  # noqa: PLC0415
 
     try:
         report = beat_health(load_app(ctx))

@@ -82,7 +82,8 @@ def render(figures: Stats) -> str:
     """The ``stats`` tables as text."""
     lines = [f"window: {figures.window:.0f} s"]
     lines.append(
-        f"{'TASK':<40} {'QUEUE':<18} {'RATE/s':>7} {'OK':>6} {'FAIL':>5} {'RETRY':>5} {'MEAN s':>8} {'P95 s':>8} {'ACTIVE':>6}"
+        f"{'TASK':<40} {'QUEUE':<18} {'RATE/s':>7} {'OK':>6} {'FAIL':>5} {'RETRY':>5} "
+        f"{'MEAN s':>8} {'P95 s':>8} {'ACTIVE':>6}"
     )
     for t in figures.tasks:
         mean = f"{t.mean_runtime:.3f}" if t.mean_runtime is not None else "-"
@@ -104,7 +105,8 @@ def render(figures: Stats) -> str:
             f"{w.rss / 1e6:>7.1f} {w.cpu:>8.1f}"
         )
     lines.append(
-        f"\nunacked: {figures.unacked}  poison: {figures.poison}  metrics dropped: {figures.metrics_dropped}"
+        f"\nunacked: {figures.unacked}  poison: {figures.poison}  "
+        f"metrics dropped: {figures.metrics_dropped}"
     )
     return "\n".join(lines)
 

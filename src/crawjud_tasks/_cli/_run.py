@@ -12,8 +12,8 @@ import click
 from crawjud_tasks._cli._follow import follow_run, watch_hint
 from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._progress import Progress
-from crawjud_tasks._state import app_settings, has_settings
-from crawjud_tasks.bots._runs import check_run_id
+from crawjud_tasks._state import app_state, has_state
+from crawjud_tasks.bots import check_run_id
 from crawjud_tasks.bots.contracts import (
     MAX_PARALLELISM,
     BotInput,
@@ -60,7 +60,7 @@ def _parse_options(
 def _check_notify(
     _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[str, ...]:
-    from crawjud_tasks.mail._message import parse_address  # noqa: PLC0415  (mail loads lazily)
+    from crawjud_tasks.mail import parse_address  # noqa: PLC0415  (mail loads lazily)
 
     for value in values:
         try:
@@ -119,9 +119,9 @@ def progress_for_stdout(*, verbose: bool, failed_lines: int = 20) -> Progress:
 
 def _warn_outside_roots(ctx: click.Context, path: Path) -> None:
     app = load_app(ctx)
-    if not has_settings(app):
+    if not has_state(app):
         return
-    roots = app_settings(app).bots.allowed_roots
+    roots = app_state(app).settings.bots.allowed_roots
     resolved = path.resolve()
     if any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
         return

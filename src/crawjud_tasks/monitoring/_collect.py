@@ -17,32 +17,34 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from crawjud_tasks._redis import redis_client
+from crawjud_tasks._state import app_state, has_state
+from crawjud_tasks.errors import CrawjudTasksError
 from crawjud_tasks.monitoring._recorder import Recorder
 from crawjud_tasks.monitoring._series import GENERIC_HOST
-from crawjud_tasks.monitoring._store import MonitorKeys, ProcessInfo, write_flush
+from crawjud_tasks.monitoring._store import ProcessInfo, write_flush
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from crawjud_tasks._settings import MonitoringSettings
+    from crawjud_tasks._state import AppState
 
-__all__ = ["MetricsState", "all_states", "metrics_state", "remember_state"]
+__all__ = ["MetricsState", "all_states", "metrics_state"]
 
 logger = logging.getLogger("crawjud_tasks.monitoring")
 
-_STATES: weakref.WeakKeyDictionary[Celery, MetricsState] = weakref.WeakKeyDictionary()
+#: Every app's metric collection in this process, for the process-wide signal handlers.
+_LIVE: weakref.WeakSet[MetricsState] = weakref.WeakSet()
 _LOCK = threading.Lock()
 
 
 class MetricsState:
-    """An app's metric collection in this process."""
+    """An app's metric collection in this process (``app_state(app).domain(MetricsState)``)."""
 
-    def __init__(self, app: Celery, settings: MonitoringSettings, prefix: str) -> None:
-        self._app = weakref.ref(app)
-        self.settings = settings
-        self.keys = MonitorKeys(prefix)
-        self.namespace_prefix = prefix.replace(":", ".")
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.settings = state.settings.monitoring
+        self.keys = state.keys
+        self.namespace_prefix = state.settings.key_prefix.replace(":", ".")
         self.recorder = self._new_recorder()
         #: This process's worker role (``main``, ``pool``, ``solo``), None in a publisher.
         self.process: ProcessInfo | None = None
@@ -51,6 +53,8 @@ class MetricsState:
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
         self.failing = False
+        with _LOCK:
+            _LIVE.add(self)
 
     def _new_recorder(self) -> Recorder:
         return Recorder(
@@ -58,11 +62,6 @@ class MetricsState:
             max_series=self.settings.max_pending_series,
             hostname_labels=self.settings.hostname_labels,
         )
-
-    @property
-    def app(self) -> Celery | None:
-        """The app, while it lives."""
-        return self._app()
 
     @property
     def host(self) -> str:
@@ -109,23 +108,20 @@ class MetricsState:
 
     def flush(self) -> bool:
         """Write the deltas counted since the last flush; False if Redis did not take them."""
-        app = self.app
-        if app is None:
-            return False
         with self._flush_lock:
             drained = self.recorder.drain()
             if not drained.series and not drained.dropped and self.process is None:
                 return True
             try:
                 write_flush(
-                    redis_client(app),
+                    self.state.redis,
                     self.keys,
                     drained,
                     host=self.host,
                     process=self.process,
                     retention=self.settings.rollup_retention,
                 )
-            except (redis.RedisError, OSError) as exc:
+            except (redis.RedisError, OSError, CrawjudTasksError) as exc:
                 self.recorder.restore(drained)
                 if not self.failing:
                     self.failing = True
@@ -144,21 +140,20 @@ class MetricsState:
             return True
 
 
-def remember_state(app: Celery, state: MetricsState) -> None:
-    """Record ``state`` as ``app``'s metric collection."""
-    with _LOCK:
-        _STATES[app] = state
-
-
 def metrics_state(app: Celery) -> MetricsState | None:
-    """``app``'s metric collection, None when metrics are off for it."""
-    return _STATES.get(app)
+    """``app``'s metric collection, None when metrics are off for it (or it is not ours)."""
+    if not has_state(app):
+        return None
+    state = app_state(app)
+    if not state.settings.monitoring.metrics_enabled:
+        return None
+    return state.domain(MetricsState)
 
 
 def all_states() -> list[MetricsState]:
     """Every app's metric collection in this process."""
     with _LOCK:
-        return list(_STATES.values())
+        return list(_LIVE)
 
 
 def _after_fork_in_child() -> None:

@@ -3,7 +3,7 @@
 Every ``health_interval`` seconds the worker's main process asks the broker for the length of
 each queue it consumes (one pipelined round trip, which also proves the broker answers) and
 writes ``<health_dir>/worker-<node>.json`` atomically. A timer on the consumer's event loop
-stamps ``loop`` so that a blocked loop shows. :mod:`crawjud_tasks.monitoring._probe` reads the
+stamps ``loop`` so that a blocked loop shows. :mod:`crawjud_tasks.monitoring.probes` reads the
 record without importing Celery.
 """
 
@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._redis import broker_client, redis_client
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_settings, app_state
 from crawjud_tasks.monitoring._collect import metrics_state
 from crawjud_tasks.monitoring._queues import queue_lengths
-from crawjud_tasks.monitoring._store import MonitorKeys
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -78,7 +76,7 @@ class _WorkerHealth:
     def write(self) -> None:
         now = time.time()
         queued: int | None = None
-        client = broker_client(self.app)
+        client = app_state(self.app).link.broker
         try:
             if client is not None:
                 queued = sum(length for length, _ in queue_lengths(client, self.queues).values())
@@ -144,8 +142,9 @@ def stop_health_writer() -> None:
 
 def start_beat_heartbeat(app: Celery) -> None:
     """Write beat's heartbeat key every ``health_interval`` seconds (at ``beat_init``)."""
-    settings = app_settings(app)
-    keys = MonitorKeys(settings.key_prefix)
+    state = app_state(app)
+    settings = state.settings
+    key = state.keys.beat_heartbeat()
     interval = settings.monitoring.health_interval
     ttl = max(int(settings.monitoring.health_timeout), 1)
 
@@ -153,7 +152,7 @@ def start_beat_heartbeat(app: Celery) -> None:
         while True:
             record = json.dumps({"time": time.time(), "pid": os.getpid()})
             try:
-                redis_client(app).set(keys.beat(), record, ex=ttl)
+                state.redis.set(key, record, ex=ttl)
             except Exception as exc:
                 logger.debug("monitoring: beat heartbeat not written: %r", exc)
             if _stop.wait(interval):

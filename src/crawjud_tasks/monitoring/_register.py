@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
-from crawjud_tasks._state import app_settings
 from crawjud_tasks.monitoring import _signals
-from crawjud_tasks.monitoring._collect import MetricsState, all_states, remember_state
+from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state
 from crawjud_tasks.monitoring._store import ProcessInfo
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from crawjud_tasks._state import AppState
 
 __all__ = ["register"]
 
@@ -23,12 +24,11 @@ _UID = "crawjud_tasks.monitoring."
 _main_pid: list[int] = []
 
 
-def register(app: Celery) -> None:
+def register(app: Celery, state: AppState) -> None:
     """Collect ``app``'s metrics in this process (unless ``monitoring.metrics_enabled`` is off)
     and keep its workers' health records and beat's heartbeat."""
-    settings = app_settings(app)
-    if settings.monitoring.metrics_enabled:
-        remember_state(app, MetricsState(app, settings.monitoring, settings.key_prefix))
+    if state.settings.monitoring.metrics_enabled:
+        state.domain(MetricsState)
         _connect_metrics()
     _connect_lifecycle()
 
@@ -58,10 +58,10 @@ def _connect_lifecycle() -> None:
 
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     _main_pid[:] = [os.getpid()]
-    for state in all_states():
-        if state.app is sender.app:
-            state.process = ProcessInfo(str(sender.hostname), "main", sender.concurrency)
-            state.start()
+    state = metrics_state(sender.app)
+    if state is not None:
+        state.process = ProcessInfo(str(sender.hostname), "main", sender.concurrency)
+        state.start()
 
 
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:

@@ -12,8 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_settings, app_state
 from crawjud_tasks.monitoring._queues import add_queue_reads, parse_queue_reads
 from crawjud_tasks.monitoring._series import (
     COUNTERS,
@@ -21,7 +20,6 @@ from crawjud_tasks.monitoring._series import (
     RUNTIME_BUCKETS,
     split_field,
 )
-from crawjud_tasks.monitoring._store import MonitorKeys
 
 if TYPE_CHECKING:
     import redis
@@ -75,24 +73,25 @@ def read_snapshot(
     Raises:
         BrokerUnavailableError: Redis did not answer.
     """
-    settings = app_settings(app)
-    keys = MonitorKeys(settings.key_prefix)
+    state = app_state(app)
+    settings = state.settings
+    keys = state.keys
     queues = app_queues(app) if queues is None else list(queues)
     now = time.time()
-    library = redis_client(app)
-    broker = broker_client(app)
-    shared = broker is not None and _same_database(library, broker)
-    minutes = [keys.minute(int(now // 60) - offset) for offset in range(window_minutes)]
-    with translate_redis_errors(app):
+    minutes = [keys.metrics_minute(int(now // 60) - offset) for offset in range(window_minutes)]
+    with state.redis_errors():
+        library = state.redis
+        broker = state.link.broker
+        shared = broker is not None and _same_database(library, broker)
         pipe: Any = library.pipeline(transaction=False)
-        pipe.hgetall(keys.totals())
-        pipe.hgetall(keys.processes())
+        pipe.hgetall(keys.metrics_totals())
+        pipe.hgetall(keys.metrics_processes())
         pipe.llen(keys.poison())
         for minute in minutes:
             pipe.hgetall(minute)
         broker_pipe: Any = pipe if shared or broker is None else broker.pipeline(transaction=False)
         if broker is not None:
-            broker_pipe.hlen(keys.unacked())
+            broker_pipe.hlen(keys.kombu_transport()["unacked_key"])
             add_queue_reads(broker_pipe, queues)
         replies = pipe.execute()
         broker_replies = (

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._redis import translate_redis_errors
+from crawjud_tasks._state import app_state
 from crawjud_tasks.monitoring._snapshot import read_snapshot
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def task_status(
     Raises:
         BrokerUnavailableError: Redis did not answer.
     """
-    with translate_redis_errors(app):
+    with app_state(app).redis_errors():
         meta: dict[str, Any] = dict(app.backend.get_task_meta(task_id))
     running = next((task for task in active_tasks(app) if task.id == task_id), None)
     state = str(meta.get("status") or "PENDING")

@@ -1,14 +1,11 @@
-"""Where monitoring lives in Redis: the key names and the one pipelined write of a flush.
+"""The one pipelined write of a metrics flush (keys from :class:`crawjud_tasks._keys.Keys`).
 
-Keys (under the namespace prefix, e.g. ``crawjud:``):
-
-- ``monitoring:totals`` (hash): cumulative counters and histogram buckets, one field per value
+- ``metrics_totals`` (hash): cumulative counters and histogram buckets, one field per value
   (:func:`crawjud_tasks.monitoring._series.field`); written by every flush, read by scrapes.
-- ``monitoring:minute:<epoch minute>`` (hash, TTL ``rollup_retention``): the same deltas per
-  minute of flush, behind ``stats(window=...)``.
-- ``monitoring:processes`` (hash): one JSON record per process (``<node>\\x1f<pid>``): active
-  tasks, resources, last seen; records older than ``worker_timeout`` are ignored and pruned.
-- ``monitoring:beat`` (string, TTL): the beat heartbeat.
+- ``metrics_minute`` (hash, TTL ``rollup_retention``): the same deltas per minute of flush,
+  behind ``stats(window=...)``.
+- ``metrics_processes`` (hash): one JSON record per process (``<node>\\x1f<pid>``): active
+  tasks, resources, last seen; records older than ``worker_timeout`` are ignored.
 """
 
 from __future__ import annotations
@@ -25,44 +22,13 @@ from crawjud_tasks.monitoring._series import COUNTERS, FIELD_SEP, field
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["MAX_ACTIVE_SHOWN", "MonitorKeys", "ProcessInfo", "write_flush"]
+    from crawjud_tasks._keys import Keys
+
+__all__ = ["MAX_ACTIVE_SHOWN", "ProcessInfo", "write_flush"]
 
 #: Active tasks a process record lists (the count is always exact).
 MAX_ACTIVE_SHOWN: Final = 200
 _PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-class MonitorKeys:
-    """The Redis keys of monitoring under one namespace prefix."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def totals(self) -> str:
-        """Cumulative counters and histograms (hash)."""
-        return f"{self.prefix}monitoring:totals"
-
-    def minute(self, minute: int) -> str:
-        """The deltas flushed in epoch minute ``minute`` (hash with a TTL)."""
-        return f"{self.prefix}monitoring:minute:{minute}"
-
-    def processes(self) -> str:
-        """One JSON record per worker or publisher process (hash)."""
-        return f"{self.prefix}monitoring:processes"
-
-    def beat(self) -> str:
-        """The beat heartbeat (string with a TTL)."""
-        return f"{self.prefix}monitoring:beat"
-
-    def poison(self) -> str:
-        """The poison message list (written by the delivery guarantees)."""
-        return f"{self.prefix}poison"
-
-    def unacked(self) -> str:
-        """kombu's hash of delivered, unacknowledged messages (on the broker database)."""
-        return f"{self.prefix}unacked"
 
 
 class ProcessInfo:
@@ -83,7 +49,7 @@ def process_field(node: str, pid: int) -> str:
 
 def write_flush(
     client: redis.Redis,
-    keys: MonitorKeys,
+    keys: Keys,
     drained: Drained,
     *,
     host: str,
@@ -93,8 +59,8 @@ def write_flush(
 ) -> None:
     """Write one flush in one pipelined round trip (raises redis-py's errors)."""
     now = time.time() if now is None else now
-    totals = keys.totals()
-    minute = keys.minute(int(now // 60))
+    totals = keys.metrics_totals()
+    minute = keys.metrics_minute(int(now // 60))
     pipe: Any = client.pipeline(transaction=False)
     for (name, queue), series in drained.series.items():
         for kind, value in zip(COUNTERS, series.counts, strict=True):
@@ -121,7 +87,7 @@ def write_flush(
         pipe.hincrby(totals, field("dropped", "", "", host), drained.dropped)
     if process is not None:
         pipe.hset(
-            keys.processes(),
+            keys.metrics_processes(),
             process_field(process.node, os.getpid()),
             _record(drained, process, now),
         )

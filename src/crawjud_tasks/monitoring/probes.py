@@ -73,13 +73,12 @@ def worker_health(
 
 def beat_health(app: Celery) -> HealthReport:
     """Whether beat wrote its heartbeat within ``health_timeout`` (the key expires after it)."""
-    from crawjud_tasks._redis import redis_client, translate_redis_errors  # noqa: PLC0415
-    from crawjud_tasks._state import app_settings  # noqa: PLC0415
-    from crawjud_tasks.monitoring._store import MonitorKeys  # noqa: PLC0415
+    from crawjud_tasks._state import app_state  # noqa: PLC0415  (the worker probe imports no Redis)
 
-    settings = app_settings(app)
-    with translate_redis_errors(app):
-        raw: Any = redis_client(app).get(MonitorKeys(settings.key_prefix).beat())
+    state = app_state(app)
+    settings = state.settings
+    with state.redis_errors():
+        raw: Any = state.redis.get(state.keys.beat_heartbeat())
     if raw is None:
         return HealthReport(False, ("no beat heartbeat: beat is not running, or hung",))
     age = time.time() - float(json.loads(raw)["time"])

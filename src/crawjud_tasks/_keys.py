@@ -1,0 +1,149 @@
+"""The key table: every Redis key crawjud-tasks writes is built here, and nowhere else.
+
+One :class:`Keys` per app (``app_state(app).keys``), made from the namespace prefix
+(``<namespace>:``, ``crawjud:`` by default), so that two deployments can share one Redis. Key
+names are part of the wire contract: renaming one is a breaking change recorded in CHANGELOG.
+
+Each line: key, type, TTL, who writes -> who reads (``<p>`` is the prefix).
+
+- ``<p>lease:<name>``, string, lease ttl renewed by a heartbeat; ``Lease`` holders -> other holders.
+- ``<p>lease:task:<task>:<id>:<retry>``, string, run lease ttl; at-least-once tasks -> their
+  redelivered copies.
+- ``<p>lease:run:<run id>[:chunk:<n>]``, string, run lease ttl; bot runs and chunks -> redelivered
+  runs.
+- ``<p>deliveries:<task>:<id>:<retry>``, string, ``idempotency_ttl``; at-least-once tasks ->
+  the next delivery of the same message.
+- ``<p>poison``, list capped at 1,000, no TTL; at-least-once tasks -> ``poison_messages``.
+- ``<p>idempotency:<task>:<key>``, string, ``idempotency_ttl``; dispatch (claim) -> dispatch.
+- ``<p>idempotency:<task>:<key>:result``, string, ``idempotency_ttl``; worker -> worker (replay).
+- ``<p>run:<run id>:state``, hash, ``bots.retention``; bot runs -> ``run_state``, the CLI.
+- ``<p>run:<run id>:items``, list, ``bots.retention``; bot runs -> resumed runs, the report.
+- ``<p>run:<run id>:events``, stream, ``bots.retention``; bot runs, the notification errback ->
+  ``run_events``, the CLI.
+- ``<p>run:<run id>:cancel``, string, ``bots.retention``; ``cancel_run`` -> bot runs.
+- ``<p>run:<run id>:abort``, string, ``bots.retention``; a failing chunk -> the other chunks.
+- ``<p>mail:sent:<Message-ID>``, string, ``idempotency_ttl``; mail sends -> mail sends.
+- ``<p>monitoring:totals``, hash, no TTL; every process's metrics flush -> ``stats``, scrapes.
+- ``<p>monitoring:minute:<epoch minute>``, hash, ``monitoring.rollup_retention`` + 60 s; metrics
+  flushes -> ``stats(window=...)``.
+- ``<p>monitoring:processes``, hash (one JSON record per process), no TTL, records older than
+  ``monitoring.worker_timeout`` ignored; metrics flushes -> ``stats``, ``active_tasks``, scrapes.
+- ``<p>monitoring:beat``, string, ``monitoring.health_timeout``; beat -> ``health beat``.
+- ``<p>unacked`` (hash), ``<p>unacked_index`` (zset), ``<p>unacked_mutex`` (string); kombu ->
+  kombu; the run lease heartbeat also touches ``unacked_index``.
+- ``<p>redbeat:*``, RedBeat's keys; beat -> beat.
+- ``<p>celery-task-meta-<id>``, string, ``result_expires``; Celery's result backend.
+
+Celery's own result keys get the prefix through the backend's ``global_keyprefix``; the queue
+lists are named after the queues (``crawjud.bots`` ...), which carry the namespace already.
+``docs/internals.md`` shows the same table to operators.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, final
+
+__all__ = ["Keys", "RunPart", "run_lease_name", "task_lease_name"]
+
+#: The records of one bot run.
+RunPart = Literal["state", "items", "events", "cancel", "abort"]
+
+
+def task_lease_name(task: str, task_id: str, retries: int | None) -> str:
+    """The lease name (for :meth:`Keys.lease`) of an at-least-once run of ``task_id``.
+
+    One per retry: a retry's message may start while the attempt that sent it still holds its
+    own lease. The task's name is part of it: a task replaced by a workflow (``Task.replace``)
+    gives its id to the workflow's last task.
+    """
+    return f"task:{task}:{task_id}:{retries or 0}"
+
+
+def run_lease_name(run_id: str, chunk: int | None = None) -> str:
+    """The lease name (for :meth:`Keys.lease`) of bot run ``run_id``, or of one of its chunks."""
+    return f"run:{run_id}" if chunk is None else f"run:{run_id}:chunk:{chunk}"
+
+
+@final
+class Keys:
+    """The Redis keys of one app, all under ``prefix``."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        #: ``<namespace>:``, the start of every key.
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"Keys({self.prefix!r})"
+
+    # -- delivery guarantees ------------------------------------------------------------------
+
+    def lease(self, name: str) -> str:
+        """A lease: ``<p>lease:<name>`` (names from callers of ``lease()``, :func:`task_lease_name`
+        and :func:`run_lease_name`)."""
+        return f"{self.prefix}lease:{name}"
+
+    def deliveries(self, task: str, task_id: str, retries: int | None) -> str:
+        """How often a message of an at-least-once task was delivered (or that it ended)."""
+        return f"{self.prefix}deliveries:{task}:{task_id}:{retries or 0}"
+
+    def poison(self) -> str:
+        """The list of poison-message records, newest first."""
+        return f"{self.prefix}poison"
+
+    def idempotency(self, task: str, key: str) -> str:
+        """The claim of an idempotency key: the id of the task that holds it."""
+        return f"{self.prefix}idempotency:{task}:{key}"
+
+    def idempotency_result(self, task: str, key: str) -> str:
+        """The result of the task that held an idempotency key, replayed to later copies."""
+        return f"{self.prefix}idempotency:{task}:{key}:result"
+
+    # -- kombu, Celery and RedBeat ---------------------------------------------------------------
+
+    def kombu_transport(self) -> dict[str, str]:
+        """kombu's own Redis keys (transport options), named under the prefix."""
+        return {
+            "unacked_key": f"{self.prefix}unacked",
+            "unacked_index_key": f"{self.prefix}unacked_index",
+            "unacked_mutex_key": f"{self.prefix}unacked_mutex",
+        }
+
+    def redbeat_prefix(self) -> str:
+        """The prefix of RedBeat's keys (``redbeat_key_prefix``)."""
+        return f"{self.prefix}redbeat:"
+
+    # -- bots ---------------------------------------------------------------------------------
+
+    def run(self, run_id: str, part: RunPart) -> str:
+        """One of the records of bot run ``run_id``."""
+        return f"{self.prefix}run:{run_id}:{part}"
+
+    def run_pattern(self, run_id: str = "*") -> str:
+        """A ``SCAN MATCH`` pattern of every record of run ``run_id`` (of every run by default)."""
+        return f"{self.prefix}run:{run_id}:*"
+
+    # -- mail ---------------------------------------------------------------------------------
+
+    def mail_sent(self, message_id: str) -> str:
+        """The sent-ledger entry (the receipt) of the message ``message_id``."""
+        return f"{self.prefix}mail:sent:{message_id}"
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def metrics_totals(self) -> str:
+        """Cumulative counters and histogram buckets of every process (hash)."""
+        return f"{self.prefix}monitoring:totals"
+
+    def metrics_minute(self, minute: int) -> str:
+        """The metric deltas flushed in epoch minute ``minute`` (hash with a TTL)."""
+        return f"{self.prefix}monitoring:minute:{minute}"
+
+    def metrics_processes(self) -> str:
+        """One JSON record per worker or publisher process (hash)."""
+        return f"{self.prefix}monitoring:processes"
+
+    def beat_heartbeat(self) -> str:
+        """Beat's heartbeat (string with a TTL)."""
+        return f"{self.prefix}monitoring:beat"
