@@ -175,6 +175,8 @@ def check_values(settings: Settings) -> None:
 
 
 def _check_celery(options: Mapping[str, Any]) -> None:
+    if not options:
+        return  # nothing to check: settings alone (the health probe) import no Celery
     from celery.app.defaults import DEFAULTS  # noqa: PLC0415  (celery is heavy; only when used)
 
     known = [key for key in DEFAULTS if key not in _PINNED_CELERY]
