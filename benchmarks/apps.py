@@ -16,7 +16,8 @@ from typing import Any
 
 from celery import Celery
 
-#: ``off`` builds the library app with monitoring metrics off (benchmarks/monitoring.py).
+#: ``off`` builds the library app with monitoring metrics off, ``quiet`` with them on but the
+#: flush and health threads firing once an hour (benchmarks/monitoring.py).
 METRICS_ENV = "BENCH_METRICS"
 
 __all__ = [
@@ -109,8 +110,11 @@ def make_app(
     from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)
 
     config: dict[str, Any] = {"broker_url": broker_url, "result_backend": result_backend}
-    if os.environ.get(METRICS_ENV) == "off":  # benchmarks/monitoring.py: metrics on against off
+    mode = os.environ.get(METRICS_ENV)  # benchmarks/monitoring.py: metrics on against off
+    if mode == "off":
         config["monitoring"] = {"metrics_enabled": False}
+    elif mode == "quiet":
+        config["monitoring"] = {"metrics_flush_interval": 3600.0, "health_interval": 3600.0}
     app = create_app(config)
     stored, ignored = _contracts()
     stored.implement(app)(stored_body)

@@ -6,6 +6,7 @@ Run: ``python benchmarks/monitoring.py`` (valgrind for the instruction counts).
 
 from __future__ import annotations
 
+import gzip
 import json
 import statistics
 import subprocess
@@ -26,16 +27,18 @@ from crawjud_tasks._keys import Keys
 from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks.monitoring import render_metrics
 from crawjud_tasks.monitoring._recorder import Drained, Series
+from crawjud_tasks.monitoring._snapshot import read_snapshot
 from crawjud_tasks.monitoring._store import write_flush
 
 TASKS = 10_000
 
 
 def instructions(server: RedisServer) -> dict[str, float]:
-    """Callgrind instructions per executed task (results-ignored group), metrics off and on."""
+    """Callgrind instructions per executed task (results-ignored group): metrics off, on, and on
+    with the flush and health threads firing once an hour (``quiet``: what the threads cost)."""
     sizes = ["--warmup", "50", "--segments", "3", "--per-segment", "200"]
     figures: dict[str, float] = {}
-    for mode in ("off", "on"):
+    for mode in ("off", "on", "quiet"):
         broker, backend = server.url_for(0), server.url_for(1)
         flush(broker, backend)
         urls = ["--kind", "lib", "--broker", broker, "--backend", backend]
@@ -108,12 +111,23 @@ def scrape(server: RedisServer) -> dict[str, float]:
             process=None,
             retention=3600,
         )
-        times = []
+        times, cpu, reads = [], [], []
         for _ in range(20):
             start = time.perf_counter()
+            read_snapshot(app)
+            reads.append((time.perf_counter() - start) * 1000)
+            start, start_cpu = time.perf_counter(), time.process_time()
             body = render_metrics(app)
             times.append((time.perf_counter() - start) * 1000)
-        return {"median_ms": statistics.median(times), "max_ms": max(times), "bytes": len(body)}
+            cpu.append((time.process_time() - start_cpu) * 1000)
+        return {
+            "median_ms": statistics.median(times),
+            "min_ms": min(times),
+            "cpu_median_ms": statistics.median(cpu),
+            "read_only_median_ms": statistics.median(reads),
+            "bytes": len(body),
+            "gzip_bytes": len(gzip.compress(body, compresslevel=1)),
+        }
     finally:
         close_app(app)
 
@@ -151,16 +165,29 @@ def probe() -> dict[str, float]:
         return figures
 
 
+PARTS = ("instructions", "commands", "scrape", "probe")
+
+
 def main() -> None:
+    """Run every part, or those named: ``instructions``, ``commands``, ``scrape``, ``probe``."""
+    parts = sys.argv[1:] or list(PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        sys.exit(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
+    report: dict[str, Any] = {}
     with RedisServer() as server:
-        report = {
-            "instructions_per_task": instructions(server),
-            "redis_commands_per_task": commands(server),
-            "scrape_200x4": scrape(server),
-            "health_worker_ready_ms": probe(),
-        }
-    off, on = report["instructions_per_task"]["off"], report["instructions_per_task"]["on"]
-    report["instructions_overhead_pct"] = 100 * (on - off) / off
+        if "instructions" in parts:
+            figures = instructions(server)
+            report["instructions_per_task"] = figures
+            report["instructions_overhead_pct"] = (
+                100 * (figures["on"] - figures["off"]) / figures["off"]
+            )
+        if "commands" in parts:
+            report["redis_commands_per_task"] = commands(server)
+        if "scrape" in parts:
+            report["scrape_200x4"] = scrape(server)
+        if "probe" in parts:
+            report["health_worker_ready_ms"] = probe()
     print(json.dumps(report, indent=2))
 
 

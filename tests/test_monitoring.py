@@ -3,6 +3,8 @@ process kills, and the health probes."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 import os
 import signal
@@ -19,10 +21,17 @@ from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks._worker_process import WorkerProcess
-from crawjud_tasks.monitoring import render_metrics, stats, task_status, worker_health
+from crawjud_tasks.monitoring import (
+    metrics_asgi_app,
+    render_metrics,
+    stats,
+    task_status,
+    worker_health,
+)
+from crawjud_tasks.monitoring._collect import metrics_state
 from crawjud_tasks.testing import settings_for
-from tests.helpers import ROOT, run_cli
 from tests.examples import monitoring as m
+from tests.helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -211,7 +220,7 @@ def test_probes_follow_redis_and_the_exporter_answers_503(
         answers: list[str] = []
         body = metrics_wsgi_app(host)({}, lambda status, headers: answers.append(status))
         assert answers[0].startswith("503")
-        assert b"crawjud_up 0.0" in body[0]
+        assert body[0].endswith(b"\ncrawjud_up 0\n")
     finally:
         crawjud_redis.start()
     _wait_for(lambda: worker_health(directory, check="ready").ok, timeout=30)
@@ -230,3 +239,45 @@ def test_a_consumer_that_stops_fetching_is_not_live(
     _wait_for(lambda: not worker_health(directory, check="live").ok, timeout=20)
     report = worker_health(directory, check="live")
     assert any("stalled" in reason for reason in report.reasons), report
+
+
+def _asgi(app: Celery, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Call the metrics ASGI app once, as an ASGI server would; the messages it sent."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(metrics_asgi_app(app)(scope, receive, send))
+    return sent
+
+
+def test_the_asgi_app_answers_scrapes_gzipped_on_request_and_503_without_redis(
+    host: Celery, crawjud_redis: RedisServer
+) -> None:
+    m.work.using(host).delay(0.0)  # this process counts it as sent; the flush writes it
+    state = metrics_state(host)
+    assert state is not None and state.flush()
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": []}
+    start, body = _asgi(host, scope)
+    assert (start["status"], dict(start["headers"])[b"content-type"]) == (
+        200,
+        b"text/plain; version=0.0.4; charset=utf-8",
+    )
+    families = {f.name: f for f in text_string_to_metric_families(body["body"].decode())}
+    sent = families["celery_task_sent"].samples
+    assert [(s.labels["name"], s.value) for s in sent] == [(m.work.full_name(host), 1.0)]
+    gzipped = {**scope, "headers": [(b"accept-encoding", b"gzip, deflate")]}
+    start, body = _asgi(host, gzipped)
+    assert dict(start["headers"])[b"content-encoding"] == b"gzip"
+    assert b"\ncrawjud_up 1\n" in gzip.decompress(body["body"])
+    assert _asgi(host, {"type": "lifespan"}) == []  # not HTTP: left alone
+    crawjud_redis.stop(keep_files=True)
+    try:
+        start, body = _asgi(host, scope)
+        assert (start["status"], body["body"].endswith(b"crawjud_up 0\n")) == (503, True)
+    finally:
+        crawjud_redis.start()

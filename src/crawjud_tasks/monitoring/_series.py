@@ -17,7 +17,6 @@ __all__ = [
     "QUEUE_WAIT_BUCKETS",
     "RUNTIME_BUCKETS",
     "field",
-    "split_field",
 ]
 
 #: Counter slots of a series, in order; ``celery_task_<name>_total`` each.
@@ -74,11 +73,3 @@ FIELD_SEP: Final = "\x1f"
 def field(kind: str, name: str, queue: str, host: str, extra: str = "") -> str:
     """The hash field of one value: ``kind`` (a counter, ``failed``, ``rt``, ``rt_sum``...)."""
     return FIELD_SEP.join((kind, name, queue, host, extra))
-
-
-def split_field(raw: str) -> tuple[str, str, str, str, str] | None:
-    """The parts of a field built by :func:`field`, or ``None`` for a foreign one."""
-    parts = raw.split(FIELD_SEP)
-    if len(parts) != 5:
-        return None
-    return parts[0], parts[1], parts[2], parts[3], parts[4]

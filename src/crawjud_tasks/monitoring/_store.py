@@ -47,7 +47,7 @@ def process_field(node: str, pid: int) -> str:
     return f"{node}{FIELD_SEP}{pid}"
 
 
-def write_flush(
+def write_flush(  # noqa: PLR0912  (one pipeline of every kind of value)
     client: redis.Redis,
     keys: Keys,
     drained: Drained,
