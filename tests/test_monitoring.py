@@ -20,8 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks._redis_server import RedisServer
+from crawjud_tasks._state import app_state
 from crawjud_tasks._worker_process import WorkerProcess
 from crawjud_tasks.monitoring import (
+    active_tasks,
     metrics_asgi_app,
     render_metrics,
     stats,
@@ -258,18 +260,24 @@ def _asgi(app: Celery, scope: dict[str, Any]) -> list[dict[str, Any]]:
 def test_the_asgi_app_answers_scrapes_gzipped_on_request_and_503_without_redis(
     host: Celery, crawjud_redis: RedisServer
 ) -> None:
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": []}
+    name = m.work.full_name(host)
+
+    def sent() -> float:
+        start, body = _asgi(host, scope)
+        assert (start["status"], dict(start["headers"])[b"content-type"]) == (
+            200,
+            b"text/plain; version=0.0.4; charset=utf-8",
+        )
+        families = {f.name: f for f in text_string_to_metric_families(body["body"].decode())}
+        samples = families["celery_task_sent"].samples
+        return sum(s.value for s in samples if s.labels["name"] == name)
+
+    before = sent()
     m.work.using(host).delay(0.0)  # this process counts it as sent; the flush writes it
     state = metrics_state(host)
     assert state is not None and state.flush()
-    scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": []}
-    start, body = _asgi(host, scope)
-    assert (start["status"], dict(start["headers"])[b"content-type"]) == (
-        200,
-        b"text/plain; version=0.0.4; charset=utf-8",
-    )
-    families = {f.name: f for f in text_string_to_metric_families(body["body"].decode())}
-    sent = families["celery_task_sent"].samples
-    assert [(s.labels["name"], s.value) for s in sent] == [(m.work.full_name(host), 1.0)]
+    assert sent() == before + 1
     gzipped = {**scope, "headers": [(b"accept-encoding", b"gzip, deflate")]}
     start, body = _asgi(host, gzipped)
     assert dict(start["headers"])[b"content-encoding"] == b"gzip"
@@ -281,3 +289,57 @@ def test_the_asgi_app_answers_scrapes_gzipped_on_request_and_503_without_redis(
         assert (start["status"], body["body"].endswith(b"crawjud_up 0\n")) == (503, True)
     finally:
         crawjud_redis.start()
+
+
+def test_running_and_revoked_tasks_show_in_status_active_and_top(
+    host: Celery, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = start_worker(pool="solo", concurrency=1)
+    env = mon_settings_env(host)
+    before = time.time()
+    long = m.work.using(host).delay(3.0)
+    _wait_for(lambda: any(task.id == long.id for task in active_tasks(host)))
+    status = task_status(host, long.id)
+    assert (status.state, status.name, status.worker) == (
+        "STARTED",
+        m.work.full_name(host),
+        worker.nodename,
+    )
+    assert status.sent is not None and before - 1 <= status.sent.timestamp() <= time.time()
+    listed = run_cli("tasks", "active", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert (row["id"], row["worker"]) == (long.id, worker.nodename)
+    frame = run_cli("top", "--once", "--window", "1m", env=env)
+    assert frame.returncode == 0, frame.stderr
+    assert worker.nodename in frame.stdout and "\x1b[" not in frame.stdout  # no screen clearing
+    revoked = m.work.using(host).s(0.0).apply_async(countdown=1.0)
+    host.control.revoke(revoked.id)
+    long.get(timeout=30)
+    name = m.work.full_name(host)
+    _wait_for(lambda: _value(_samples(host), "celery_task_revoked_total", name=name) == 1)
+
+
+def test_health_beat_follows_the_heartbeat_key(host: Celery) -> None:
+    env = mon_settings_env(host)
+    missing = run_cli("health", "beat", env=env)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        "no beat heartbeat: beat is not running, or hung",
+    )
+    state = app_state(host)
+    heartbeat = json.dumps({"time": time.time(), "pid": os.getpid()})
+    state.redis.set(state.keys.beat_heartbeat(), heartbeat, ex=5)
+    fresh = run_cli("health", "beat", env=env)
+    assert (fresh.returncode, fresh.stdout.strip()) == (0, "ok"), fresh.stderr
+
+
+def test_bot_items_are_exported_per_bot(host: Celery) -> None:
+    state = metrics_state(host)
+    assert state is not None
+    state.recorder.bot_run("cnj.validar", 10, 3)
+    state.recorder.bot_run("cnj.validar", 5, 0)
+    assert state.flush()
+    samples = _samples(host)
+    assert _value(samples, "crawjud_bot_items_processed_total", bot="cnj.validar") >= 15
+    assert _value(samples, "crawjud_bot_items_failed_total", bot="cnj.validar") >= 3

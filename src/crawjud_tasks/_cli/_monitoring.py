@@ -132,10 +132,20 @@ def stats_command(ctx: click.Context, window: float, as_json: bool) -> None:
 @click.option(
     "--iterations", default=0, type=click.IntRange(min=0), help="Stop after N refreshes (0: never)."
 )
+@click.option(
+    "--once", is_flag=True, help="Print one frame (no screen clearing) and exit: for scripts."
+)
 @click.pass_context
-def top(ctx: click.Context, window: float, interval: float, iterations: int) -> None:
+def top(ctx: click.Context, window: float, interval: float, iterations: int, once: bool) -> None:
     """A live table of workers, active tasks, rates, runtimes and queues (Ctrl-C stops)."""
     app = load_app(ctx)
+    if once:
+        try:
+            figures = stats(app, window=window)
+        except CrawjudTasksError as exc:
+            raise fail(str(exc)) from exc
+        click.echo(f"crawjud-tasks top  {time.strftime('%H:%M:%S')}\n{render(figures)}")
+        return
     count = 0
     try:
         while True:

@@ -45,6 +45,10 @@ class MetricsState:
         self.settings = state.settings.monitoring
         self.keys = state.keys
         self.namespace_prefix = state.settings.key_prefix.replace(":", ".")
+        #: The tasks whose result is a whole bot run's (``BotRunResult``): their items count.
+        self.bot_run_tasks = frozenset(
+            f"{state.settings.namespace}.{name}" for name in ("bots.execute_bot", "bots.finish_run")
+        )
         self.recorder = self._new_recorder()
         #: This process's worker role (``main``, ``pool``, ``solo``), None in a publisher.
         self.process: ProcessInfo | None = None
@@ -110,7 +114,7 @@ class MetricsState:
         """Write the deltas counted since the last flush; False if Redis did not take them."""
         with self._flush_lock:
             drained = self.recorder.drain()
-            if not drained.series and not drained.dropped and self.process is None:
+            if not (drained.series or drained.bot_items or drained.dropped or self.process):
                 return True
             try:
                 write_flush(

@@ -1,9 +1,10 @@
 """One process's metric deltas, counted in memory by the signal handlers and drained per flush.
 
 Every count is a few list and dict operations under a lock that only the flush thread contends
-for; nothing here does I/O. The flush takes the deltas with :meth:`Recorder.drain` and, when
-Redis did not take them, gives them back with :meth:`Recorder.restore`, which keeps at most
-``max_series`` series and counts what it had to drop.
+for, with at most one clock read per task start and end; nothing here does I/O. The flush takes
+the deltas with :meth:`Recorder.drain` and, when Redis did not take them, gives them back with
+:meth:`Recorder.restore`, which keeps at most ``max_series`` series and counts what it had to
+drop.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ OTHER_EXCEPTION: Final = "other"
 #: Celery's states at ``task_postrun`` and the counter each adds to.
 _FINISHED: Final = {"SUCCESS": SUCCEEDED, "RETRY": RETRIED, "REJECTED": REJECTED}
 
-#: (task name, queue, wall-clock start, monotonic start)
-ActiveEntry = tuple[str, str, float, float]
+#: (task name, queue, wall-clock start, publish time, its series, the drain it belongs to)
+ActiveEntry = tuple[str, str, float, float | None, "Series", int]
 
 
 class Series:
@@ -69,6 +70,8 @@ class Drained:
     active: dict[str, ActiveEntry]
     dropped: int
     last_received: float | None
+    #: ``{bot: [items processed, items failed]}`` of the runs that ended.
+    bot_items: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
 
 class Recorder:
@@ -85,6 +88,12 @@ class Recorder:
         self._active: dict[str, ActiveEntry] = {}
         self._exceptions: dict[str, set[str]] = {}
         self._dropped = 0
+        self._bot_items: dict[str, list[int]] = {}
+        #: Messages received, and how many there were when ``last_received`` was last read.
+        #: Drains so far: a running task's series is still current while this has not moved.
+        self._drains = 0
+        self._received = 0
+        self._received_seen = 0
         self._last_received: float | None = None
 
     def _get(self, name: str, queue: str) -> Series:
@@ -97,30 +106,45 @@ class Recorder:
         """Add one to counter ``slot`` (an index of ``COUNTERS``) of ``name`` on ``queue``."""
         with self._lock:
             self._get(name, queue).counts[slot] += 1
-            if slot == RECEIVED:
-                self._last_received = time.time()
 
-    def started(self, task_id: str, name: str, queue: str, wait: float | None) -> None:
-        """A task started; ``wait`` is the seconds it waited in its queue, if known."""
-        now = time.time()
+    def received(self, name: str, queue: str) -> None:
+        """This process took a message of ``name`` off ``queue`` (no clock read: the time is
+        taken when :attr:`last_received` is read and the count moved)."""
+        with self._lock:
+            self._get(name, queue).counts[RECEIVED] += 1
+            self._received += 1
+
+    def started(  # noqa: PLR0917  (the hot path: no argument object to build)
+        self, task_id: str, name: str, queue: str, sent: float | None, due: float, now: float
+    ) -> None:
+        """A task started at ``now``; ``sent``: when it was published, if known, and ``due``:
+        when it could run (later than ``sent`` for a countdown or a retry back-off)."""
         with self._lock:
             series = self._get(name, queue)
             series.counts[STARTED] += 1
-            if wait is not None:
-                wait = max(wait, 0.0)
+            if sent is not None:
+                wait = now - due if now > due else 0.0
                 series.qw[bisect.bisect_left(QUEUE_WAIT_BUCKETS, wait)] += 1
                 series.qw_sum += wait
-            self._active[task_id] = (name, queue, now, time.perf_counter())
+            self._active[task_id] = (name, queue, now, sent, series, self._drains)
+
+    def bot_run(self, bot: str, processed: int, failed: int) -> None:
+        """A bot run ended with ``processed`` items done, ``failed`` of them failed."""
+        with self._lock:
+            counts = self._bot_items.setdefault(bot, [0, 0])
+            counts[0] += processed
+            counts[1] += failed
 
     def finished(self, task_id: str, state: str, exception: str | None) -> None:
         """A task that :meth:`started` ended in Celery ``state`` (``exception``: its class)."""
-        end = time.perf_counter()
+        end = time.time()
         with self._lock:
             entry = self._active.pop(task_id, None)
             if entry is None:
                 return
-            name, queue, _, start = entry
-            series = self._get(name, queue)
+            name, queue, start, _, series, drains = entry
+            if drains != self._drains:
+                series = self._get(name, queue)  # drained since the task started
             slot = _FINISHED.get(state)
             if slot is not None:
                 series.counts[slot] += 1
@@ -130,7 +154,7 @@ class Recorder:
                 series.failed[label] = series.failed.get(label, 0) + 1
             else:
                 return  # IGNORED, REVOKED...: no runtime to observe
-            runtime = end - start
+            runtime = end - start if end > start else 0.0
             series.rt[bisect.bisect_left(RUNTIME_BUCKETS, runtime)] += 1
             series.rt_sum += runtime
 
@@ -145,7 +169,12 @@ class Recorder:
 
     @property
     def last_received(self) -> float | None:
-        """When this process last received a task message (seconds since the epoch)."""
+        """When this process last received a task message (seconds since the epoch), as of
+        the last time this was read (the health writer and the flush read it every interval)."""
+        received = self._received
+        if received != self._received_seen:
+            self._received_seen = received
+            self._last_received = time.time()
         return self._last_received
 
     def active_count(self) -> int:
@@ -154,9 +183,12 @@ class Recorder:
 
     def drain(self) -> Drained:
         """Take the deltas counted since the last drain (the counts start again from zero)."""
+        last_received = self.last_received
         with self._lock:
             series, self._series = self._series, {}
-            return Drained(series, dict(self._active), self._dropped, self._last_received)
+            self._drains += 1
+            items, self._bot_items = self._bot_items, {}
+            return Drained(series, dict(self._active), self._dropped, last_received, items)
 
     def restore(self, drained: Drained) -> None:
         """Give back deltas that could not be written; past ``max_series`` they are dropped."""
@@ -169,6 +201,10 @@ class Recorder:
                     self._series[key] = series
                 else:
                     self._dropped += series.events()
+            for bot, (processed, failed) in drained.bot_items.items():
+                counts = self._bot_items.setdefault(bot, [0, 0])
+                counts[0] += processed
+                counts[1] += failed
 
     def written(self, drained: Drained) -> None:
         """``drained`` reached Redis: its dropped count is recorded there now."""

@@ -14,7 +14,7 @@ import time
 from typing import Any, Final
 
 from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state
-from crawjud_tasks.monitoring._recorder import RECEIVED, REJECTED, REVOKED, SENT
+from crawjud_tasks.monitoring._recorder import REJECTED, REVOKED, SENT
 
 __all__ = [
     "SENT_HEADER",
@@ -72,7 +72,8 @@ def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     """The worker's main process took a task message off its queue."""
     state = _state(sender.app)
     if state is not None and request is not None:
-        state.recorder.count(RECEIVED, request.name, _queue(request.delivery_info))
+        info = request.delivery_info
+        state.recorder.received(request.name, (info and info.get("routing_key")) or _DEFAULT_QUEUE)
 
 
 def on_rejected(sender: Any = None, message: Any = None, **_: Any) -> None:
@@ -86,8 +87,10 @@ def on_rejected(sender: Any = None, message: Any = None, **_: Any) -> None:
 def on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
     """A task was revoked (before it ran, or terminated)."""
     state = _state(getattr(sender, "app", None))
-    if state is not None and request is not None:
-        state.recorder.count(REVOKED, request.name, _queue(request.delivery_info))
+    if state is not None:
+        # The sender is the task; ``request`` is its context (no ``name``), maybe None.
+        info = getattr(request, "delivery_info", None)
+        state.recorder.count(REVOKED, str(sender.name), _queue(info))
 
 
 def on_prerun(sender: Any = None, task_id: Any = None, **_: Any) -> None:
@@ -96,24 +99,38 @@ def on_prerun(sender: Any = None, task_id: Any = None, **_: Any) -> None:
     if state is None:
         return
     request = sender.request
-    sent = request.get(SENT_HEADER)
-    wait = None
+    now = time.time()
+    sent = due = request.get(SENT_HEADER)
     if sent is not None:
-        now = time.time()
+        sent = due = float(sent)
         eta = request.eta
-        baseline = float(sent)
         if eta:
             # Deliberate delay (countdown, retry back-off) is not waiting in the queue.
-            baseline = max(baseline, dt.datetime.fromisoformat(eta).timestamp())
-        wait = now - baseline
-    state.recorder.started(task_id, sender.name, _queue(request.delivery_info), wait)
+            due = max(sent, dt.datetime.fromisoformat(eta).timestamp())
+    info = request.delivery_info
+    queue = (info and info.get("routing_key")) or _DEFAULT_QUEUE
+    state.recorder.started(task_id, sender.name, queue, sent, due or now, now)
 
 
 def on_postrun(
     sender: Any = None, task_id: Any = None, retval: Any = None, state: Any = None, **_: Any
 ) -> None:
-    """A task ended in this process: count its outcome and runtime."""
+    """A task ended in this process: count its outcome and runtime (and a bot run's items)."""
     metrics = _state(sender.app)
-    if metrics is not None:
-        exception = type(retval).__name__ if state == "FAILURE" else None
-        metrics.recorder.finished(task_id, state, exception)
+    if metrics is None:
+        return
+    if state == "FAILURE":
+        metrics.recorder.finished(task_id, state, type(retval).__name__)
+        return
+    metrics.recorder.finished(task_id, state, None)
+    if retval.__class__ is dict and "counts" in retval and sender.name in metrics.bot_run_tasks:
+        _count_bot_run(metrics, retval)
+
+
+def _count_bot_run(metrics: MetricsState, result: dict[str, Any]) -> None:
+    """Count the items of a bot run from its result (``BotRunResult``, JSON-encoded)."""
+    counts = result.get("counts")
+    bot = result.get("bot")
+    if isinstance(counts, dict) and isinstance(bot, str):
+        done = sum(int(counts.get(key) or 0) for key in ("succeeded", "failed", "skipped"))
+        metrics.recorder.bot_run(bot, done, int(counts.get("failed") or 0))

@@ -92,7 +92,7 @@ def stats(app: Celery, *, window: float | dt.timedelta = 900.0) -> Stats:
     span = minutes * 60.0
     active: dict[tuple[str, str], int] = {}
     for record in snap.processes:
-        for _, name, queue, _ in record.get("active", []):
+        for _, name, queue, *_ in record.get("active", []):
             active[name, queue] = active.get((name, queue), 0) + 1
     merged: dict[tuple[str, str], SeriesTotals] = {}
     for (name, queue, _), totals in snap.window.items():

@@ -39,6 +39,8 @@ class ActiveTask:
     worker: str
     pid: int
     started: dt.datetime
+    #: When it was published (the ``crawjud_sent`` header), if known.
+    sent: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,11 +81,18 @@ def active_tasks(app: Celery) -> list[ActiveTask]:
             worker=str(record["node"]),
             pid=int(record["pid"]),
             started=_time(started) or dt.datetime.now(dt.timezone.utc),
+            sent=_time(sent),
         )
         for record in snap.processes
-        for task_id, name, queue, started in record.get("active", [])
+        for task_id, name, queue, started, sent, *_ in _entries(record)
     ]
     return sorted(tasks, key=lambda task: task.started)
+
+
+def _entries(record: dict[str, Any]) -> list[list[Any]]:
+    """A process record's active tasks, each ``[id, name, queue, started, sent]`` (records of
+    earlier versions have no ``sent``)."""
+    return [[*entry, None][:5] for entry in record.get("active", [])]
 
 
 def task_status(
@@ -117,14 +126,17 @@ def task_status(
     ended = meta.get("date_done")
     started = running.started if running is not None else None
     ended_at = _time(ended)
+    name = meta.get("name") or (running.name if running else None)
     return TaskStatus(
         id=task_id,
         state=state,
-        name=meta.get("name") or (running.name if running else None),
+        name=name,
         worker=meta.get("worker") or (running.worker if running else None),
         queue=meta.get("queue") or (running.queue if running else None),
         started=started,
         ended=ended_at,
+        sent=running.sent if running is not None else None,
+        deliveries=_deliveries(app, name, task_id, meta.get("retries")) if running else None,
         runtime=(ended_at - started).total_seconds() if ended_at and started else None,
         retries=meta.get("retries"),
         result=result,
@@ -132,6 +144,20 @@ def task_status(
         error_message=error_message,
         traceback=redact(meta["traceback"]) if meta.get("traceback") else None,
     )
+
+
+def _deliveries(app: Celery, name: str | None, task_id: str, retries: Any) -> int | None:
+    """How often the running task's message was delivered: at-least-once tasks count it."""
+    if name is None:
+        return None
+    state = app_state(app)
+    with state.redis_errors():
+        raw: Any = state.redis.get(state.keys.deliveries(name, task_id, retries))
+    try:
+        count = int(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return count if count is not None and count > 0 else None
 
 
 def redact(text: str) -> str:

@@ -83,6 +83,11 @@ def write_flush(  # noqa: PLR0912  (one pipeline of every kind of value)
             pipe.hincrbyfloat(totals, field("qw_sum", name, queue, host), series.qw_sum)
     if drained.series:
         pipe.expire(minute, int(retention) + 60)
+    for bot, (processed, failed) in drained.bot_items.items():
+        if processed:
+            pipe.hincrby(totals, field("items", bot, "", host), processed)
+        if failed:
+            pipe.hincrby(totals, field("items_failed", bot, "", host), failed)
     if drained.dropped:
         pipe.hincrby(totals, field("dropped", "", "", host), drained.dropped)
     if process is not None:
@@ -107,7 +112,8 @@ def _record(drained: Drained, process: ProcessInfo, now: float) -> str:
         "cpu": usage.ru_utime + usage.ru_stime,
         "active_count": len(drained.active),
         "active": [
-            [task_id, name, queue, started] for task_id, (name, queue, started, _) in active
+            [task_id, name, queue, started, sent]
+            for task_id, (name, queue, started, sent, *_) in active
         ],
         "last_received": drained.last_received,
     }
