@@ -60,7 +60,7 @@ def queue_lengths(
     client: redis.Redis, queues: Sequence[str]
 ) -> dict[str, tuple[int, float | None]]:
     """Read every queue's length and oldest message in one pipelined round trip."""
-    pipe: Any = client.pipeline(transaction=False)
+    pipe: Any = client.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
     add_queue_reads(pipe, queues)
     return parse_queue_reads(pipe.execute(), queues)
 
@@ -69,8 +69,9 @@ def _sent_time(raw: bytes | None) -> float | None:
     if not raw:
         return None
     try:
-        headers = json.loads(raw).get("headers") or {}
-        sent = headers.get(SENT_HEADER)
+        message: Any = json.loads(raw)
+        headers: Any = message.get("headers") or {}
+        sent: Any = headers.get(SENT_HEADER)
         return float(sent) if sent is not None else None
     except (ValueError, TypeError, AttributeError):
         return None

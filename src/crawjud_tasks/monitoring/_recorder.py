@@ -71,7 +71,7 @@ class Drained:
     dropped: int
     last_received: float | None
     #: ``{bot: [items processed, items failed]}`` of the runs that ended.
-    bot_items: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    bot_items: dict[str, list[int]] = dataclasses.field(default_factory=dict[str, list[int]])
 
 
 class Recorder:

@@ -80,7 +80,8 @@ def on_rejected(sender: Any = None, message: Any = None, **_: Any) -> None:
     """The worker refused a message (unknown task, undecodable)."""
     state = _state(getattr(sender, "app", None))
     if state is not None and message is not None:
-        name = str((message.headers or {}).get("task", "unknown"))
+        headers: Any = message.headers or {}
+        name = str(headers.get("task", "unknown"))
         state.recorder.count(REJECTED, name, _queue(message.delivery_info))
 
 
@@ -129,8 +130,12 @@ def on_postrun(
 
 def _count_bot_run(metrics: MetricsState, result: dict[str, Any]) -> None:
     """Count the items of a bot run from its result (``BotRunResult``, JSON-encoded)."""
-    counts = result.get("counts")
-    bot = result.get("bot")
-    if isinstance(counts, dict) and isinstance(bot, str):
-        done = sum(int(counts.get(key) or 0) for key in ("succeeded", "failed", "skipped"))
-        metrics.recorder.bot_run(bot, done, int(counts.get("failed") or 0))
+    counts: Any = result.get("counts")
+    bot: Any = result.get("bot")
+    if isinstance(bot, str) and hasattr(counts, "get"):
+        try:
+            done = sum(int(counts.get(key) or 0) for key in ("succeeded", "failed", "skipped"))
+            failed = int(counts.get("failed") or 0)
+        except (TypeError, ValueError):
+            return  # not a run's counts: nothing to count
+        metrics.recorder.bot_run(bot, done, failed)

@@ -38,8 +38,8 @@ _JOIN_HASH: Final = "return table.concat(redis.call('HGETALL', KEYS[1]), '\\30')
 class SeriesTotals:
     """Cumulative values of one (task name, queue, host)."""
 
-    counts: dict[str, int] = dataclasses.field(default_factory=dict)
-    failed: dict[str, int] = dataclasses.field(default_factory=dict)
+    counts: dict[str, int] = dataclasses.field(default_factory=dict[str, int])
+    failed: dict[str, int] = dataclasses.field(default_factory=dict[str, int])
     rt: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(RUNTIME_BUCKETS) + 1))
     rt_sum: float = 0.0
     qw: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(QUEUE_WAIT_BUCKETS) + 1))
@@ -62,7 +62,9 @@ class Snapshot:
     poison: int
     dropped: int
     #: ``{bot: (items processed, items failed)}``, counted when runs end.
-    bot_items: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    bot_items: dict[str, tuple[int, int]] = dataclasses.field(
+        default_factory=dict[str, tuple[int, int]]
+    )
 
 
 def app_queues(app: Celery) -> list[str]:
@@ -91,13 +93,15 @@ def read_snapshot(
         library = state.redis
         broker = state.link.broker
         shared = broker is not None and _same_database(library, broker)
-        pipe: Any = library.pipeline(transaction=False)
+        pipe: Any = library.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
         pipe.eval(_JOIN_HASH, 1, keys.metrics_totals())
         pipe.hgetall(keys.metrics_processes())
         pipe.llen(keys.poison())
         for minute in minutes:
             pipe.eval(_JOIN_HASH, 1, minute)
-        broker_pipe: Any = pipe if shared or broker is None else broker.pipeline(transaction=False)
+        broker_pipe: Any = (
+            pipe if shared or broker is None else broker.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+        )
         if broker is not None:
             broker_pipe.hlen(keys.kombu_transport()["unacked_key"])
             add_queue_reads(broker_pipe, queues)

@@ -119,7 +119,11 @@ def task_status(
         error_type, error_message = type(result).__name__, redact(str(result))
         result = None
     elif isinstance(result, dict) and "exc_type" in result:
-        error_type, error_message = str(result["exc_type"]), redact(str(result.get("exc_message")))
+        failure: dict[str, Any] = result  # pyright: ignore[reportUnknownVariableType]  (a decoded JSON object)
+        error_type, error_message = (
+            str(failure["exc_type"]),
+            redact(str(failure.get("exc_message"))),
+        )
         result = None
     elif state == "SUCCESS" and contract is not None:
         result = contract.codec.decode_result(result)

@@ -61,7 +61,7 @@ def write_flush(  # noqa: PLR0912  (one pipeline of every kind of value)
     now = time.time() if now is None else now
     totals = keys.metrics_totals()
     minute = keys.metrics_minute(int(now // 60))
-    pipe: Any = client.pipeline(transaction=False)
+    pipe: Any = client.pipeline(transaction=False)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
     for (name, queue), series in drained.series.items():
         for kind, value in zip(COUNTERS, series.counts, strict=True):
             if value:
