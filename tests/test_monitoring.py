@@ -157,7 +157,8 @@ def test_counts_and_runtimes_across_two_prefork_workers(
     row = next(t for t in figures.tasks if t.name == work)
     assert (row.succeeded, row.failed) == (8, 0)
     assert row.mean_runtime is not None and 0.05 <= row.mean_runtime < 1.0
-    assert row.p95_runtime is not None and 0.05 <= row.p95_runtime < 1.0  # sleeps overshoot under load
+    # Sleeps overshoot on a loaded machine: one slow task moves the p95 up a bucket.
+    assert row.p95_runtime is not None and 0.05 <= row.p95_runtime < 1.0
     status = task_status(host, handles[0].id, contract=m.work)
     assert (status.state, status.result) == ("SUCCESS", 0.05)
     assert task_status(host, "no-such-task").state == "unknown"
