@@ -29,6 +29,7 @@ from crawjud_tasks.errors import (
     PayloadError,
     PermanentError,
     PoisonMessageError,
+    RedisFullError,
     ResultTimeoutError,
     SecretNotFoundError,
     SettingsError,
@@ -40,18 +41,9 @@ from crawjud_tasks.errors import (
 
 if TYPE_CHECKING:
     from crawjud_tasks._app import create_app, install
-    from crawjud_tasks._canvas import (
-        ImmutableSig,
-        PartialSig,
-        Sig,
-        chord,
-        group,
-        map_chunks,
-        pipeline,
-    )
     from crawjud_tasks._contracts import TaskRef, task_contract
+    from crawjud_tasks._delivery import PoisonRecord, poison_messages
     from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
-    from crawjud_tasks._execution import PoisonRecord, poison_messages
     from crawjud_tasks._lease import Lease, lease
     from crawjud_tasks._ping import PingResult, ping
     from crawjud_tasks._results import TypedResult
@@ -64,8 +56,11 @@ if TYPE_CHECKING:
         MonitoringSettings,
         QueueSettings,
         Settings,
+        TlsSettings,
     )
+    from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
     from crawjud_tasks._state import app_settings
+    from crawjud_tasks._workflows import chord, group, map_chunks, pipeline
 
 __all__ = [
     "BotParameterError",
@@ -99,6 +94,7 @@ __all__ = [
     "PoisonMessageError",
     "PoisonRecord",
     "QueueSettings",
+    "RedisFullError",
     "ResultTimeoutError",
     "RetryPolicy",
     "Secret",
@@ -108,6 +104,7 @@ __all__ = [
     "Sig",
     "TaskFailedError",
     "TaskRef",
+    "TlsSettings",
     "TransientError",
     "TypedResult",
     "UnknownBotError",
@@ -132,31 +129,32 @@ _LAZY = {
     "BotSettings": "crawjud_tasks._settings",
     "EmbeddedRedis": "crawjud_tasks._embedded",
     "EmbeddedStatus": "crawjud_tasks._embedded",
-    "ImmutableSig": "crawjud_tasks._canvas",
+    "ImmutableSig": "crawjud_tasks._signatures",
     "Lease": "crawjud_tasks._lease",
     "MailSettings": "crawjud_tasks._settings",
     "MaintenanceSettings": "crawjud_tasks._settings",
     "MonitoringSettings": "crawjud_tasks._settings",
-    "PartialSig": "crawjud_tasks._canvas",
+    "PartialSig": "crawjud_tasks._signatures",
     "PingResult": "crawjud_tasks._ping",
-    "PoisonRecord": "crawjud_tasks._execution",
+    "PoisonRecord": "crawjud_tasks._delivery",
     "QueueSettings": "crawjud_tasks._settings",
     "RetryPolicy": "crawjud_tasks._retry",
     "Secret": "crawjud_tasks._secret",
     "Settings": "crawjud_tasks._settings",
-    "Sig": "crawjud_tasks._canvas",
+    "Sig": "crawjud_tasks._signatures",
     "TaskRef": "crawjud_tasks._contracts",
+    "TlsSettings": "crawjud_tasks._settings",
     "TypedResult": "crawjud_tasks._results",
     "app_settings": "crawjud_tasks._state",
-    "chord": "crawjud_tasks._canvas",
+    "chord": "crawjud_tasks._workflows",
     "create_app": "crawjud_tasks._app",
-    "group": "crawjud_tasks._canvas",
+    "group": "crawjud_tasks._workflows",
     "install": "crawjud_tasks._app",
     "lease": "crawjud_tasks._lease",
-    "map_chunks": "crawjud_tasks._canvas",
+    "map_chunks": "crawjud_tasks._workflows",
     "ping": "crawjud_tasks._ping",
-    "pipeline": "crawjud_tasks._canvas",
-    "poison_messages": "crawjud_tasks._execution",
+    "pipeline": "crawjud_tasks._workflows",
+    "poison_messages": "crawjud_tasks._delivery",
     "task_contract": "crawjud_tasks._contracts",
 }
 
