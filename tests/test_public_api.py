@@ -41,10 +41,13 @@ def test_a_host_importing_the_mail_contracts_loads_neither_jinja2_nor_smtp() -> 
 
 
 @pytest.mark.slow
-def test_the_worker_probe_imports_neither_celery_nor_redis(tmp_path: object) -> None:
+@pytest.mark.parametrize("where", ["--dir", "settings"])
+def test_the_worker_probe_imports_neither_celery_nor_redis(tmp_path: object, where: str) -> None:
+    folder = ["'--dir'", repr(str(tmp_path))] if where == "--dir" else []
     probe = (
-        "import sys; sys.argv = ['crawjud-tasks', 'health', 'worker', '--ready', '--dir', "
-        f"{str(tmp_path)!r}]\n"
+        "import os, sys\n"
+        f"os.environ['CRAWJUD_TASKS_MONITORING__HEALTH_DIR'] = {str(tmp_path)!r}\n"
+        f"sys.argv = ['crawjud-tasks', 'health', 'worker', '--ready', {', '.join(folder)}]\n"
         "from crawjud_tasks._cli import main\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
         "print(code, sorted(m for m in ('celery', 'kombu', 'redis') if m in sys.modules))"
