@@ -33,7 +33,8 @@ __all__ = ["MetricsState", "all_states", "metrics_state"]
 logger = logging.getLogger("crawjud_tasks.monitoring")
 
 #: Every app's metric collection in this process, for the process-wide signal handlers.
-_LIVE: weakref.WeakSet[MetricsState] = weakref.WeakSet()
+#: Oldest first: a publish is counted by the newest app of its namespace (see ``_signals``).
+_LIVE: list[weakref.ref[MetricsState]] = []
 _LOCK = threading.Lock()
 
 
@@ -58,7 +59,8 @@ class MetricsState:
         self._flush_lock = threading.Lock()
         self.failing = False
         with _LOCK:
-            _LIVE.add(self)
+            _LIVE[:] = [ref for ref in _LIVE if ref() is not None]
+            _LIVE.append(weakref.ref(self))
 
     def _new_recorder(self) -> Recorder:
         return Recorder(
@@ -155,9 +157,9 @@ def metrics_state(app: Celery) -> MetricsState | None:
 
 
 def all_states() -> list[MetricsState]:
-    """Every app's metric collection in this process."""
+    """Every app's metric collection in this process, oldest first."""
     with _LOCK:
-        return list(_LIVE)
+        return [state for ref in _LIVE if (state := ref()) is not None]
 
 
 def _after_fork_in_child() -> None:

@@ -53,7 +53,11 @@ def _queue(delivery_info: Any) -> str:
 def on_before_publish(
     sender: Any = None, headers: Any = None, routing_key: Any = None, **_: Any
 ) -> None:
-    """Stamp the publish time and count ``sent`` (every publish of every app)."""
+    """Stamp the publish time and count ``sent`` (every publish of every app).
+
+    The signal does not say which app publishes: the newest app whose namespace starts the task
+    name counts it (an app made to replace a closed one takes over its counts).
+    """
     if headers is None:
         return
     headers[SENT_HEADER] = time.time()
@@ -61,9 +65,9 @@ def on_before_publish(
     if not states:
         return
     name = str(sender)
-    state = states[0]
+    state = states[-1]
     if len(states) > 1:
-        state = next((s for s in states if name.startswith(s.namespace_prefix)), state)
+        state = next((s for s in reversed(states) if name.startswith(s.namespace_prefix)), state)
     state.recorder.count(SENT, name, routing_key or _DEFAULT_QUEUE)
     state.start()
 
