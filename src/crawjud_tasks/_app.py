@@ -37,6 +37,7 @@ DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.mail._register",
     "crawjud_tasks.bots._register",
     "crawjud_tasks.maintenance._register",
+    "crawjud_tasks.monitoring._register",
 )
 
 

@@ -23,6 +23,12 @@ Each line: key, type, TTL, who writes -> who reads (``<p>`` is the prefix).
 - ``<p>run:<run id>:cancel``, string, ``bots.retention``; ``cancel_run`` -> bot runs.
 - ``<p>run:<run id>:abort``, string, ``bots.retention``; a failing chunk -> the other chunks.
 - ``<p>mail:sent:<Message-ID>``, string, ``idempotency_ttl``; mail sends -> mail sends.
+- ``<p>monitoring:totals``, hash, no TTL; every process's metrics flush -> ``stats``, scrapes.
+- ``<p>monitoring:minute:<epoch minute>``, hash, ``monitoring.rollup_retention`` + 60 s; metrics
+  flushes -> ``stats(window=...)``.
+- ``<p>monitoring:processes``, hash (one JSON record per process), no TTL, records older than
+  ``monitoring.worker_timeout`` ignored; metrics flushes -> ``stats``, ``active_tasks``, scrapes.
+- ``<p>monitoring:beat``, string, ``monitoring.health_timeout``; beat -> ``health beat``.
 - ``<p>unacked`` (hash), ``<p>unacked_index`` (zset), ``<p>unacked_mutex`` (string); kombu ->
   kombu; the run lease heartbeat also touches ``unacked_index``.
 - ``<p>redbeat:*``, RedBeat's keys; beat -> beat.
@@ -184,3 +190,21 @@ class Keys:
     def sync_state(self, job: str) -> str:
         """A sync job's watermark, checkpoint and metrics."""
         return f"{self.prefix}maintenance:sync:{job}"
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def metrics_totals(self) -> str:
+        """Cumulative counters and histogram buckets of every process (hash)."""
+        return f"{self.prefix}monitoring:totals"
+
+    def metrics_minute(self, minute: int) -> str:
+        """The metric deltas flushed in epoch minute ``minute`` (hash with a TTL)."""
+        return f"{self.prefix}monitoring:minute:{minute}"
+
+    def metrics_processes(self) -> str:
+        """One JSON record per worker or publisher process (hash)."""
+        return f"{self.prefix}monitoring:processes"
+
+    def beat_heartbeat(self) -> str:
+        """Beat's heartbeat (string with a TTL)."""
+        return f"{self.prefix}monitoring:beat"

@@ -147,6 +147,27 @@ class MonitoringSettings:
 
     #: Seconds between flushes of worker metrics to Redis (one pipelined write each).
     metrics_flush_interval: float = 5.0
+    #: Collect metrics in workers and publishers (off: no signal handler is connected).
+    metrics_enabled: bool = True
+    #: Label task metrics with the worker's hostname (off: ``hostname="generic"``).
+    hostname_labels: bool = False
+    #: Exception classes counted by name per task; the rest count as ``other``.
+    top_exceptions: int = 10
+    #: Distinct metric series a process keeps while Redis is down; past it, deltas are dropped.
+    max_pending_series: int = 10_000
+    #: Seconds the per-minute rollups behind ``stats(window=...)`` are kept.
+    rollup_retention: float = 86400.0
+    #: Seconds after its last flush that a worker process counts as gone.
+    worker_timeout: float = 60.0
+    #: Where workers write their health records (default: ``<data_dir>/health``).
+    health_dir: Path | None = None
+    #: Seconds between a worker's health records (and beat heartbeats).
+    health_interval: float = 2.0
+    #: A health record older than this many seconds means the worker is not live.
+    health_timeout: float = 30.0
+    #: Seconds with messages waiting, free slots and nothing received before a worker counts
+    #: as stalled (not live).
+    stall_timeout: float = 120.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -149,7 +149,18 @@ def check_values(settings: Settings) -> None:
     _positive("result_expires", settings.result_expires)
     _positive("idempotency_ttl", settings.idempotency_ttl)
     _positive("mail.timeout", settings.mail.timeout)
-    _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
+    monitoring = settings.monitoring
+    for name in (
+        "metrics_flush_interval",
+        "rollup_retention",
+        "worker_timeout",
+        "health_interval",
+        "health_timeout",
+        "stall_timeout",
+        "top_exceptions",
+        "max_pending_series",
+    ):
+        _positive(f"monitoring.{name}", getattr(monitoring, name))
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
@@ -200,6 +211,8 @@ def _check_maintenance(settings: Settings) -> None:
 
 
 def _check_celery(options: Mapping[str, Any]) -> None:
+    if not options:
+        return  # nothing to check: settings alone (the health probe) import no Celery
     from celery.app.defaults import DEFAULTS  # noqa: PLC0415  (celery is heavy; only when used)
 
     known = [key for key in DEFAULTS if key not in _PINNED_CELERY]
