@@ -8,6 +8,8 @@
 - ``_at_least_once``: delivery counting, poison records and their query.
 - ``_leases``: the run's lease, its heartbeat's touch of the unacked index, the takeover of a
   dead holder's lease.
+- ``_terminal``: the ``on_terminal`` hook, called when a message ends for good without the
+  implementation's return.
 - ``_worker_hooks`` (with ``_worker_requests`` and ``_worker_logging``): what a worker prepares
   at start-up.
 - ``_transport``: the broker transport of Redis brokers, which refuses and records a malformed
