@@ -109,6 +109,23 @@ class BotSettings:
     #: The host's link to a run's report, ``{run_id}`` replaced (default: the report is
     #: attached to the notification, unless the report store gives a URL).
     report_url: str | None = None
+    #: The largest input file (CSV or XLSX, bytes on disk) a run accepts.
+    max_input_bytes: int = 256 * 1024 * 1024
+    #: The most rows an input file may have under its header.
+    max_input_rows: int = 2_000_000
+    #: The most bytes an XLSX input may hold once unpacked (its parts together): a small
+    #: workbook may unpack to gigabytes (a "zip bomb").
+    max_xlsx_unpacked_bytes: int = 512 * 1024 * 1024
+    #: The most characters an input cell may have (Excel's own limit is 32,767).
+    max_cell_chars: int = 32_767
+    #: The most columns an input may have (a spreadsheet holds 16,384; the report adds a few).
+    max_columns: int = 16_000
+    #: Items whose records and events are sent to Redis in one write, at most, for bots of
+    #: ``checkpoint = "batch"`` (after a kill, at most this many items are done again).
+    checkpoint_batch: int = 256
+    #: Seconds a record may wait to be sent with the next ones, at most, for bots of
+    #: ``checkpoint = "batch"``.
+    checkpoint_window: float = 0.005
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,6 +73,11 @@ def suggest(
     return f"valid names are: {', '.join(sorted(candidates))}"
 
 
+#: The most input columns a run may have: a report sheet adds up to 4 columns to them, and a
+#: spreadsheet holds 16,384.
+MAX_REPORT_COLUMNS = 16_380
+
+
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         msg = f"setting {name!r} must be greater than 0, got {value!r}"
@@ -157,6 +162,22 @@ def check_values(settings: Settings) -> None:
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
+    for name in (
+        "max_input_bytes",
+        "max_input_rows",
+        "max_xlsx_unpacked_bytes",
+        "max_cell_chars",
+        "max_columns",
+        "checkpoint_batch",
+        "checkpoint_window",
+    ):
+        _positive(f"bots.{name}", getattr(settings.bots, name))
+    if settings.bots.max_columns > MAX_REPORT_COLUMNS:
+        msg = (
+            f"setting 'bots.max_columns' must be at most {MAX_REPORT_COLUMNS} (a spreadsheet "
+            f"holds 16,384 columns and a report adds a few), got {settings.bots.max_columns!r}"
+        )
+        raise SettingsError(msg)
     if not 0 < settings.mail.port < 65536:
         msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
         raise SettingsError(msg)
