@@ -126,6 +126,9 @@ class BotSettings:
     #: Seconds a record may wait to be sent with the next ones, at most, for bots of
     #: ``checkpoint = "batch"``.
     checkpoint_window: float = 0.005
+    #: The most items a run's report workbook holds (a sheet holds 1,048,576 rows); a bigger
+    #: run's report has its CSV files alone.
+    report_xlsx_max_items: int = 1_048_575
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -76,6 +76,8 @@ def suggest(
 #: The most input columns a run may have: a report sheet adds up to 4 columns to them, and a
 #: spreadsheet holds 16,384.
 MAX_REPORT_COLUMNS = 16_380
+#: The rows a spreadsheet's sheet holds.
+MAX_SHEET_ROWS = 1_048_576
 
 
 def _positive(name: str, value: float) -> None:
@@ -170,8 +172,15 @@ def check_values(settings: Settings) -> None:
         "max_columns",
         "checkpoint_batch",
         "checkpoint_window",
+        "report_xlsx_max_items",
     ):
         _positive(f"bots.{name}", getattr(settings.bots, name))
+    if settings.bots.report_xlsx_max_items > MAX_SHEET_ROWS - 1:
+        msg = (
+            f"setting 'bots.report_xlsx_max_items' must be at most {MAX_SHEET_ROWS - 1} (a sheet "
+            f"holds {MAX_SHEET_ROWS} rows), got {settings.bots.report_xlsx_max_items!r}"
+        )
+        raise SettingsError(msg)
     if settings.bots.max_columns > MAX_REPORT_COLUMNS:
         msg = (
             f"setting 'bots.max_columns' must be at most {MAX_REPORT_COLUMNS} (a spreadsheet "

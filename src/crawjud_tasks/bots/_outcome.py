@@ -144,8 +144,16 @@ def report(
     )
     try:
         records = _sampled(run, read_parts(parts, columns))
+        xlsx = run.counts.total <= run.settings.bots.report_xlsx_max_items
+        if not xlsx:
+            run.log(
+                "warning",
+                f"the report has no workbook: {run.counts.total} items is more than "
+                f"bots.report_xlsx_max_items ({run.settings.bots.report_xlsx_max_items})",
+                None,
+            )
         archive = write_report_stream(
-            summary, records, list(dict.fromkeys(returned)), run.output_dir() / "report"
+            summary, records, list(dict.fromkeys(returned)), run.output_dir() / "report", xlsx=xlsx
         )
         location = report_store(run.app).store(run.run_id, archive)
     except Exception as exc:
