@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Ignore
 
-from crawjud_tasks._canvas import chord
+from crawjud_tasks._workflows import chord
 from crawjud_tasks.bots._loop import process
 from crawjud_tasks.bots._outcome import finish, report, started
 from crawjud_tasks.bots._parts import part_path, read_parts
