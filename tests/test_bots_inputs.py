@@ -230,8 +230,8 @@ def test_xlsx_without_calamine(root: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "python_calamine", None)  # its import now fails
     with pytest.raises(
         BotParameterError,
-        match=r"reading one needs python-calamine: install the xlsx extra on the worker \(pip install "
-        r"'crawjud-tasks\[xlsx\]'\), or pass a \.csv file",
+        match=r"reading one needs python-calamine: install the xlsx extra on the worker "
+        r"\(pip install 'crawjud-tasks\[xlsx\]'\), or pass a \.csv file",
     ):
         read(path, root)
 

@@ -6,8 +6,8 @@ import csv
 import datetime as dt
 import itertools
 import json
-import re
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any

@@ -10,7 +10,6 @@ import io
 import os
 import signal
 import threading
-import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -230,7 +229,7 @@ def test_a_million_rows_run_in_bounded_worker_memory(
         stop.set()
         sampler.join()
     assert result.status is RunStatus.COMPLETED and result.counts.succeeded == total
-    print(f"peak worker RSS {peak / 2**20:.0f} MiB")  # noqa: T201  (the figure, with -s)
+    print(f"peak worker RSS {peak / 2**20:.0f} MiB")
     assert 0 < peak < RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB"
 
 
