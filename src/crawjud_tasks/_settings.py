@@ -112,25 +112,17 @@ class BotSettings:
     #: The host's link to a run's report, ``{run_id}`` replaced (default: the report is
     #: attached to the notification, unless the report store gives a URL).
     report_url: str | None = None
-    #: The largest input file (CSV or XLSX, bytes on disk) a run accepts.
+    #: Input limits (a bigger input is refused before any item runs; see docs/bots.md): bytes
+    #: on disk, rows, bytes an XLSX unpacks to, characters a cell, named columns (<= 16,380).
     max_input_bytes: int = 256 * 1024 * 1024
-    #: The most rows an input file may have under its header.
     max_input_rows: int = 2_000_000
-    #: The most bytes an XLSX input may hold once unpacked (its parts together): a small
-    #: workbook may unpack to gigabytes (a "zip bomb").
     max_xlsx_unpacked_bytes: int = 512 * 1024 * 1024
-    #: The most characters an input cell may have (Excel's own limit is 32,767).
     max_cell_chars: int = 32_767
-    #: The most columns an input may have (a spreadsheet holds 16,384; the report adds a few).
     max_columns: int = 16_000
-    #: Items whose records and events are sent to Redis in one write, at most, for bots of
-    #: ``checkpoint = "batch"`` (after a kill, at most this many items are done again).
+    #: ``checkpoint = "batch"`` bots: items a write holds and seconds a record waits, at most.
     checkpoint_batch: int = 256
-    #: Seconds a record may wait to be sent with the next ones, at most, for bots of
-    #: ``checkpoint = "batch"``.
     checkpoint_window: float = 0.005
-    #: The most items a run's report workbook holds (a sheet holds 1,048,576 rows); a bigger
-    #: run's report has its CSV files alone.
+    #: The most items a report workbook holds (a sheet holds 1,048,576 rows; then CSV alone).
     report_xlsx_max_items: int = 1_048_575
 
 
