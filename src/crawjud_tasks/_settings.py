@@ -112,6 +112,18 @@ class BotSettings:
     #: The host's link to a run's report, ``{run_id}`` replaced (default: the report is
     #: attached to the notification, unless the report store gives a URL).
     report_url: str | None = None
+    #: Input limits (a bigger input is refused before any item runs; see docs/bots.md): bytes
+    #: on disk, rows, bytes an XLSX unpacks to, characters a cell, named columns (<= 16,380).
+    max_input_bytes: int = 256 * 1024 * 1024
+    max_input_rows: int = 2_000_000
+    max_xlsx_unpacked_bytes: int = 512 * 1024 * 1024
+    max_cell_chars: int = 32_767
+    max_columns: int = 16_000
+    #: ``checkpoint = "batch"`` bots: items a write holds and seconds a record waits, at most.
+    checkpoint_batch: int = 256
+    checkpoint_window: float = 0.005
+    #: The most items a report workbook holds (a sheet holds 1,048,576 rows; then CSV alone).
+    report_xlsx_max_items: int = 1_048_575
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

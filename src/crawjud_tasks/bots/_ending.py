@@ -13,6 +13,7 @@ ends a run a live worker still runs, and it leaves a run that already ended as i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,13 +21,17 @@ from typing import TYPE_CHECKING, Any
 from crawjud_tasks._delivery import lease_ttl, take_lease
 from crawjud_tasks._keys import run_lease_name
 from crawjud_tasks.bots._outcome import finish, report
+from crawjud_tasks.bots._parallel import split
+from crawjud_tasks.bots._parts import part_path
 from crawjud_tasks.bots._registry import find_bot
-from crawjud_tasks.bots._run import Run, describe
+from crawjud_tasks.bots._run import Prepared, Run, describe
 from crawjud_tasks.bots._store import RunStore
 from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunCounts, RunStatus
 from crawjud_tasks.errors import LeaseHeldError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from celery import Celery
 
     from crawjud_tasks._ending import Ending
@@ -97,18 +102,55 @@ def end_run(
 
 def close_run(run: Run, status: RunStatus, reason: str | None) -> BotRunResult:
     """End ``run`` (its lease held) as ``status``, with a report of the items it checkpointed
-    (none if it checkpointed none, or its input cannot be read again)."""
-    items = None
+    (each chunk's too, in a parallel run; none if nothing was, or its input cannot be read)."""
+    report_at = None
     try:
-        items = run.prepare(find_bot(run.app, run.bot_id)).items
-        run.counts = RunCounts(total=len(items))
-        run.load_checkpoint(items)
+        prepared = run.prepare(find_bot(run.app, run.bot_id))
+        parts, returned = _rewrite_parts(run, prepared)
+        if run.counts.done:
+            columns = prepared.index.columns
+            report_at = report(run, columns, parts, returned, status=status, error=reason)
     except Exception as exc:
         run.log("warning", f"the run's input was not read again: {describe(exc)}", None)
-    report_at = None
-    if items is not None and run.records:
-        report_at = report(run, items, status, reason)
     return finish(run, status, reason, report_at)
+
+
+def _rewrite_parts(run: Run, prepared: Prepared) -> tuple[list[Path], list[str]]:
+    """The run's report parts, rewritten from its checkpoints (a chunk's each, in a parallel
+    run), their counts summed in ``run.counts``; and the columns the bot returned."""
+    total = prepared.index.total
+    parallel = run.parameters.parallelism > 1 and total > 1
+    bounds = split(total, run.parameters.parallelism) if parallel else [(0, total)]
+    counts = RunCounts(total=total)
+    parts: list[Path] = []
+    returned: dict[str, None] = {}
+    for number, (start, stop) in enumerate(bounds):
+        task = run
+        if parallel:
+            task = Run(
+                run.app,
+                None,
+                run.bot_id,
+                run.user_id,
+                run.parameters,
+                task_id=run.task_id,
+                run_id=run.run_id,
+                chunk=number,
+            )
+        task.resume(prepared, start, stop)
+        part = task.part
+        assert part is not None
+        part.close()
+        parts.append(part_path(run.output_dir(), task.chunk))
+        returned.update(part.returned)
+        counts = dataclasses.replace(
+            counts,
+            succeeded=counts.succeeded + part.counts.succeeded,
+            failed=counts.failed + part.counts.failed,
+            skipped=counts.skipped + part.counts.skipped,
+        )
+    run.counts = counts
+    return parts, list(returned)
 
 
 def end_run_of(

@@ -30,7 +30,7 @@ from crawjud_tasks._keys import run_lease_name
 from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._ending import end_run
 from crawjud_tasks.bots._store import RunState, RunStore
-from crawjud_tasks.bots.contracts import execute_bot, finish_run, run_chunk
+from crawjud_tasks.bots.contracts import execute_bot, finish_run, run_chunk, run_failed
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -161,7 +161,7 @@ def _queues(app: Celery) -> list[str]:
     """The Redis lists of the queues the run contracts go to (each priority's too)."""
     names: dict[str, None] = {}
     router: Any = app.amqp.router
-    for contract in (execute_bot, run_chunk, finish_run):
+    for contract in (execute_bot, run_chunk, finish_run, run_failed):
         route: Any = router.route({}, contract.full_name(app))
         queue = route.get("queue")
         name = str(getattr(queue, "name", queue) or app.conf.task_default_queue)

@@ -49,6 +49,7 @@ __all__ = [
     "notification_failed",
     "reap_runs",
     "run_chunk",
+    "run_failed",
 ]
 
 #: A spreadsheet cell as it travels: text, a number, a boolean or empty.
@@ -311,6 +312,10 @@ class ChunkResult:
     #: ``completed``, ``cancelled`` or ``failed`` (a fatal error, which stops the other chunks).
     status: RunStatus
     error: str | None = None
+    #: The chunk's items by outcome (``total`` is 0): the run's counts are their sum.
+    counts: RunCounts = dataclasses.field(default_factory=RunCounts)
+    #: The columns the bot returned for the chunk's successes, first seen first.
+    returned: list[str] = dataclasses.field(default_factory=_no_reasons)
 
 
 @task_contract("bots.run_chunk", delivery="at_least_once", max_deliveries=5)
@@ -351,6 +356,23 @@ def reap_runs() -> list[str]:
     run lease's ttl. Each ends ``failed`` with a report of what it checkpointed and its
     notification. Returns the ids of the runs it ended. Each worker runs it once as it starts;
     a schedule may run it every few minutes (see the bots guide)."""
+    raise NotImplementedError
+
+
+@task_contract("bots.run_failed", delivery="at_least_once", max_deliveries=5)
+def run_failed(  # noqa: PLR0917  (a task's arguments travel positionally in its message)
+    failed_task_id: str,
+    bot_id: str,
+    user_id: int | str,
+    parameters: BotParameters,
+    run_id: str,
+    task_id: str,
+    chunks: int,
+    started_at: dt.datetime,
+) -> None:
+    """The error callback of a parallel run's chord (``failed_task_id`` is its body's id): a
+    chunk failed outright (a poison message, say), so the run ends ``failed`` naming the chunk
+    and its reason, with a report of what was done. ``execute_bot`` sends it; hosts need not."""
     raise NotImplementedError
 
 
