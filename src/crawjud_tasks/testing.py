@@ -189,7 +189,9 @@ def crawjud_worker_process(
     """A factory of started worker subprocesses for ``crawjud_app``; each is stopped afterwards.
 
     Keyword arguments go to :class:`WorkerProcess` (``pool``, ``concurrency``, ``queues``,
-    ``app_spec``, ``env``...).
+    ``app_spec``, ``env``...). The worker always gets ``crawjud_settings`` (as ``CRAWJUD_TASKS_*``
+    variables), with an ``app_spec`` too: a host's app made by ``create_app()`` reaches the
+    test's Redis and data folder, never the developer's.
     """
     workers: list[WorkerProcess] = []
 
