@@ -140,3 +140,23 @@ def test_a_dedicated_worker_of_one_crawjud_queue_says_nothing(
     finally:
         _stop(process)
     assert "not consumed" not in log.read_text()
+
+
+def test_an_installed_app_with_no_broker_says_which_broker_and_how_to_set_one(
+    tmp_path: Path,
+) -> None:
+    from crawjud_tasks import BrokerUnavailableError
+
+    app = Celery("host", set_as_current=False)  # no broker: Celery's default, AMQP on localhost
+    install(app, {"data_dir": str(tmp_path), "broker_connection_timeout": 1})
+    try:
+        with pytest.raises(BrokerUnavailableError) as caught:
+            ping(app, timeout=5)
+    finally:
+        close_app(app)
+    message = str(caught.value)
+    assert "None" not in message
+    assert "amqp://guest:***@localhost:5672//" in message
+    assert "broker_url" in message
+    assert "EmbeddedRedis" in message
+    assert "\n" not in message

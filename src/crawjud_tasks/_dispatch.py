@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from crawjud_tasks._redact import redact_url
+from crawjud_tasks._broker_hint import broker_unanswered
 from crawjud_tasks._redis import is_redis_url
 from crawjud_tasks.errors import BrokerUnavailableError, DispatchError, VisibilityTimeoutError
 
@@ -33,10 +33,7 @@ _KOMBU_VISIBILITY_TIMEOUT = 3600.0
 
 def broker_unavailable(app: Celery, exc: BaseException) -> BrokerUnavailableError:
     """The error to raise when a publish to ``app``'s broker failed with ``exc``."""
-    url = redact_url(str(app.conf.broker_url))
-    return BrokerUnavailableError(
-        f"the broker at {url} did not answer ({exc}); start it or check the broker URL"
-    )
+    return BrokerUnavailableError(broker_unanswered(app, exc))
 
 
 @contextmanager
