@@ -259,3 +259,26 @@ def test_cli_preview_unknown_template() -> None:
     done = run_cli("mail", "preview", "nope", "--locale", "fr")
     assert done.returncode == 1
     assert done.stderr.strip() == "Error: unknown mail locale 'fr'; known locales: en, pt_BR"
+
+
+def test_the_datetime_filter_shows_times_in_the_apps_timezone_in_each_locales_format() -> None:
+    context = {**_example("bot_finished"), "finished_at": "2026-11-28T13:27:00+00:00"}
+    context["duration"] = 4320.4
+    pt = render(MailSettings(), "bot_finished", context, "pt_BR", timezone="America/Sao_Paulo")
+    en = render(MailSettings(), "bot_finished", context, "en", timezone="UTC")
+    assert "Término: 28/11/2026 10:27" in pt.text and "Duração: 1 h 12 min" in pt.text
+    assert "Finished: 2026-11-28 13:27" in en.text and "Duration: 1 h 12 min" in en.text
+    assert "28/11/2026 10:27" in pt.html
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0 s"), (42.4, "42 s"), (185, "3 min 5 s"), (7260, "2 h 1 min")]
+)
+def test_the_duration_filter_says_hours_minutes_and_seconds(seconds: float, shown: str) -> None:
+    context = {**_example("bot_finished"), "duration": seconds}
+    assert f"Duration: {shown}" in render(MailSettings(), "bot_finished", context, "en").text
+
+
+def test_text_a_host_formatted_itself_is_shown_as_it_is() -> None:
+    context = {**_example("bot_started"), "started_at": "amanhã cedo"}
+    assert "Início: amanhã cedo" in render(MailSettings(), "bot_started", context, "pt_BR").text

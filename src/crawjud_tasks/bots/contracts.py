@@ -46,6 +46,7 @@ __all__ = [
     "SecretRef",
     "execute_bot",
     "finish_run",
+    "notification_failed",
     "run_chunk",
 ]
 
@@ -339,4 +340,12 @@ def finish_run(  # noqa: PLR0917  (a task's arguments travel positionally in its
 ) -> BotRunResult:
     """The last stage of a parallel run: merge the chunks, write the report, emit "finished",
     notify, store the result. ``execute_bot`` sends it as the body of the chunks' chord."""
+    raise NotImplementedError
+
+
+@task_contract("bots.notification_failed")
+def notification_failed(task_id: str, run_id: str, template: str) -> None:
+    """Record in run ``run_id``'s events that its ``template`` notification was not sent: the
+    error callback of the mail task ``task_id`` (which gives its id as the first argument). The
+    runner sends it with each notification; hosts need not."""
     raise NotImplementedError
