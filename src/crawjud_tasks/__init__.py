@@ -14,7 +14,7 @@ from crawjud_tasks._contracts import TaskRef, task_contract
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
 from crawjud_tasks._execution import PoisonRecord, poison_messages
 from crawjud_tasks._lease import Lease, lease
-from crawjud_tasks._ping import PingResult, ping
+from crawjud_tasks._ping import PingResult, aping, ping
 from crawjud_tasks._results import TypedResult
 from crawjud_tasks._retry import RetryPolicy
 from crawjud_tasks._secret import Secret
@@ -101,6 +101,7 @@ __all__ = [
     "TypedResult",
     "UnknownBotError",
     "VisibilityTimeoutError",
+    "aping",
     "app_settings",
     "chord",
     "create_app",
