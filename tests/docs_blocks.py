@@ -76,6 +76,12 @@ def blocks_of(path: Path) -> list[Block]:
         index += 1
         body: list[str] = []
         while index < len(lines) and not closing.match(lines[index]):
+            if lines[index].lstrip().startswith(fence["fence"]) and not _FENCE.match(lines[index]):
+                msg = (
+                    f"{path.name}:{index + 1}: text after a code fence "
+                    f"({lines[index].strip()[:40]!r}): the fence must be alone on its line"
+                )
+                raise ValueError(msg)
             body.append(lines[index])
             index += 1
         if index == len(lines):
