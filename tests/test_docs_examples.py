@@ -24,8 +24,8 @@ import json
 import re
 import shlex
 import subprocess
-import tempfile
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
