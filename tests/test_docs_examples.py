@@ -88,7 +88,7 @@ def _localised(text: str, server: RedisServer) -> str:
 
 
 @pytest.fixture
-def page_worker(request: pytest.FixtureRequest) -> Iterator[list[WorkerProcess]]:
+def page_worker() -> Iterator[list[WorkerProcess]]:
     workers: list[WorkerProcess] = []
     yield workers
     for worker in workers:
