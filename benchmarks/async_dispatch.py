@@ -63,9 +63,8 @@ def main() -> None:
         try:
             for label, awaitable in (("delay on the loop", False), ("await adelay", True)):
                 per, stall = asyncio.run(_measure(options.count, awaitable, app))
-                print(
-                    f"{label:18} {per * 1e6:8.0f} us/dispatch   longest loop stall {stall * 1e3:6.2f} ms"
-                )
+                line = f"{per * 1e6:8.0f} us/dispatch   longest loop stall {stall * 1e3:6.2f} ms"
+                print(f"{label:18} {line}")
         finally:
             close_app(app)
 
