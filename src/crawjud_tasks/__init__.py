@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from crawjud_tasks._app import create_app, install
-from crawjud_tasks._canvas import ImmutableSig, PartialSig, Sig, chord, group, map_chunks, pipeline
 from crawjud_tasks._contracts import TaskRef, task_contract
+from crawjud_tasks._delivery import PoisonRecord, poison_messages
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
-from crawjud_tasks._execution import PoisonRecord, poison_messages
 from crawjud_tasks._lease import Lease, lease
 from crawjud_tasks._ping import PingResult, aping, ping
 from crawjud_tasks._results import TypedResult
@@ -25,8 +24,11 @@ from crawjud_tasks._settings import (
     MonitoringSettings,
     QueueSettings,
     Settings,
+    TlsSettings,
 )
+from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
 from crawjud_tasks._state import app_settings
+from crawjud_tasks._workflows import chord, group, map_chunks, pipeline
 from crawjud_tasks.errors import (
     BotParameterError,
     BrokerUnavailableError,
@@ -47,6 +49,7 @@ from crawjud_tasks.errors import (
     PayloadError,
     PermanentError,
     PoisonMessageError,
+    RedisFullError,
     ResultTimeoutError,
     SecretNotFoundError,
     SettingsError,
@@ -88,6 +91,7 @@ __all__ = [
     "PoisonMessageError",
     "PoisonRecord",
     "QueueSettings",
+    "RedisFullError",
     "ResultTimeoutError",
     "RetryPolicy",
     "Secret",
@@ -97,6 +101,7 @@ __all__ = [
     "Sig",
     "TaskFailedError",
     "TaskRef",
+    "TlsSettings",
     "TransientError",
     "TypedResult",
     "UnknownBotError",

@@ -10,16 +10,18 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Exchange, Queue
 
-from crawjud_tasks._canvas import register_canvas_tasks
-from crawjud_tasks._contracts import report_missing_implementations
+from crawjud_tasks._contracts import use_binder
+from crawjud_tasks._delivery import bind_contract, prepare_worker
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
 from crawjud_tasks._keys import Keys
 from crawjud_tasks._ping import register_ping
-from crawjud_tasks._queue_check import report_unconsumed_queues
 from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import close_state, has_state, new_state
+from crawjud_tasks._tls import tls_config, warn_if_unverified
+from crawjud_tasks._typed_send import use_typed_send
+from crawjud_tasks._workflows import register_canvas_tasks
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
 if TYPE_CHECKING:
@@ -34,6 +36,10 @@ DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.mail._register",
     "crawjud_tasks.bots._register",
 )
+
+
+# Contracts (core) declare; delivery binds their implementations on the worker.
+use_binder(bind_contract)
 
 
 class _Registrar(Protocol):
@@ -102,6 +108,9 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
     )
     conf.task_routes = (_routes(settings), *host_routes)
+    for key, value in tls_config(conf.broker_url, conf.result_backend, settings.tls).items():
+        if not conf.get(key):  # the host's own TLS options win
+            conf[key] = value
     register_tasks(app, new_state(app, settings))
     return app
 
@@ -125,33 +134,19 @@ def _add_queues(app: Celery, queues: list[Queue]) -> None:
 
 def register_tasks(app: Celery, state: AppState) -> None:
     """Bind every contract of the library to its implementation on ``app``: the core tasks,
-    then each domain's, through its registrar."""
+    then each domain's, through its registrar; every dispatch of ``app`` raises the library's
+    errors."""
+    use_typed_send(app)
+    warn_if_unverified(app.conf, state.settings.tls)
     register_ping(app)
     register_canvas_tasks(app)
     for module in DOMAIN_REGISTRARS:
         registrar: _Registrar = importlib.import_module(module).register
         registrar(app, state)
-    worker_init.connect(_prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
+    worker_init.connect(prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
 
 
 _PREPARE_UID = "crawjud_tasks.prepare_worker"
-
-
-def _prepare_worker(sender: Any, **_: Any) -> None:
-    """At worker start-up: report contracts routed to a consumed queue with no implementation,
-    give at-least-once tasks the request that frees a dead pool process's run lease, and keep
-    message payloads out of the log lines about refused messages."""
-    app = sender.app
-    if has_state(app):
-        # Worker-only modules: a host service never imports Celery's worker.
-        from crawjud_tasks._worker_logging import hide_message_payloads  # noqa: PLC0415
-        from crawjud_tasks._worker_requests import use_run_requests  # noqa: PLC0415
-
-        consumed = {str(name) for name in app.amqp.queues.consume_from}
-        report_missing_implementations(app, consumed)
-        report_unconsumed_queues(app, consumed)
-        use_run_requests(app)
-        hide_message_payloads()
 
 
 def close_app(app: Celery) -> None:
@@ -253,6 +248,11 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "control_exchange": settings.namespace,
         "event_exchange": f"{settings.namespace}.events",
     }
+    # rediss:// URLs check certificates (the passthrough's own options win).
+    for key, value in tls_config(
+        settings.broker_url, settings.result_backend, settings.tls
+    ).items():
+        config.setdefault(key, value)
     if is_redis_url(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
         # kombu scans for messages past their visibility timeout every 10 s, but by default

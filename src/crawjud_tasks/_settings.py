@@ -50,6 +50,7 @@ __all__ = [
     "MonitoringSettings",
     "QueueSettings",
     "Settings",
+    "TlsSettings",
     "load_settings",
 ]
 
@@ -154,6 +155,18 @@ class MonitoringSettings:
     metrics_flush_interval: float = 5.0
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TlsSettings:
+    """Certificate checks of ``rediss://`` URLs (broker, result backend, Beat, the library's
+    own client). ``ssl_cert_reqs``/``ssl_ca_certs`` in a URL, or a ``celery.broker_use_ssl``
+    passthrough, take precedence."""
+
+    #: A PEM file of the certificate authorities to trust (default: the system's store).
+    ca_file: Path | None = None
+    #: Check the server's certificate and name; ``False`` is logged as a WARNING once per app.
+    verify: bool = True
+
+
 def _frozen_mapping() -> Mapping[str, Any]:
     return MappingProxyType({})
 
@@ -188,6 +201,9 @@ class Settings:
     idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
     #: Send Celery task events (costs Redis writes per task; Flower can switch them on live).
     task_events: bool = False
+    #: Refuse to start a worker on a Redis that would lose messages (no persistence, eviction).
+    strict_redis: bool = False
+    tls: TlsSettings = dataclasses.field(default_factory=TlsSettings)
     bots: BotSettings = dataclasses.field(default_factory=BotSettings)
     mail: MailSettings = dataclasses.field(default_factory=MailSettings)
     maintenance: MaintenanceSettings = dataclasses.field(default_factory=MaintenanceSettings)

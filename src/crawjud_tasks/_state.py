@@ -56,7 +56,9 @@ class AppState:
         self.keys = Keys(settings.key_prefix)
         #: The one lock of the app's state: domains guard their registries with it.
         self.lock = threading.RLock()
-        self._link = RedisLink(app.conf, settings.broker_connection_timeout, self.lock)
+        self._link = RedisLink(
+            app.conf, settings.broker_connection_timeout, self.lock, settings.tls
+        )
         self._domains: dict[object, Any] = {}
 
     def __repr__(self) -> str:

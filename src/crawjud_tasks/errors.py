@@ -14,6 +14,9 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
     ├── BrokerUnavailableError (also ConnectionError)
     │                                           the broker did not answer within the configured
     │                                           connection timeout
+    ├── RedisFullError                          Redis answered but refused a write: it reached its
+    │                                           ``maxmemory`` (no retry helps until memory is
+    │                                           freed or the limit raised; not a ConnectionError)
     ├── EmbeddedRedisError (also RuntimeError) the embedded redis-server could not be found,
     │                                           started, reached or stopped
     ├── ResultTimeoutError (also TimeoutError) no result arrived within the time given to get()
@@ -74,6 +77,7 @@ __all__ = [
     "PayloadError",
     "PermanentError",
     "PoisonMessageError",
+    "RedisFullError",
     "ResultTimeoutError",
     "SecretNotFoundError",
     "SettingsError",
@@ -114,6 +118,15 @@ class VisibilityTimeoutError(DispatchError):
 
 class BrokerUnavailableError(CrawjudTasksError, ConnectionError):
     """The broker could not be reached within the configured connection timeout."""
+
+
+class RedisFullError(CrawjudTasksError):
+    """Redis refused a write because it reached its ``maxmemory`` (``OOM command not allowed``).
+
+    The server is up, so this is no :class:`BrokerUnavailableError` (nor a ``ConnectionError``):
+    retry policies do not retry it, since waiting does not free memory. Free memory in Redis
+    (expired results, old queues) or raise its ``maxmemory``; the message names the server.
+    """
 
 
 class EmbeddedRedisError(CrawjudTasksError, RuntimeError):
