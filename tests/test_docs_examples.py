@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from crawjud_tasks import Settings, create_app
+from crawjud_tasks import EmbeddedRedis, Settings, create_app
 from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
 from tests.docs_blocks import ROOT, Block, blocks_of, doc_pages
 from tests.helpers import python_env, python_path
@@ -57,7 +57,7 @@ _PLACEHOLDER = re.compile(r"\[|\]|\b[A-Z][A-Z_]{2,}\b|\.\.\.|\||<")
 @pytest.fixture
 def sandbox(
     crawjud_redis: RedisServer, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Settings, dict[str, str]]:
+) -> Iterator[tuple[Settings, dict[str, str]]]:
     """The test's settings, and an environment whose every folder is inside the test's."""
     # Short: the embedded Redis's unix socket path must fit in 103 bytes.
     home = Path(tempfile.mkdtemp(prefix="cjd-", dir=tmp_path_factory.getbasetemp()))
@@ -72,7 +72,11 @@ def sandbox(
         "PYTHONPATH": python_path(str(tmp_path / "project")),
     }
     (tmp_path / "project").mkdir()
-    return settings, env
+    yield settings, env
+    # A block with no broker starts the embedded Redis (as a service would, and leaves it
+    # running): stop every one the page's blocks started in the sandbox.
+    for data in (home / "data", home / ".local/share/crawjud-tasks"):
+        EmbeddedRedis(data).stop()
 
 
 def test_every_page_has_well_formed_code_fences() -> None:

@@ -270,6 +270,15 @@ class Lease:
     # -- state ----------------------------------------------------------------------------------
 
     @property
+    def token(self) -> bytes | None:
+        """The value the lease key holds while this object holds it (``None`` otherwise).
+
+        For writes fenced by the lease: a Lua script that compares the key's value with it
+        writes only while this holder still has the lease.
+        """
+        return self._value
+
+    @property
     def held(self) -> bool:
         """Whether this object holds the lease (acquired, not released, not lost)."""
         return self._value is not None and self._lost_error() is None
