@@ -21,6 +21,7 @@ __all__ = ["ROOT", "Block", "blocks_of", "doc_pages", "named_block"]
 ROOT = Path(__file__).resolve().parent.parent
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)(?P<info>[^`\n]*)$")
+_SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"$', flags=re.M)
 _COMMENT = re.compile(
     r"^\s*<!--\s*(?P<kind>not-run|example|run-after)\s*:\s*(?P<value>.*?)\s*-->\s*$"
 )
@@ -88,7 +89,7 @@ def blocks_of(path: Path) -> list[Block]:
             msg = f"{path.name}:{start + 1}: a code fence is never closed"
             raise ValueError(msg)
         indent = len(fence["indent"])
-        text = "\n".join(entry[indent:] for entry in body) + "\n"
+        text = _expand_snippets("\n".join(entry[indent:] for entry in body) + "\n")
         kind, value = marker or ("", "")
         if kind == "not-run" and not value:
             msg = f"{path.name}:{start + 1}: a not-run marker needs its reason"
@@ -107,6 +108,12 @@ def blocks_of(path: Path) -> list[Block]:
         marker = None
         index += 1
     return blocks
+
+
+def _expand_snippets(text: str) -> str:
+    """A block whose lines include files as ``--8<-- "path"`` (pymdownx.snippets, paths from
+    the repository's root) holds those files' text, as the built page does."""
+    return _SNIPPET.sub(lambda match: (ROOT / match["path"]).read_text().rstrip("\n"), text)
 
 
 def named_block(path: Path, name: str) -> Block:
