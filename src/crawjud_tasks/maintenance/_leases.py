@@ -8,12 +8,10 @@ elsewhere, means the operation is running and the new one is refused.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 from collections.abc import Generator
 from typing import TYPE_CHECKING
 
-from crawjud_tasks._lease import evict, lease
+from crawjud_tasks._lease import dead_here, evict, lease
 from crawjud_tasks.errors import LeaseHeldError
 
 if TYPE_CHECKING:
@@ -51,21 +49,7 @@ def _acquire(app: Celery, key: str) -> Lease:
         try:
             return held.acquire()
         except LeaseHeldError as exc:
-            if exc.holder is None or not _dead_here(exc.holder):
+            if exc.holder is None or not dead_here(exc.holder):
                 raise
             evict(app, key, exc.holder)
     return lease(app, key, LEASE_TTL).acquire()
-
-
-def _dead_here(holder: str) -> bool:
-    """Whether ``holder`` (``host:pid``) names a process of this machine that has exited."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
