@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from crawjud_tasks._delivery import PoisonRecord, poison_messages
     from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
     from crawjud_tasks._lease import Lease, lease
-    from crawjud_tasks._ping import PingResult, ping
+    from crawjud_tasks._ping import PingResult, aping, ping
     from crawjud_tasks._results import TypedResult
     from crawjud_tasks._retry import RetryPolicy
     from crawjud_tasks._secret import Secret
@@ -117,6 +117,7 @@ __all__ = [
     "UnknownSyncJobError",
     "UnsafePathError",
     "VisibilityTimeoutError",
+    "aping",
     "app_settings",
     "chord",
     "create_app",
@@ -154,6 +155,7 @@ _LAZY = {
     "TlsSettings": "_settings",
     "TypedResult": "_results",
     "app_settings": "_state",
+    "aping": "_ping",
     "chord": "_workflows",
     "create_app": "_app",
     "group": "_workflows",

@@ -12,6 +12,7 @@ hands it to the binder the assembly installed with :func:`use_binder`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from typing import (
@@ -294,6 +295,18 @@ class TaskRef(Generic[P, R]):
         self._check_complete(args, kwargs)
         return self._call(args, kwargs, immutable=False).send(self._app or default_app())
 
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> TypedResult[R]:
+        """:meth:`delay` for asyncio code: the event loop is not blocked while the message is
+        published (kombu has no asyncio producer: the publish runs in a worker thread, as
+        ``asyncio.to_thread`` does; see "Using crawjud-tasks from a web service").
+
+        Raises:
+            PayloadError: the arguments do not fit the contract's parameters (before any thread).
+            BrokerUnavailableError: the broker did not answer.
+        """
+        self._check_complete(args, kwargs)
+        return await asyncio.to_thread(self.delay, *args, **kwargs)
+
     def _check_complete(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
             self._shared.codec.bind(args, kwargs)
@@ -417,33 +430,11 @@ class TaskRef(Generic[P, R]):
 
         return bind
 
-    def _bind(
-        self,
-        app: Celery,
-        func: Callable[..., Any],
-        *,
-        bound: bool,
-        retry: RetryPolicy | None,
-        time_limit: float | None,
-        soft_time_limit: float | None,
-        lease: Callable[..., str] | None = None,
-        on_terminal: Callable[..., None] | None = None,
-        duplicate_hint: str | None = None,
-    ) -> None:
+    def _bind(self, app: Celery, func: Callable[..., Any], *, bound: bool, **options: Any) -> None:
+        """Hand ``func`` to the binder; ``options`` are :class:`Implementation`'s fields."""
         if not _BINDER:
             msg = "no binder is installed: import crawjud_tasks (its assembly installs it)"
             raise ContractError(msg)
-        implementation = Implementation(
-            self,
-            func,
-            bound,
-            retry,
-            time_limit,
-            soft_time_limit,
-            lease,
-            on_terminal,
-            duplicate_hint,
-        )
-        _BINDER[0](app, implementation)
+        _BINDER[0](app, Implementation(self, func, bound, **options))
         if not bound:
             self._shared.local = func
