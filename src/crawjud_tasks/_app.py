@@ -94,11 +94,13 @@ def register_tasks(app: Celery) -> None:
     """Bind every contract of the library to its implementation on ``app``."""
     from crawjud_tasks.bots._runner import register_bots  # noqa: PLC0415  (bot runtime: on use)
     from crawjud_tasks.mail._send import register_mail  # noqa: PLC0415  (Jinja2, smtplib: on use)
+    from crawjud_tasks.schedules._register import register as register_schedules  # noqa: PLC0415
 
     register_ping(app)
     register_canvas_tasks(app)
     register_mail(app)
     register_bots(app)
+    register_schedules(app)
     worker_init.connect(_prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
 
 
@@ -255,12 +257,14 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         )
         config["broker_transport_options"] = transport
     if is_redis_url(settings.broker_url) and settings.broker_url is not None:
-        # Beat keeps its schedule in Redis as JSON, under a lock (RedBeat): never a pickled
-        # shelve file, and two beat processes never both fire.
-        config.setdefault("beat_scheduler", "redbeat.RedBeatScheduler")
+        # Beat keeps its schedules in Redis as JSON and fires each (schedule, time) once, under
+        # a fenced leader lock renewed every tick (see "Schedules").
+        config.setdefault("beat_scheduler", "crawjud_tasks.schedules._scheduler:ScheduleScheduler")
+        config.setdefault("beat_max_loop_interval", settings.schedules.loop_interval)
         config.setdefault("redbeat_redis_url", redis_py_url(settings.broker_url))
         config.setdefault("redbeat_redis_options", {"socket_connect_timeout": per_attempt})
         config.setdefault("redbeat_key_prefix", f"{settings.key_prefix}redbeat:")
+        config.setdefault("redbeat_lock_timeout", settings.schedules.lock_timeout)
     if is_redis_url(settings.result_backend):
         backend = dict(settings.celery.get("result_backend_transport_options", {}))
         backend.setdefault("global_keyprefix", settings.key_prefix)

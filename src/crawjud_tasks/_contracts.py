@@ -27,7 +27,7 @@ from crawjud_tasks.errors import ContractError, DispatchError, PayloadError
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["TaskRef", "report_missing_implementations", "task_contract"]
+__all__ = ["TaskRef", "find_contract", "report_missing_implementations", "task_contract"]
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
@@ -98,6 +98,11 @@ def task_contract(
         return ref
 
     return declare
+
+
+def find_contract(name: str) -> TaskRef[Any, Any] | None:
+    """The contract declared in this process under ``name`` (``reports.nightly``), if any."""
+    return _CONTRACTS.get(name)
 
 
 def _origin(func: Callable[..., Any]) -> str:

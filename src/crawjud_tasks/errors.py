@@ -17,6 +17,10 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
     ├── EmbeddedRedisError (also RuntimeError) the embedded redis-server could not be found,
     │                                           started, reached or stopped
     ├── ResultTimeoutError (also TimeoutError) no result arrived within the time given to get()
+    ├── ScheduleError (also ValueError)        a schedule was refused before anything was stored
+    │   │                                       (a bad cron, zone, interval, task or argument)
+    │   └── UnknownScheduleError (also LookupError)
+    │                                           no schedule has the id given
     ├── TaskFailedError                         the task failed on the worker with an error that is
     │                                           not one of ours (its type and message are kept)
     ├── LeaseError                              a run lease could not be taken or was lost
@@ -72,11 +76,13 @@ __all__ = [
     "PermanentError",
     "PoisonMessageError",
     "ResultTimeoutError",
+    "ScheduleError",
     "SecretNotFoundError",
     "SettingsError",
     "TaskFailedError",
     "TransientError",
     "UnknownBotError",
+    "UnknownScheduleError",
     "VisibilityTimeoutError",
 ]
 
@@ -119,6 +125,14 @@ class EmbeddedRedisError(CrawjudTasksError, RuntimeError):
 
 class ResultTimeoutError(CrawjudTasksError, TimeoutError):
     """No result arrived within the time given to ``get()``; the task may still run."""
+
+
+class ScheduleError(CrawjudTasksError, ValueError):
+    """A schedule was refused before anything was stored; the message says what was wrong."""
+
+
+class UnknownScheduleError(ScheduleError, LookupError):
+    """No schedule has the id given; the message names it."""
 
 
 class TaskFailedError(CrawjudTasksError):

@@ -1,0 +1,289 @@
+"""The beat scheduler: RedBeat's, leading through a fenced lock and firing typed schedules once.
+
+``create_app`` sets ``beat_scheduler`` to :class:`ScheduleScheduler`, so ``crawjud-tasks beat``
+and ``celery -A ... beat`` use it with no flag. Every beat tries to lead on each tick; the one
+whose token holds ``<prefix>schedules:leader`` fires, the others stand by. The leader renews the
+lock on every tick (``schedules.loop_interval``); if it dies, the lock expires after
+``schedules.lock_timeout`` and a standby takes over at its next tick. A leader that finds its
+lock gone (it stalled longer than the timeout) steps down and stands by; it never exits. Every
+claim checks the token inside Redis, so a stalled leader that wakes up cannot fire.
+
+Raw ``beat_schedule`` entries and RedBeat's own dynamic entries are still served by RedBeat's
+code, under the same leadership.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redbeat import RedBeatScheduler  # type: ignore[import-untyped]  # celery-redbeat has no types
+
+from crawjud_tasks._redis import redis_client
+from crawjud_tasks._state import app_settings
+from crawjud_tasks.errors import CrawjudTasksError
+from crawjud_tasks.schedules._fire import (
+    ADVANCE,
+    CLAIM,
+    advance_args,
+    claim_args,
+    plan,
+    publish,
+)
+from crawjud_tasks.schedules._store import ScheduleStore, now_ms
+
+__all__ = ["ScheduleScheduler"]
+
+_LOG = logging.getLogger("crawjud_tasks.schedules")
+#: Schedules read per round trip; a tick goes on with the next batch until none is due.
+BATCH = 500
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is untyped
+    """Celery beat's scheduler for crawjud-tasks (see the module docstring)."""
+
+    def __init__(self, app: Any, *args: Any, clock: Callable[[], int] = now_ms, **kwargs: Any):
+        self._clock = clock
+        self._token = uuid.uuid4().hex
+        self.leading = False
+        settings = app_settings(app).schedules
+        kwargs.setdefault("max_interval", settings.loop_interval)
+        super().__init__(app, *args, **kwargs)
+        # RedBeat's own lock (taken at beat_init, blocking) is replaced by ours, per tick.
+        self.lock_key = None
+        self.lock_timeout = settings.lock_timeout
+        self.max_interval = settings.loop_interval
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        """RedBeat's static entries, then the declared schedules reconciled with Redis."""
+        super().setup_schedule()
+        from crawjud_tasks.schedules._api import sync_declared  # noqa: PLC0415  (cycle)
+
+        try:
+            sync_declared(self.app)
+        except CrawjudTasksError as exc:
+            _LOG.error("beat: the declared schedules could not be synced: %s", exc)
+
+    @property
+    def store(self) -> ScheduleStore:
+        """The schedules of this beat's app."""
+        store: ScheduleStore | None = self.__dict__.get("_store")
+        if store is None:
+            store = self.__dict__["_store"] = ScheduleStore(self.app, self._clock)
+        return store
+
+    # -- leading ----------------------------------------------------------------------------
+
+    def lead(self) -> bool:
+        """Take or renew the leader lock; step down when it is lost. Whether this beat leads."""
+        store = self.store
+        client = store.client
+        key = store.keys.schedule_leader()
+        ttl_ms = round(self.lock_timeout * 1000)
+        if self.leading:
+            renewed: Any = client.eval(_EXTEND, 1, key, self._token, ttl_ms)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval untyped)
+            if not renewed:
+                _LOG.warning("beat: lost the leader lock; stepping down and standing by")
+                self.leading = False
+            return self.leading
+        if client.set(key, self._token, nx=True, px=ttl_ms):
+            _LOG.info("beat: leading (lock %s, %s s)", key, self.lock_timeout)
+            self.leading = True
+        return self.leading
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One pass: lead or stand by, fire what is due; seconds until the next pass."""
+        try:
+            if not self.lead():
+                return float(self.max_interval)
+            if not self.fire_due():
+                return float(self.max_interval)
+            self.fire_buffered()
+            self._redbeat_entries()
+            return self._until_next()
+        except (redis.RedisError, CrawjudTasksError, OSError) as exc:
+            _LOG.error("beat: tick failed, standing by until Redis answers: %s", exc)
+            self.leading = False
+            return float(self.max_interval)
+
+    def close(self) -> None:
+        """Give the lock back if this beat holds it, then close as RedBeat does."""
+        if self.leading:
+            store = self.store
+            store.client.eval(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval untyped)
+                "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+                "end return 0",
+                1,
+                store.keys.schedule_leader(),
+                self._token,
+            )
+            self.leading = False
+        super().close()
+
+    # -- firing -----------------------------------------------------------------------------
+
+    def fire_due(self) -> bool:
+        """Fire every due schedule, in batches; False when the lock was lost on the way."""
+        store = self.store
+        client = store.client
+        started = time.monotonic()
+        while True:
+            now = self._clock()
+            ids = [
+                bytes(member).decode()
+                for member in client.zrangebyscore(
+                    store.keys.schedule_due(), "-inf", now, start=0, num=BATCH
+                )
+            ]
+            if not ids:
+                return True
+            if not self._fire_batch(ids, now):
+                return False
+            if time.monotonic() - started > self.max_interval and not self.lead():
+                return False
+
+    def _fire_batch(self, ids: list[str], now: int) -> bool:
+        store = self.store
+        client = store.client
+        specs = store.definitions(ids)
+        with client.pipeline(transaction=False) as pipe:
+            for schedule_id in ids:
+                pipe.hget(store.keys.schedule_state(schedule_id), "next")
+            nexts: list[Any] = pipe.execute()
+        with self.app.producer_or_acquire() as producer:
+            for schedule_id, spec, raw_next in zip(ids, specs, nexts, strict=True):
+                if spec is None or raw_next is None:
+                    client.zrem(store.keys.schedule_due(), schedule_id)  # gone or ended
+                    continue
+                if not self._fire_one(spec, int(raw_next), now, producer):
+                    return False
+        return True
+
+    def _fire_one(self, spec: Any, next_ms: int, now: int, producer: Any) -> bool:
+        store = self.store
+        client = store.client
+        steps = plan(spec, next_ms, now)
+        common = {"field": "next", "expected": next_ms, "following": steps.following}
+        if steps.fire is None:
+            if steps.missed:
+                _LOG.warning(
+                    "beat: schedule %s missed %d fire(s) older than its catch-up window",
+                    spec.id,
+                    steps.missed,
+                )
+            keys, argv = advance_args(store, spec, task_id=None, missed=steps.missed, **common)
+            client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
+            return True
+        keys, argv = claim_args(
+            store,
+            spec,
+            self._token,
+            field="next",
+            expected=next_ms,
+            nominal=steps.fire,
+            overlap=spec.overlap,
+        )
+        answer = bytes(client.eval(CLAIM, len(keys), *keys, *argv)).decode()  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        if answer == "lost":
+            _LOG.warning("beat: lost the leader lock; stepping down and standing by")
+            self.leading = False
+            return False
+        if answer in ("paused", "moved"):
+            return True
+        if answer == "busy":
+            buffer = steps.fire if spec.overlap == "buffer_one" else None
+            skipped = 0 if buffer is not None else 1
+            keys, argv = advance_args(
+                store,
+                spec,
+                task_id=None,
+                skipped=skipped,
+                missed=steps.missed,
+                buffer=buffer,
+                **common,
+            )
+            client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
+            return True
+        if answer == "retaken":
+            _LOG.info("beat: schedule %s: taking over the fire of a previous leader", spec.id)
+        task_id, _ = publish(store, spec, steps.fire, producer)
+        keys, argv = advance_args(
+            store,
+            spec,
+            task_id=task_id,
+            fired=1,
+            missed=steps.missed,
+            nominal=steps.fire,
+            **common,
+        )
+        client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
+        return True
+
+    def fire_buffered(self) -> None:
+        """Send the fires that ``buffer_one`` kept waiting, once their previous run ended."""
+        store = self.store
+        client = store.client
+        ids = [
+            bytes(m).decode()
+            for m in client.zrange(store.keys.schedule_buffered(), 0, BATCH - 1)  # pyright: ignore[reportUnknownVariableType]
+        ]
+        for schedule_id, spec in zip(ids, store.definitions(ids), strict=True):
+            pending: Any = client.hget(store.keys.schedule_state(schedule_id), "pending")
+            if spec is None or pending is None:
+                client.zrem(store.keys.schedule_buffered(), schedule_id)
+                continue
+            nominal = int(pending)
+            keys, argv = claim_args(
+                store,
+                spec,
+                self._token,
+                field="pending",
+                expected=nominal,
+                nominal=nominal,
+                overlap=spec.overlap,
+            )
+            answer = bytes(client.eval(CLAIM, len(keys), *keys, *argv)).decode()  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            if answer not in ("ok", "retaken"):
+                continue
+            task_id, _ = publish(store, spec, nominal)
+            keys, argv = advance_args(
+                store,
+                spec,
+                field="pending",
+                expected=nominal,
+                following=None,
+                task_id=task_id,
+                fired=1,
+                nominal=nominal,
+            )
+            client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
+
+    def _redbeat_entries(self) -> None:
+        """RedBeat's own entries (raw ``beat_schedule``, dynamic RedBeat entries)."""
+        for entry in self.schedule.values():
+            self.maybe_due(entry, **self._maybe_due_kwargs)
+
+    def _until_next(self) -> float:
+        store = self.store
+        first: Any = store.client.zrange(store.keys.schedule_due(), 0, 0, withscores=True)
+        if not first:
+            return float(self.max_interval)
+        wait = (float(first[0][1]) - self._clock()) / 1000
+        return max(0.0, min(wait, float(self.max_interval)))
+
+
+def library_client(app: Any) -> redis.Redis:
+    """The library's Redis client of ``app`` (for tests that watch the scheduler)."""
+    return redis_client(app)
