@@ -172,7 +172,7 @@ class ScheduleStore:
             with self.client.pipeline() as pipe:
                 pipe.hset(self.keys.schedule_definitions(), spec.id, _ENCODER.encode(spec))
                 if retime:
-                    self._schedule_next(pipe, spec, self.clock() - 1, paused=paused)
+                    self._schedule_next(pipe, spec, self.clock(), paused=paused)
                 pipe.execute()
         return "added" if old is None else "updated"
 
