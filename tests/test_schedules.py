@@ -133,7 +133,9 @@ def test_two_schedulers_fire_each_tick_once(app: Celery) -> None:
 def test_a_beat_down_across_five_fires_runs_one_catch_up(app: Celery) -> None:
     clock = Clock(dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC))
     _add(
-        app, clock, Schedule(id="five", task=tick.s("f"), every=10, catchup_window=60, overlap="allow")
+        app,
+        clock,
+        Schedule(id="five", task=tick.s("f"), every=10, catchup_window=60, overlap="allow"),
     )
     beat = _scheduler(app, clock)
     clock.advance(10)
@@ -159,7 +161,9 @@ def test_a_beat_down_across_five_fires_runs_one_catch_up(app: Celery) -> None:
 def test_dst_gap_fires_after_the_gap_and_fold_fires_once(app: Celery) -> None:
     # New York: 2026-03-08 02:00 -> 03:00 (gap); 2026-11-01 02:00 -> 01:00 (fold).
     clock = Clock(dt.datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
-    gap = Schedule(id="gap", task=tick.s("g"), cron="30 2 * * *", timezone="America/New_York", overlap="allow")
+    gap = Schedule(
+        id="gap", task=tick.s("g"), cron="30 2 * * *", timezone="America/New_York", overlap="allow"
+    )
     _add(app, clock, gap)
     beat = _scheduler(app, clock)
     fired: list[dt.datetime] = []
@@ -175,7 +179,9 @@ def test_dst_gap_fires_after_the_gap_and_fold_fires_once(app: Celery) -> None:
     schedules.remove(app, "gap")
 
     clock.set(dt.datetime(2026, 10, 31, 12, 0, tzinfo=UTC))
-    fold = Schedule(id="fold", task=tick.s("h"), cron="30 1 * * *", timezone="America/New_York", overlap="allow")
+    fold = Schedule(
+        id="fold", task=tick.s("h"), cron="30 1 * * *", timezone="America/New_York", overlap="allow"
+    )
     _add(app, clock, fold)
     fired = []
     for _ in range(2 * 24 * 12):  # two days, a tick every 5 minutes
@@ -253,7 +259,7 @@ def test_export_import_round_trip_and_bad_input(app: Celery) -> None:
         schedules.import_schedules(app, "{}")
     bad = json.loads(text)
     bad[0]["kwargs"] = {"nope": 1}
-    with pytest.raises(ScheduleError, match="sched.tick"):
+    with pytest.raises(ScheduleError, match=r"sched\.tick"):
         schedules.import_schedules(app, json.dumps(bad))
 
 
@@ -263,3 +269,54 @@ def test_trigger_runs_now_with_its_own_id(app: Celery) -> None:
     assert [m["id"] for m in _queued(app)] == [task_id]
     assert schedules.describe(app, "t").counters["fired"] == 1
 
+
+def test_cli_add_list_next_pause_trigger_export_import(
+    app: Celery, crawjud_redis: RedisServer, tmp_path: object
+) -> None:
+    from tests.conftest import run_cli
+    from tests.test_schedules_beat import ROOT
+
+    env = {
+        **app_settings_env(app),
+        "PYTHONPATH": str(ROOT),
+    }
+    spec = ["--app", "tests.examples.schedules_app:app", "schedules"]
+    done = run_cli(
+        *spec,
+        "add",
+        "nightly",
+        "--task",
+        "sched.tick",
+        "--cron",
+        "0 6 * * *",
+        "--arg",
+        '"n"',
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "added nightly" in done.stdout
+    bad = run_cli(
+        *spec, "add", "bad", "--task", "sched.tick", "--every", "1s", "--arg", "5", env=env
+    )
+    assert bad.returncode == 1 and "label" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    unknown = run_cli(*spec, "add", "x", "--task", "nope.task", "--every", "1s", env=env)
+    assert unknown.returncode == 1 and "no contract named" in unknown.stderr
+    assert "nightly" in run_cli(*spec, "list", env=env).stdout
+    assert len(run_cli(*spec, "next", "nightly", "-n", "3", env=env).stdout.splitlines()) == 3
+    assert run_cli(*spec, "pause", "nightly", "--note", "x", env=env).returncode == 0
+    assert schedules.describe(app, "nightly").paused
+    assert run_cli(*spec, "resume", "nightly", env=env).returncode == 0
+    triggered = run_cli(*spec, "trigger", "nightly", env=env)
+    assert [m["id"] for m in _queued(app)] == [triggered.stdout.strip()]
+    exported = run_cli(*spec, "export", env=env).stdout
+    assert run_cli(*spec, "remove", "nightly", env=env).returncode == 0
+    path = tmp_path / "s.json"  # type: ignore[operator]
+    path.write_text(exported)
+    imported = run_cli(*spec, "import", str(path), env=env)
+    assert "added 1" in imported.stdout, imported.stderr
+
+
+def app_settings_env(app: Celery) -> dict[str, str]:
+    from crawjud_tasks._state import app_settings
+
+    return app_settings(app).to_env()

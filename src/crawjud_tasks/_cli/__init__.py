@@ -11,6 +11,7 @@ from crawjud_tasks._cli._loader import APP_HELP
 from crawjud_tasks._cli._mail import mail
 from crawjud_tasks._cli._run import run
 from crawjud_tasks._cli._runs import runs
+from crawjud_tasks._cli._schedules import schedules_group
 from crawjud_tasks._cli._worker import beat, worker
 from crawjud_tasks._metadata import version
 
@@ -37,6 +38,7 @@ cli.add_command(demo)
 cli.add_command(mail)
 cli.add_command(run)
 cli.add_command(runs)
+cli.add_command(schedules_group)
 
 
 def main() -> None:

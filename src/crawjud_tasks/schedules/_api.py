@@ -251,4 +251,3 @@ def import_schedules(app: Celery, text: str | bytes, *, replace: bool = False) -
             raise ScheduleError(msg)
         by_id[spec.id] = check_stored(spec)
     return _apply(app, by_id, prune=replace, prune_origin=None)
-

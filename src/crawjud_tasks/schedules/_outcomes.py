@@ -59,7 +59,9 @@ def connect_outcomes() -> None:
     task_postrun.connect(_after_run, weak=False, dispatch_uid=_UID)
 
 
-def _after_run(sender: Any = None, task_id: str = "", state: str | None = None, **rest: Any) -> None:
+def _after_run(
+    sender: Any = None, task_id: str = "", state: str | None = None, **rest: Any
+) -> None:
     fire = getattr(getattr(sender, "request", None), SCHEDULE_HEADER, None)
     if fire is None or state not in ("SUCCESS", "FAILURE"):
         return

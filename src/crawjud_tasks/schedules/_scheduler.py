@@ -21,9 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from redbeat import RedBeatScheduler  # type: ignore[import-untyped]  # celery-redbeat has no types
+from redbeat import RedBeatScheduler
 
-from crawjud_tasks._redis import redis_client
 from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import CrawjudTasksError
 from crawjud_tasks.schedules._fire import (
@@ -141,12 +140,10 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         started = time.monotonic()
         while True:
             now = self._clock()
-            ids = [
-                bytes(member).decode()
-                for member in client.zrangebyscore(
-                    store.keys.schedule_due(), "-inf", now, start=0, num=BATCH
-                )
-            ]
+            due: Any = client.zrangebyscore(
+                store.keys.schedule_due(), "-inf", now, start=0, num=BATCH
+            )
+            ids = [bytes(member).decode() for member in due]
             if not ids:
                 return True
             if not self._fire_batch(ids, now):
@@ -175,7 +172,6 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         store = self.store
         client = store.client
         steps = plan(spec, next_ms, now)
-        common = {"field": "next", "expected": next_ms, "following": steps.following}
         if steps.fire is None:
             if steps.missed:
                 _LOG.warning(
@@ -183,7 +179,15 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
                     spec.id,
                     steps.missed,
                 )
-            keys, argv = advance_args(store, spec, task_id=None, missed=steps.missed, **common)
+            keys, argv = advance_args(
+                store,
+                spec,
+                field="next",
+                expected=next_ms,
+                following=steps.following,
+                task_id=None,
+                missed=steps.missed,
+            )
             client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
             return True
         keys, argv = claim_args(
@@ -212,7 +216,9 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
                 skipped=skipped,
                 missed=steps.missed,
                 buffer=buffer,
-                **common,
+                field="next",
+                expected=next_ms,
+                following=steps.following,
             )
             client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
             return True
@@ -226,7 +232,9 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
             fired=1,
             missed=steps.missed,
             nominal=steps.fire,
-            **common,
+            field="next",
+            expected=next_ms,
+            following=steps.following,
         )
         client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
         return True
@@ -235,10 +243,8 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         """Send the fires that ``buffer_one`` kept waiting, once their previous run ended."""
         store = self.store
         client = store.client
-        ids = [
-            bytes(m).decode()
-            for m in client.zrange(store.keys.schedule_buffered(), 0, BATCH - 1)  # pyright: ignore[reportUnknownVariableType]
-        ]
+        buffered: Any = client.zrange(store.keys.schedule_buffered(), 0, BATCH - 1)
+        ids = [bytes(member).decode() for member in buffered]
         for schedule_id, spec in zip(ids, store.definitions(ids), strict=True):
             pending: Any = client.hget(store.keys.schedule_state(schedule_id), "pending")
             if spec is None or pending is None:
@@ -282,8 +288,3 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
             return float(self.max_interval)
         wait = (float(first[0][1]) - self._clock()) / 1000
         return max(0.0, min(wait, float(self.max_interval)))
-
-
-def library_client(app: Any) -> redis.Redis:
-    """The library's Redis client of ``app`` (for tests that watch the scheduler)."""
-    return redis_client(app)

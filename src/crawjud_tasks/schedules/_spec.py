@@ -93,7 +93,7 @@ class StoredSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     def same_definition(self, other: StoredSchedule) -> bool:
         """Whether ``other`` defines the same schedule (origin aside)."""
-        return dataclasses.replace(other, origin=self.origin) == self  # type: ignore[type-var]  # msgspec Structs support replace
+        return dataclasses.replace(other, origin=self.origin) == self
 
 
 def check_stored(spec: StoredSchedule) -> StoredSchedule:
@@ -164,13 +164,14 @@ def stored_from_task(task: object, schedule_id: str) -> tuple[str, list[Any], di
     Raises:
         ScheduleError: ``task`` is not one task's complete signature.
     """
-    if not is_instance(task, Sig) or not isinstance(task.node, Call):
+    node: Any = getattr(task, "node", None)
+    if not is_instance(task, Sig) or not isinstance(node, Call):
         msg = (
             f"schedule {schedule_id!r}: task must be one contract's complete signature, "
             f"contract.s(...), got {task!r}"
         )
         raise ScheduleError(msg)
-    call = task.node
+    call: Call = node
     return call.name, list(call.args), dict(call.kwargs), call.codec.returns_none
 
 

@@ -95,7 +95,9 @@ class ScheduleStore:
         with translate_redis_errors(self.app):
             raw: Any = self.client.hget(self.keys.schedule_definitions(), schedule_id)
         if raw is None:
-            msg = f"no schedule has the id {schedule_id!r}; `crawjud-tasks schedules list` shows them"
+            msg = (
+                f"no schedule has the id {schedule_id!r}; `crawjud-tasks schedules list` shows them"
+            )
             raise UnknownScheduleError(msg)
         return _DECODER.decode(raw)
 

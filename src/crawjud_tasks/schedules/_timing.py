@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import zoneinfo
 from collections.abc import Iterator
+from typing import Any
 
 from celery.schedules import crontab
 
@@ -145,8 +146,7 @@ class Timing:
             latest, count = following, count + 1
 
     def _cron_instants(self, after: dt.datetime) -> Iterator[dt.datetime]:
-        cron = self.cron
-        assert cron is not None  # noqa: S101  (only called for cron timings)
+        cron: Any = self.cron  # Celery's crontab: its field sets are untyped
         local = after.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0)
         # Start an hour early: a wall time just before ``after`` may map after it (a gap).
         day = (local - dt.timedelta(hours=1)).date()
