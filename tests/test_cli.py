@@ -152,10 +152,10 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
     client = crawjud_redis.client()
     try:
         deadline = time.monotonic() + 30
-        while not client.exists("crawjud:redbeat::lock") and time.monotonic() < deadline:
+        while not client.exists("crawjud:schedules:leader") and time.monotonic() < deadline:
             assert beat.poll() is None, beat.stderr.read() if beat.stderr else ""
             time.sleep(0.1)
-        assert client.exists("crawjud:redbeat::lock")
+        assert client.exists("crawjud:schedules:leader")
         # No pickled shelve file: the schedule lives in Redis.
         assert not list(Path.cwd().glob("celerybeat-schedule*"))
     finally:

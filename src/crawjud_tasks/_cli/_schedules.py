@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
+from celery import Celery
 
 from crawjud_tasks import schedules
 from crawjud_tasks._cli._loader import fail, load_app
@@ -184,7 +186,7 @@ def _namespace(app: Any) -> str:
     return app_settings(app).namespace
 
 
-def _run(ctx: click.Context, action: Any, done: str | None) -> None:
+def _run(ctx: click.Context, action: Callable[[Celery], object], done: str | None) -> None:
     app = load_app(ctx)
     try:
         result = action(app)

@@ -51,7 +51,9 @@ return 0
 class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is untyped
     """Celery beat's scheduler for crawjud-tasks (see the module docstring)."""
 
-    def __init__(self, app: Any, *args: Any, clock: Callable[[], int] = now_ms, **kwargs: Any):
+    def __init__(
+        self, app: Any, *args: Any, clock: Callable[[], int] = now_ms, **kwargs: Any
+    ) -> None:
         self._clock = clock
         self._token = uuid.uuid4().hex
         self.leading = False
@@ -61,7 +63,8 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         # RedBeat's own lock (taken at beat_init, blocking) is replaced by ours, per tick.
         self.lock_key = None
         self.lock_timeout = settings.lock_timeout
-        self.max_interval = settings.loop_interval
+        #: Seconds between ticks (``schedules.loop_interval``).
+        self.loop: float = settings.loop_interval
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -106,16 +109,16 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         """One pass: lead or stand by, fire what is due; seconds until the next pass."""
         try:
             if not self.lead():
-                return float(self.max_interval)
+                return self.loop
             if not self.fire_due():
-                return float(self.max_interval)
+                return self.loop
             self.fire_buffered()
             self._redbeat_entries()
             return self._until_next()
         except (redis.RedisError, CrawjudTasksError, OSError) as exc:
             _LOG.error("beat: tick failed, standing by until Redis answers: %s", exc)
             self.leading = False
-            return float(self.max_interval)
+            return self.loop
 
     def close(self) -> None:
         """Give the lock back if this beat holds it, then close as RedBeat does."""
@@ -140,7 +143,7 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         started = time.monotonic()
         while True:
             now = self._clock()
-            due: Any = client.zrangebyscore(
+            due: Any = client.zrangebyscore(  # pyright: ignore[reportUnknownMemberType]  (redis-py)
                 store.keys.schedule_due(), "-inf", now, start=0, num=BATCH
             )
             ids = [bytes(member).decode() for member in due]
@@ -148,14 +151,14 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
                 return True
             if not self._fire_batch(ids, now):
                 return False
-            if time.monotonic() - started > self.max_interval and not self.lead():
+            if time.monotonic() - started > self.loop and not self.lead():
                 return False
 
     def _fire_batch(self, ids: list[str], now: int) -> bool:
         store = self.store
         client = store.client
         specs = store.definitions(ids)
-        with client.pipeline(transaction=False) as pipe:
+        with client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py)
             for schedule_id in ids:
                 pipe.hget(store.keys.schedule_state(schedule_id), "next")
             nexts: list[Any] = pipe.execute()
@@ -243,7 +246,7 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         """Send the fires that ``buffer_one`` kept waiting, once their previous run ended."""
         store = self.store
         client = store.client
-        buffered: Any = client.zrange(store.keys.schedule_buffered(), 0, BATCH - 1)
+        buffered: Any = client.zrange(store.keys.schedule_buffered(), 0, BATCH - 1)  # pyright: ignore[reportUnknownMemberType]  (redis-py)
         ids = [bytes(member).decode() for member in buffered]
         for schedule_id, spec in zip(ids, store.definitions(ids), strict=True):
             pending: Any = client.hget(store.keys.schedule_state(schedule_id), "pending")
@@ -278,13 +281,14 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
 
     def _redbeat_entries(self) -> None:
         """RedBeat's own entries (raw ``beat_schedule``, dynamic RedBeat entries)."""
-        for entry in self.schedule.values():
-            self.maybe_due(entry, **self._maybe_due_kwargs)
+        entries: Any = self.schedule
+        for entry in entries.values():
+            self.maybe_due(entry, **self._maybe_due_kwargs)  # pyright: ignore[reportUnknownMemberType]  (RedBeat is untyped)
 
     def _until_next(self) -> float:
         store = self.store
-        first: Any = store.client.zrange(store.keys.schedule_due(), 0, 0, withscores=True)
+        first: Any = store.client.zrange(store.keys.schedule_due(), 0, 0, withscores=True)  # pyright: ignore[reportUnknownMemberType]  (redis-py)
         if not first:
-            return float(self.max_interval)
+            return self.loop
         wait = (float(first[0][1]) - self._clock()) / 1000
-        return max(0.0, min(wait, float(self.max_interval)))
+        return max(0.0, min(wait, self.loop))
