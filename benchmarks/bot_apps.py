@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crawjud_tasks import RetryPolicy, create_app
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots import BaseBot, Item, ItemOutcome, RunContext, RunLog, bot
 from crawjud_tasks.bots._inputs import read_items
 from crawjud_tasks.bots._registry import find_bot
@@ -87,7 +87,7 @@ def bench_loop(bot_id: str, path: str) -> dict[str, Any]:
 
     Returns the seconds spent reading the input and looping, and the items seen.
     """
-    settings = app_settings(app).bots
+    settings = app_state(app).settings.bots
     started = time.perf_counter()
     items = read_items(
         BotInput.from_file(path),

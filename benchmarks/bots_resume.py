@@ -51,10 +51,9 @@ from pathlib import Path
 from typing import Any
 
 from crawjud_tasks import Settings, create_app
-from crawjud_tasks._redis import redis_client
 from crawjud_tasks._settings import DEFAULT_VISIBILITY_TIMEOUT
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots import cancel_run, run_events, run_state
-from crawjud_tasks.bots._runs import run_key
 from crawjud_tasks.bots.contracts import BotInput, BotParameters, RunStatus, execute_bot
 from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
 
@@ -116,8 +115,8 @@ def one_round(
     if result.status is not RunStatus.CANCELLED:
         msg = f"{run_id}: ended {result.status.value}, expected cancelled"
         raise SystemExit(msg)
-    client: Any = redis_client(app)
-    lines: list[bytes] = client.lrange(run_key(app, run_id, "items"), 0, -1)
+    client: Any = app_state(app).redis
+    lines: list[bytes] = client.lrange(app_state(app).keys.run(run_id, "items"), 0, -1)
     indices = [int(line.split(b'"i":', 1)[1].split(b",", 1)[0]) for line in lines]
     return {
         "to_started": started - killed_at,

@@ -59,12 +59,12 @@ from typing import Any
 import redis
 
 from crawjud_tasks import create_app
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots import run_events
 from crawjud_tasks.bots._checkpoint import load_checkpoint
 from crawjud_tasks.bots._inputs import read_items
 from crawjud_tasks.bots._reports import ReportRun, write_report
 from crawjud_tasks.bots._runner import run_folder, split
-from crawjud_tasks.bots._runs import run_key
 from crawjud_tasks.bots.cnj import compute_check_digits
 from crawjud_tasks.bots.contracts import (
     BotInput,
@@ -262,7 +262,7 @@ def measure(
 
 def forget(app: Any, client: redis.Redis, run_id: str) -> None:
     """Drop a measured run's Redis records and folder (100,000 events and checkpoint lines)."""
-    keys = list(client.scan_iter(match=run_key(app, run_id, "*"), count=1000))
+    keys = list(client.scan_iter(match=app_state(app).keys.run_pattern(run_id), count=1000))
     if keys:
         client.delete(*keys)
     shutil.rmtree(run_folder(app, run_id), ignore_errors=True)

@@ -14,8 +14,8 @@ import redis
 from celery import Celery
 from redis.typing import EncodableT, FieldT
 
-from crawjud_tasks._redis import redis_client
 from crawjud_tasks._redis_server import free_port
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._events import (
     EventKind,
     RunEvent,
@@ -54,7 +54,7 @@ def _bytes(fields: Mapping[str, str]) -> dict[bytes, bytes]:
 @pytest.fixture
 def client(crawjud_app: Celery) -> redis.Redis:
     """The library's own client for the app (the events live beside its other keys)."""
-    return redis_client(crawjud_app)
+    return app_state(crawjud_app).redis
 
 
 class Writer:

@@ -31,7 +31,7 @@ from celery import Celery
 import crawjud_tasks
 from crawjud_tasks import create_app
 from crawjud_tasks._execution import _ENDED
-from crawjud_tasks._redis import redis_client
+from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
 from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
 from tests.test_faults import RESTORE_EVERY_SECOND, wait_for
@@ -114,14 +114,14 @@ class MailRig:
         return int(self.broker.hlen(f"{NAMESPACE}:unacked"))  # type: ignore[arg-type]  # redis-py types replies as sync-or-async
 
     def value(self, key: str) -> str | None:
-        raw: Any = redis_client(self.host).get(f"{NAMESPACE}:{key}")
+        raw: Any = app_state(self.host).redis.get(f"{NAMESPACE}:{key}")
         return None if raw is None else raw.decode()
 
     def ledger(self, message_id: str) -> str | None:
         return self.value(f"mail:sent:{message_id}")
 
     def ledger_keys(self) -> list[str]:
-        keys: Any = redis_client(self.host).keys(f"{NAMESPACE}:mail:sent:*")
+        keys: Any = app_state(self.host).redis.keys(f"{NAMESPACE}:mail:sent:*")
         return sorted(key.decode() for key in keys)
 
     def close(self) -> None:

@@ -14,8 +14,8 @@ import pytest
 from celery import Celery
 
 from crawjud_tasks import schedules
-from crawjud_tasks._redis import redis_client
 from crawjud_tasks._settings import Settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import ScheduleError, UnknownScheduleError
 from crawjud_tasks.schedules import Schedule, ScheduleScheduler
 from crawjud_tasks.schedules._store import ScheduleStore
@@ -66,12 +66,8 @@ def _scheduler(app: Celery, clock: Clock) -> ScheduleScheduler:
 
 def _queued(app: Celery) -> list[dict[str, object]]:
     """The messages waiting in the default queue (task name, id, args, headers)."""
-    client = redis_client(app)
-    from crawjud_tasks._redis import broker_client
-
-    broker = broker_client(app)
+    broker = app_state(app).link.broker
     assert broker is not None
-    del client
     out = []
     for raw in broker.lrange("cj", 0, -1):
         message = json.loads(raw)
@@ -208,7 +204,7 @@ def test_overlap_skip_and_buffer_one(app: Celery) -> None:
     assert skip["fired"] == 1 and skip["skipped"] == 3
     assert buf["fired"] == 1 and buf["skipped"] == 2  # one fire kept waiting
     # The first run ends: the buffered fire goes at the next tick.
-    redis_client(app).delete("cj:schedules:running:buf")
+    app_state(app).redis.delete("cj:schedules:running:buf")
     clock.advance(0.1)
     beat.tick()
     assert schedules.describe(app, "buf").counters["fired"] == 2
@@ -222,7 +218,7 @@ def test_lock_loss_steps_down_and_a_zombie_cannot_fire(app: Celery) -> None:
     clock.advance(1)
     zombie.tick()
     assert zombie.leading
-    redis_client(app).delete("cj:schedules:leader")  # its lock expired while it stalled
+    app_state(app).redis.delete("cj:schedules:leader")  # its lock expired while it stalled
     other.tick()
     assert other.leading
     clock.advance(1)
@@ -246,14 +242,14 @@ def test_sync_restores_and_prunes_declared(app: Celery) -> None:
     report = schedules.sync(app, declared[:1], prune=True)
     assert report.removed == ["b"] and report.unchanged == ["a"]
     assert [s.id for s in schedules.list_schedules(app)] == ["a", "rt"]
-    redis_client(app).flushdb()
+    app_state(app).redis.flushdb()
     assert schedules.sync(app, declared[:1]).restored
 
 
 def test_export_import_round_trip_and_bad_input(app: Celery) -> None:
     schedules.add(app, Schedule(id="x", task=tick.s("x"), cron="0 6 * * 1-5", timezone="UTC"))
     text = schedules.export_schedules(app)
-    redis_client(app).flushdb()
+    app_state(app).redis.flushdb()
     assert schedules.import_schedules(app, text).added == ["x"]
     with pytest.raises(ScheduleError, match="not a schedules export"):
         schedules.import_schedules(app, "{}")

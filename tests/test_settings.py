@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crawjud_tasks import CrawjudTasksError, Secret, Settings, SettingsError
+from crawjud_tasks import BotSettings, CrawjudTasksError, Secret, Settings, SettingsError
 
 
 def _error(mapping: dict[str, object]) -> str:
@@ -235,3 +235,46 @@ def test_load_settings_refuses_other_types(clean_env: None) -> None:
         SettingsError, match=r"config must be a crawjud_tasks\.Settings, a mapping or None, got int"
     ):
         create_app(5)  # type: ignore[arg-type]  # the point: an untyped caller passes an int
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"result_expires": float("inf")}, "setting 'result_expires' must be a finite number"),
+        ({"bots": {"retention": 1e400}}, "setting 'bots.retention' must be a finite number"),
+        ({"mail": {"timeout": float("nan")}}, "setting 'mail.timeout' must be a finite number"),
+        (
+            {"monitoring": {"metrics_flush_interval": float("inf")}},
+            "setting 'monitoring.metrics_flush_interval' must be a finite number",
+        ),
+        ({"data_dir": "/tmp/a\x00b"}, "setting 'data_dir' has a NUL byte"),
+        ({"bots": {"allowed_roots": ["/srv/in", ""]}}, "setting 'bots.allowed_roots' holds '.'"),
+        ({"bots": {"allowed_roots": ["relative/in"]}}, "must be absolute folders"),
+        ({"maintenance": {"roots": ["."]}}, "setting 'maintenance.roots' holds '.'"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_now(
+    mapping: dict[str, object], message: str
+) -> None:
+    """inf fails later with OverflowError, NUL in a path at the first open, and '' as a root is
+    silently the worker's current folder (issue 13, item 15)."""
+    text = _error(mapping)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_inf_from_the_environment_is_refused() -> None:
+    with pytest.raises(SettingsError, match="'visibility_timeout' must be a finite number"):
+        Settings.from_env({"CRAWJUD_TASKS_VISIBILITY_TIMEOUT": "inf"})
+
+
+def test_the_same_rules_hold_for_settings_built_directly() -> None:
+    with pytest.raises(SettingsError, match="'idempotency_ttl' must be a finite number"):
+        Settings(idempotency_ttl=float("inf"))
+    with pytest.raises(SettingsError, match=r"'bots\.allowed_roots' holds '\.'"):
+        Settings(bots=BotSettings(allowed_roots=(Path(""),)))
+
+
+def test_home_relative_roots_are_accepted() -> None:
+    settings = Settings.from_mapping({"bots": {"allowed_roots": ["~/crawjud/in", "/srv/in"]}})
+    assert settings.bots.allowed_roots == (Path("~/crawjud/in"), Path("/srv/in"))

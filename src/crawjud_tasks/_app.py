@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery import Celery
 from celery.signals import worker_init
@@ -13,13 +14,31 @@ from crawjud_tasks._canvas import register_canvas_tasks
 from crawjud_tasks._contracts import report_missing_implementations
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
+from crawjud_tasks._keys import Keys
 from crawjud_tasks._ping import register_ping
-from crawjud_tasks._redis import close_redis_client, is_redis_url, redis_py_url
+from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
-from crawjud_tasks._state import forget_app, has_settings, remember_settings
+from crawjud_tasks._state import close_state, has_state, new_state
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
-__all__ = ["close_app", "create_app", "install"]
+if TYPE_CHECKING:
+    from crawjud_tasks._state import AppState
+
+__all__ = ["DOMAIN_REGISTRARS", "close_app", "create_app", "install"]
+
+#: The registrar module of each domain, called in this order by :func:`register_tasks`: adding a
+#: domain adds its folder and a line here. Imported on use: a domain's runtime (Jinja2, the bot
+#: runner) loads when an app is made, not when ``crawjud_tasks`` is imported.
+DOMAIN_REGISTRARS: tuple[str, ...] = (
+    "crawjud_tasks.mail._register",
+    "crawjud_tasks.bots._register",
+    "crawjud_tasks.schedules._register",
+)
+
+
+class _Registrar(Protocol):
+    def __call__(self, app: Celery, state: AppState, /) -> None: ...
+
 
 #: A dispatch to an unreachable broker makes this many attempts. Each waits at most 40% of
 #: ``broker_connection_timeout`` and the pause between them is 10%, so the whole dispatch gives up
@@ -49,8 +68,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Celery:
     settings = _resolve_connection(load_settings(config))
     app = Celery(settings.namespace, set_as_current=False, fixups=[], autofinalize=True)
     app.conf.update(_celery_config(settings))
-    remember_settings(app, settings)
-    register_tasks(app)
+    register_tasks(app, new_state(app, settings))
     return app
 
 
@@ -66,7 +84,7 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         SettingsError: the configuration is invalid, or the app does not accept JSON.
         CrawjudTasksError: the CrawJUD tasks are already installed on this app.
     """
-    if has_settings(app):
+    if has_state(app):
         msg = "the CrawJUD tasks are already installed on this app; install them once per app"
         raise CrawjudTasksError(msg)
     settings = load_settings(config)
@@ -85,22 +103,18 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
     )
     conf.task_routes = (_routes(settings), *host_routes)
-    remember_settings(app, settings)
-    register_tasks(app)
+    register_tasks(app, new_state(app, settings))
     return app
 
 
-def register_tasks(app: Celery) -> None:
-    """Bind every contract of the library to its implementation on ``app``."""
-    from crawjud_tasks.bots._runner import register_bots  # noqa: PLC0415  (bot runtime: on use)
-    from crawjud_tasks.mail._send import register_mail  # noqa: PLC0415  (Jinja2, smtplib: on use)
-    from crawjud_tasks.schedules._register import register as register_schedules  # noqa: PLC0415
-
+def register_tasks(app: Celery, state: AppState) -> None:
+    """Bind every contract of the library to its implementation on ``app``: the core tasks,
+    then each domain's, through its registrar."""
     register_ping(app)
     register_canvas_tasks(app)
-    register_mail(app)
-    register_bots(app)
-    register_schedules(app)
+    for module in DOMAIN_REGISTRARS:
+        registrar: _Registrar = importlib.import_module(module).register
+        registrar(app, state)
     worker_init.connect(_prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
 
 
@@ -112,7 +126,7 @@ def _prepare_worker(sender: Any, **_: Any) -> None:
     give at-least-once tasks the request that frees a dead pool process's run lease, and keep
     message payloads out of the log lines about refused messages."""
     app = sender.app
-    if has_settings(app):
+    if has_state(app):
         # Worker-only modules: a host service never imports Celery's worker.
         from crawjud_tasks._worker_logging import hide_message_payloads  # noqa: PLC0415
         from crawjud_tasks._worker_requests import use_run_requests  # noqa: PLC0415
@@ -143,8 +157,7 @@ def close_app(app: Celery) -> None:
         client = backend.__dict__.get("client")
         if client is not None:
             client.connection_pool.disconnect()
-    forget_app(app)
-    close_redis_client(app)
+    close_state(app)
     app.close()
 
 
@@ -159,31 +172,9 @@ def _resolve_connection(settings: Settings) -> Settings:
         embedded.start()
         broker = embedded.url(0)
         backend = backend or embedded.url(1)
-    elif backend is None and broker.split("://", 1)[0] in {
-        "redis",
-        "rediss",
-        "redis+socket",
-        "socket",
-    }:
+    elif backend is None and is_redis_url(broker):
         backend = broker
     return dataclasses.replace(settings, broker_url=broker, result_backend=backend)
-
-
-def _namespaced_keys(settings: Settings) -> dict[str, str]:
-    """kombu's own Redis keys, named under the namespace.
-
-    Queue lists, exchange bindings and broadcast channels already carry the namespace in their
-    names (the queues and the control and event exchanges are named after it). kombu's
-    ``global_keyprefix`` would prefix every key too, but it wraps every Redis command to do so,
-    which costs an executed task about 3% more instructions; naming the few keys kombu keeps
-    costs nothing.
-    """
-    prefix = settings.key_prefix
-    return {
-        "unacked_key": f"{prefix}unacked",
-        "unacked_index_key": f"{prefix}unacked_index",
-        "unacked_mutex_key": f"{prefix}unacked_mutex",
-    }
 
 
 def _queues(settings: Settings) -> list[Queue]:
@@ -208,6 +199,7 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "interval_step": 0,
         "interval_max": timeout * _PAUSE_SHARE,
     }
+    keys = Keys(settings.key_prefix)
     config: dict[str, Any] = dict(settings.celery)  # passthrough; pinned keys were refused
     routes: tuple[Any, ...] = (_routes(settings),)
     host_routes = config.get("task_routes")
@@ -253,7 +245,11 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
             visibility_timeout=settings.visibility_timeout,
             socket_connect_timeout=per_attempt,
             socket_timeout=socket_timeout,
-            **_namespaced_keys(settings),
+            # Queue lists, exchange bindings and broadcast channels carry the namespace in their
+            # names already. kombu's global_keyprefix would prefix every key too, but it wraps
+            # every Redis command to do so (about 3% more instructions per executed task);
+            # naming the few keys kombu keeps costs nothing.
+            **keys.kombu_transport(),
         )
         config["broker_transport_options"] = transport
     if is_redis_url(settings.broker_url) and settings.broker_url is not None:
@@ -263,7 +259,7 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         config.setdefault("beat_max_loop_interval", settings.schedules.loop_interval)
         config.setdefault("redbeat_redis_url", redis_py_url(settings.broker_url))
         config.setdefault("redbeat_redis_options", {"socket_connect_timeout": per_attempt})
-        config.setdefault("redbeat_key_prefix", f"{settings.key_prefix}redbeat:")
+        config.setdefault("redbeat_key_prefix", keys.redbeat_prefix())
         config.setdefault("redbeat_lock_timeout", settings.schedules.lock_timeout)
     if is_redis_url(settings.result_backend):
         backend = dict(settings.celery.get("result_backend_transport_options", {}))

@@ -27,7 +27,7 @@ from crawjud_tasks._codec import ContractCodec, encode
 from crawjud_tasks._dispatch import send_options, translate_publish_errors
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
-from crawjud_tasks._state import app_settings, default_app
+from crawjud_tasks._state import app_state, default_app
 from crawjud_tasks.errors import ContractError, DispatchError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Node:
     ) -> TypedResult[Any]:
         # One producer for the whole workflow, its publishes pipelined to Redis in batches
         # (kombu's Producer.batch; transports without batches publish one by one).
-        canvas = self.to_celery(app, app_settings(app).namespace)
+        canvas = self.to_celery(app, app_state(app).settings.namespace)
         with (
             translate_publish_errors(app),
             app.producer_or_acquire() as producer,
@@ -142,7 +142,7 @@ class Call(Node):
     ) -> TypedResult[Any]:
         # The hot path: straight to send_task, no canvas object. A contract that returns None
         # stores no result and subscribes to none.
-        name = f"{app_settings(app).namespace}.{self.name}"
+        name = f"{app_state(app).settings.namespace}.{self.name}"
         ignored = self.codec.returns_none
         if idempotency_key is not None:
             return self._send_once(app, name, options, idempotency_key)
@@ -215,7 +215,7 @@ class _Group(Node):
         ):
             return Node.send(self, app, options, idempotency_key)
         # A group of plain calls takes the bulk path: one producer, pipelined publishes.
-        namespace = app_settings(app).namespace
+        namespace = app_state(app).settings.namespace
         batch = [(f"{namespace}.{call.name}", call.args, call.kwargs) for call in calls]
         raw = publish_group(app, batch, options, options.get("task_id"))
         return TypedResult(raw, self.decoder(), name=self.label())
@@ -375,7 +375,7 @@ class Sig(Generic[R_co]):
     def to_celery(self, app: Celery | None = None) -> Signature[Any]:
         """The ordinary Celery canvas this signature sends (for tools that want it)."""
         target = app or self.app or default_app()
-        return self.node.to_celery(target, app_settings(target).namespace)
+        return self.node.to_celery(target, app_state(target).settings.namespace)
 
     def then(self, other: PartialSig[R_co, S]) -> Sig[S]:
         """Chain ``other`` after this: it receives this result as its first argument."""
@@ -637,7 +637,7 @@ def register_canvas_tasks(app: Celery) -> None:
     """Register the tasks ``map_chunks`` sends (``<namespace>.canvas.*``) on ``app``."""
     from crawjud_tasks._tasks import CrawjudTask  # noqa: PLC0415  (the task base imports celery)
 
-    namespace = app_settings(app).namespace
+    namespace = app_state(app).settings.namespace
 
     def map_chunk(
         target: str, items: list[Any], args: list[Any], kwargs: dict[str, Any]

@@ -20,7 +20,7 @@ from crawjud_tasks._execution import DEFAULT_MAX_DELIVERIES, Delivery, Execution
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
 from crawjud_tasks._retry import RetryPolicy
-from crawjud_tasks._state import app_settings, default_app, has_settings
+from crawjud_tasks._state import app_state, default_app
 from crawjud_tasks._tasks import CrawjudTask
 from crawjud_tasks.errors import ContractError, DispatchError, PayloadError
 
@@ -159,12 +159,11 @@ class TaskRef(Generic[P, R]):
 
     def full_name(self, app: Celery | None = None) -> str:
         """The task's wire name on ``app`` (``<namespace>.<name>``)."""
-        return f"{app_settings(app or self._app or default_app()).namespace}.{self.name}"
+        return f"{app_state(app or self._app or default_app()).settings.namespace}.{self.name}"
 
     def using(self, app: Celery) -> TaskRef[P, R]:
         """This contract, dispatched through ``app`` (for processes with several apps)."""
-        if not has_settings(app):
-            app_settings(app)  # raises the explanation
+        app_state(app)  # raises the explanation for an app crawjud-tasks does not know
         return TaskRef(self.func, self.name, app=app, _shared=self._shared)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -42,9 +42,9 @@ from crawjud_tasks._dispatch import visibility_timeout
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
 from crawjud_tasks._idempotency import load_result, store_result
+from crawjud_tasks._keys import task_lease_name
 from crawjud_tasks._lease import lease
-from crawjud_tasks._redis import broker_client, redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import (
     BrokerUnavailableError,
     DispatchError,
@@ -64,7 +64,6 @@ __all__ = [
     "Execution",
     "PoisonRecord",
     "poison_messages",
-    "run_lease_key",
     "run_lease_owner",
     "run_lease_ttl",
 ]
@@ -113,9 +112,9 @@ def poison_messages(app: Celery, *, limit: int = 100) -> list[PoisonRecord]:
     if is_instance(limit, bool) or not is_instance(limit, int) or limit < 1:
         msg = f"limit must be an integer >= 1, got {limit!r}"
         raise DispatchError(msg)
-    client = redis_client(app)
-    with translate_redis_errors(app):
-        raw: Any = client.lrange(f"{app_settings(app).key_prefix}poison", 0, limit - 1)
+    state = app_state(app)
+    with state.redis_errors():
+        raw: Any = state.redis.lrange(state.keys.poison(), 0, limit - 1)
     records: list[PoisonRecord] = []
     for entry in raw:
         data = json.loads(entry)
@@ -248,7 +247,7 @@ class Execution:
             raise PoisonMessageError(msg)
         run_lease = lease(
             app,
-            run_lease_key(task.name, request.id, request.retries),
+            task_lease_name(task.name, request.id, request.retries),
             run_lease_ttl(app),
             owner=run_lease_owner(os.getpid()),
             on_renew=_unacked_toucher(app, task),
@@ -263,14 +262,6 @@ class Execution:
                 exc,
             )
             raise Ignore from exc
-
-
-def run_lease_key(name: str, task_id: str, retries: int | None) -> str:
-    """The key of the lease an at-least-once run of ``task_id`` holds, per retry: a retry's
-    message may start while the attempt that sent it still holds its own lease. The task's name
-    is part of it: a task replaced by a workflow (``Task.replace``) gives its id to the
-    workflow's last task."""
-    return f"task:{name}:{task_id}:{retries or 0}"
 
 
 def _release(guard: Lease, task: Any) -> None:
@@ -305,16 +296,15 @@ def run_lease_ttl(app: Celery) -> float:
 
 def _deliveries_key(app: Celery, task: Any) -> str:
     request = task.request
-    prefix = app_settings(app).key_prefix
-    return f"{prefix}deliveries:{task.name}:{request.id}:{request.retries or 0}"
+    return app_state(app).keys.deliveries(task.name, request.id, request.retries)
 
 
 def _count_delivery(app: Celery, task: Any) -> int:
-    client = redis_client(app)
+    client = app_state(app).redis
     name = _deliveries_key(app, task)
-    with translate_redis_errors(app), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+    with app_state(app).redis_errors(), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
         pipe.incr(name)
-        pipe.expire(name, max(1, round(app_settings(app).idempotency_ttl)))
+        pipe.expire(name, max(1, round(app_state(app).settings.idempotency_ttl)))
         count, _ = pipe.execute()
     return int(count)
 
@@ -325,10 +315,10 @@ def _end_deliveries(app: Celery, task: Any) -> None:
     A message is delivered again after its run ended when its acknowledgement was lost (the
     worker died, or lost Redis, between the run and the acknowledgement); that copy is dropped.
     """
-    client = redis_client(app)
+    client = app_state(app).redis
     try:
-        with translate_redis_errors(app):
-            ttl = max(1, round(app_settings(app).idempotency_ttl))
+        with app_state(app).redis_errors():
+            ttl = max(1, round(app_state(app).settings.idempotency_ttl))
             client.set(_deliveries_key(app, task), _ENDED, ex=ttl)
     except BrokerUnavailableError as exc:
         _LOG.warning(
@@ -348,9 +338,9 @@ def _record_poison(app: Celery, task: Any, deliveries: int, reason: str) -> None
         "reason": reason,
         "time": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
-    key = f"{app_settings(app).key_prefix}poison"
-    client = redis_client(app)
-    with translate_redis_errors(app), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+    key = app_state(app).keys.poison()
+    client = app_state(app).redis
+    with app_state(app).redis_errors(), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
         pipe.lpush(key, json.dumps(record))
         pipe.ltrim(key, 0, _POISON_KEPT - 1)
         pipe.execute()
@@ -367,7 +357,7 @@ def _unacked_toucher(app: Celery, task: Any) -> Callable[[], None] | None:
     index = transport.get("unacked_index_key", "unacked_index")  # kombu's default name
     properties: Any = task.request.properties or {}
     tag = properties.get("delivery_tag")
-    client = broker_client(app)
+    client = app_state(app).link.broker
     if index is None or tag is None or client is None:
         return None
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import DispatchError
 
 if TYPE_CHECKING:
@@ -50,19 +49,15 @@ def check_key(key: object) -> str:
     return key
 
 
-def _redis_key(app: Celery, task: str, key: str) -> str:
-    return f"{app_settings(app).key_prefix}idempotency:{task}:{key}"
-
-
 def claim(app: Celery, task: str, key: str, task_id: str) -> str | None:
     """Record ``task_id`` as the task of ``key``; return the earlier task's id if there is one."""
-    client = redis_client(app)
-    name = _redis_key(app, task, key)
-    ttl = app_settings(app).idempotency_ttl
-    with translate_redis_errors(app):
-        if client.set(name, task_id, nx=True, px=round(ttl * 1000)):
+    state = app_state(app)
+    name = state.keys.idempotency(task, key)
+    ttl = state.settings.idempotency_ttl
+    with state.redis_errors():
+        if state.redis.set(name, task_id, nx=True, px=round(ttl * 1000)):
             return None
-        existing: Any = client.get(name)
+        existing: Any = state.redis.get(name)
     if existing is None:  # expired between the two commands: this dispatch takes the key
         return claim(app, task, key, task_id)
     return bytes(existing).decode()
@@ -70,17 +65,17 @@ def claim(app: Celery, task: str, key: str, task_id: str) -> str | None:
 
 def release(app: Celery, task: str, key: str, task_id: str) -> None:
     """Give the key back after a failed publish, if it still names ``task_id``."""
-    client = redis_client(app)
-    with translate_redis_errors(app):
-        client.eval(_RELEASE, 1, _redis_key(app, task, key), task_id)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval's result unannotated)
+    state = app_state(app)
+    with state.redis_errors():
+        state.redis.eval(_RELEASE, 1, state.keys.idempotency(task, key), task_id)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval's result unannotated)
 
 
 def load_result(app: Celery, task: str, key: str) -> tuple[bool, Any]:
     """``(True, result)`` if a task with ``key`` completed (its JSON result), else
     ``(False, None)``."""
-    client = redis_client(app)
-    with translate_redis_errors(app):
-        stored: Any = client.get(f"{_redis_key(app, task, key)}:result")
+    state = app_state(app)
+    with state.redis_errors():
+        stored: Any = state.redis.get(state.keys.idempotency_result(task, key))
     if stored is None:
         return False, None
     return True, json.loads(stored)
@@ -88,7 +83,7 @@ def load_result(app: Celery, task: str, key: str) -> tuple[bool, Any]:
 
 def store_result(app: Celery, task: str, key: str, result: Any) -> None:
     """Record the JSON ``result`` of the task with ``key`` (it completed)."""
-    client = redis_client(app)
-    ttl = app_settings(app).idempotency_ttl
-    with translate_redis_errors(app):
-        client.set(f"{_redis_key(app, task, key)}:result", json.dumps(result), px=round(ttl * 1000))
+    state = app_state(app)
+    ttl = round(state.settings.idempotency_ttl * 1000)
+    with state.redis_errors():
+        state.redis.set(state.keys.idempotency_result(task, key), json.dumps(result), px=ttl)

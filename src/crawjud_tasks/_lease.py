@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import redis
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import (
     BrokerUnavailableError,
     LeaseError,
@@ -124,10 +123,10 @@ def evict(app: Celery, key: str, owner: str) -> bool:
     Raises:
         BrokerUnavailableError: Redis did not answer.
     """
-    client = redis_client(app)
-    with translate_redis_errors(app):
-        deleted: Any = client.register_script(_EVICT)(
-            keys=[f"{app_settings(app).key_prefix}lease:{key}"], args=[owner]
+    state = app_state(app)
+    with state.redis_errors():
+        deleted: Any = state.redis.register_script(_EVICT)(
+            keys=[state.keys.lease(key)], args=[owner]
         )
     return bool(deleted)
 
@@ -171,7 +170,7 @@ class Lease:
         #: The key the caller named.
         self.key = key
         #: The Redis key: ``<prefix>lease:<key>``.
-        self.redis_key = f"{app_settings(app).key_prefix}lease:{key}"
+        self.redis_key = app_state(app).keys.lease(key)
         #: Seconds the lease outlives the last renewal.
         self.ttl = float(ttl)
         #: Seconds between renewals.
@@ -182,7 +181,7 @@ class Lease:
         self._on_lost = on_lost
         self._on_renew = on_renew
         self._ttl_ms = max(1, round(self.ttl * 1000))
-        client = redis_client(app)
+        client = app_state(app).redis
         self._acquire_script = client.register_script(_ACQUIRE)
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
@@ -209,7 +208,7 @@ class Lease:
             raise LeaseError(msg)
         value = f"{secrets.token_hex(16)} {self.owner}".encode()
         sent = time.monotonic()
-        with translate_redis_errors(self._app):
+        with app_state(self._app).redis_errors():
             answer: Any = self._acquire_script(keys=[self.redis_key], args=[value, self._ttl_ms])
         if answer != 1:
             error = LeaseHeldError(self._held_message(answer[0], answer[1]))
@@ -245,7 +244,7 @@ class Lease:
             return
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-        with translate_redis_errors(self._app):
+        with app_state(self._app).redis_errors():
             self._release_script(keys=[self.redis_key], args=[value])
 
     def __enter__(self) -> Lease:

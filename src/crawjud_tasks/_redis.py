@@ -1,4 +1,4 @@
-"""The library's own Redis client, one per app, for the keys crawjud-tasks keeps itself.
+"""The library's own Redis link, one per app (``app_state(app).redis``), for its own keys.
 
 Run leases, idempotency keys and delivery counters live on the app's result backend when it is
 Redis, else on its broker when that is Redis. The client answers with ``bytes``
@@ -10,32 +10,18 @@ attempt may take 40% of it, with one reconnect after a pause of 10%, like a disp
 from __future__ import annotations
 
 import contextlib
-import threading
-import weakref
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any
 
 import redis
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
 from crawjud_tasks._redact import redact_url
-from crawjud_tasks._state import app_settings
 from crawjud_tasks.errors import BrokerUnavailableError, CrawjudTasksError
 
-if TYPE_CHECKING:
-    from celery import Celery
-
-    from crawjud_tasks._settings import Settings
-
-__all__ = [
-    "broker_client",
-    "close_redis_client",
-    "is_redis_url",
-    "redis_client",
-    "redis_py_url",
-    "translate_redis_errors",
-]
+__all__ = ["RedisLink", "is_redis_url", "library_url", "redis_py_url"]
 
 #: Schemes of kombu's and Celery's Redis transports.
 _KOMBU_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "sentinel"})
@@ -43,10 +29,6 @@ _KOMBU_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "
 _REDIS_PY_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket"})
 _ATTEMPT_SHARE = 0.4
 _PAUSE_SHARE = 0.1
-
-_CLIENTS: weakref.WeakKeyDictionary[Celery, redis.Redis] = weakref.WeakKeyDictionary()
-_BROKER_CLIENTS: weakref.WeakKeyDictionary[Celery, redis.Redis | None] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
 
 
 def is_redis_url(url: str | None) -> bool:
@@ -67,78 +49,100 @@ def redis_py_url(url: str) -> str:
     return url
 
 
-def redis_client(app: Celery) -> redis.Redis:
-    """The redis-py client for the library's own keys of ``app``, made on first use.
+class RedisLink:
+    """The library's Redis of one app: its URL, made lazily, and the clients on it.
 
-    Raises:
-        CrawjudTasksError: ``app`` has no crawjud-tasks settings, or neither its result backend
-            nor its broker is a Redis that redis-py can open.
+    Held by the app's state (``app_state(app).redis``); the URL is read from the app's
+    configuration on first use, so that an app given to ``install()`` uses its own.
     """
-    with _LOCK:
-        client = _CLIENTS.get(app)
+
+    __slots__ = ("_broker", "_client", "_conf", "_lock", "_timeout", "_url")
+
+    def __init__(self, conf: Any, timeout: float, lock: AbstractContextManager[Any]) -> None:
+        self._conf = conf
+        self._timeout = timeout
+        self._lock = lock
+        self._url: str | None = None
+        self._client: redis.Redis | None = None
+        self._broker: redis.Redis | bool | None = False
+
+    @property
+    def url(self) -> str:
+        """The URL of the library's Redis (its result backend's, else its broker's).
+
+        Raises:
+            CrawjudTasksError: neither is a Redis that redis-py can open.
+        """
+        if self._url is None:
+            self._url = library_url(self._conf)
+        return self._url
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client for the library's own keys, made on first use."""
+        client = self._client
         if client is None:
-            client = _CLIENTS[app] = _new_client(app_settings(app), _library_url(app))
+            with self._lock:
+                client = self._client
+                if client is None:
+                    client = self._client = _new_client(self._timeout, self.url)
         return client
 
+    @property
+    def broker(self) -> redis.Redis | None:
+        """A client on the broker's database, or ``None`` if the broker is not a Redis that
+        redis-py opens from its URL (for the few broker keys the library touches)."""
+        with self._lock:
+            if self._broker is False:
+                url = str(self._conf.broker_url or "")
+                client = None
+                if _scheme(url) in _REDIS_PY_SCHEMES:
+                    client = _new_client(self._timeout, redis_py_url(url.split(";", 1)[0]))
+                self._broker = client
+            broker = self._broker
+        return broker if isinstance(broker, redis.Redis) else None
 
-def broker_client(app: Celery) -> redis.Redis | None:
-    """A redis-py client on ``app``'s broker database, or ``None`` if the broker is not a Redis
-    that redis-py opens from its URL (for the few broker keys the library touches)."""
-    with _LOCK:
-        if app not in _BROKER_CLIENTS:
-            url = str(app.conf.broker_url or "")
-            client = None
-            if _scheme(url) in _REDIS_PY_SCHEMES:
-                client = _new_client(app_settings(app), redis_py_url(url.split(";", 1)[0]))
-            _BROKER_CLIENTS[app] = client
-        return _BROKER_CLIENTS[app]
+    def close(self) -> None:
+        """Close the clients made so far (the next use makes new ones)."""
+        with self._lock:
+            clients = [self._client, self._broker]
+            self._client, self._broker = None, False
+        for client in clients:
+            if isinstance(client, redis.Redis):
+                client.close()
 
+    @contextlib.contextmanager
+    def errors(self) -> Generator[None, None, None]:
+        """Turn redis-py's connection errors and time-outs into :class:`BrokerUnavailableError`,
+        and its other errors (a refused command) into :class:`CrawjudTasksError`.
 
-def close_redis_client(app: Celery) -> None:
-    """Close ``app``'s library clients, if it made them (the next use makes new ones)."""
-    with _LOCK:
-        clients = [_CLIENTS.pop(app, None), _BROKER_CLIENTS.pop(app, None)]
-    for client in clients:
-        if client is not None:
-            client.close()
-
-
-@contextlib.contextmanager
-def translate_redis_errors(app: Celery) -> Generator[None, None, None]:
-    """Turn redis-py's connection errors and time-outs into :class:`BrokerUnavailableError`,
-    and its other errors (a refused command) into :class:`CrawjudTasksError`.
-
-    The message names the Redis URL with its password redacted; the original error is kept as
-    ``__cause__``.
-    """
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        settings = app_settings(app)
-        url = redact_url(_library_url(app))
-        msg = (
-            f"Redis at {url} did not answer within {settings.broker_connection_timeout} s "
-            f"(broker_connection_timeout): {type(exc).__name__}: {exc}"
-        )
-        raise BrokerUnavailableError(msg) from exc
-    except redis.RedisError as exc:
-        # A read-only replica after a failover, out of memory, a refused script...
-        url = redact_url(_library_url(app))
-        msg = f"Redis at {url} refused a command: {type(exc).__name__}: {exc}"
-        raise CrawjudTasksError(msg) from exc
+        The message names the Redis URL with its password redacted; the original error is kept
+        as ``__cause__``.
+        """
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            msg = (
+                f"Redis at {redact_url(self.url)} did not answer within {self._timeout} s "
+                f"(broker_connection_timeout): {type(exc).__name__}: {exc}"
+            )
+            raise BrokerUnavailableError(msg) from exc
+        except redis.RedisError as exc:
+            # A read-only replica after a failover, out of memory, a refused script...
+            msg = f"Redis at {redact_url(self.url)} refused a command: {type(exc).__name__}: {exc}"
+            raise CrawjudTasksError(msg) from exc
 
 
 def _scheme(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
-def _library_url(app: Celery) -> str:
+def library_url(conf: Any) -> str:
     """The URL of the library's Redis: the app's result backend, else its broker.
 
     Read from the app's configuration, so that an app given to ``install()`` (whose settings
     carry no URLs) uses its own. Of a failover list (``url1;url2``) the first URL is taken.
     """
-    conf: Any = app.conf
     candidates = (("result_backend", conf.result_backend), ("broker_url", conf.broker_url))
     for _, url in candidates:
         if isinstance(url, str) and _scheme(url) in _REDIS_PY_SCHEMES:
@@ -153,8 +157,7 @@ def _library_url(app: Celery) -> str:
     raise CrawjudTasksError(msg)
 
 
-def _new_client(settings: Settings, url: str) -> redis.Redis:
-    timeout = settings.broker_connection_timeout
+def _new_client(timeout: float, url: str) -> redis.Redis:
     per_attempt = timeout * _ATTEMPT_SHARE
     return redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
         url,

@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from celery.exceptions import SecurityError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu.exceptions import DecodeError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -14,6 +16,7 @@ from crawjud_tasks.errors import (
     BrokerUnavailableError,
     ContractError,
     CrawjudTasksError,
+    InvalidResultError,
     ResultTimeoutError,
     TaskFailedError,
 )
@@ -123,20 +126,38 @@ class TypedResult(Generic[R_co]):
             raise
         except Exception as exc:
             raise TaskFailedError(self.id, _qualified(type(exc)), str(exc)) from exc
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt...: this process's own (Ctrl-C while waiting) go on;
+            # one rebuilt from a stored result is data, whoever wrote it.
+            if not _stored(self._raw, exc):
+                raise
+            raise TaskFailedError(self.id, _qualified(type(exc)), str(exc)) from None
         return self._decode(value)  # type: ignore[no-any-return]  # decode returns the declared R
 
     @contextlib.contextmanager
     def _backend_errors(self) -> Generator[None, None, None]:
-        """An unreachable result backend is BrokerUnavailableError, not a task failure."""
+        """An unreachable result backend is BrokerUnavailableError, and a record that cannot be
+        read is InvalidResultError; a task's own stored failure is left to :meth:`get`."""
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise self._unavailable(exc) from exc
-        except RuntimeError as exc:
+        except CrawjudTasksError:
+            raise
+        except Exception as exc:
+            if _stored(self._raw, exc):
+                raise  # the task failed with it (a redis ConnectionError of its own, say)
+            cause = exc.__cause__ if isinstance(exc, RuntimeError) else exc
             # Celery's Redis backend gives up reconnecting with a bare RuntimeError whose cause
             # is the connection error.
-            if isinstance(exc.__cause__, OSError | RedisConnectionError | RedisTimeoutError):
-                raise self._unavailable(exc.__cause__) from exc
+            if isinstance(cause, RedisConnectionError | RedisTimeoutError) or (
+                cause is not exc and isinstance(cause, OSError)
+            ):
+                raise self._unavailable(cause) from exc
+            if isinstance(exc, ValueError | TypeError | KeyError | SecurityError | DecodeError):
+                msg = (
+                    f"the stored result of {self._name} {self.id} is no record a worker wrote "
+                    f"({type(exc).__name__}: {exc}); forget it or look at who writes there"
+                )
+                raise InvalidResultError(msg) from exc
             raise
 
     def _unavailable(self, exc: BaseException) -> BrokerUnavailableError:
@@ -152,6 +173,22 @@ class TypedResult(Generic[R_co]):
         """Ask the workers not to run the task (``terminate=True`` also stops it if running)."""
         with self._backend_errors():
             self._raw.revoke(terminate=terminate)
+
+
+def _stored(raw: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` is the stored failure of ``raw``, of one of its parents (a chain) or of
+    one of its members (a group), as Celery rebuilt it from the backend's record."""
+    nodes = [raw]
+    while nodes:
+        node = nodes.pop()
+        cache: Any = getattr(node, "_cache", None)  # the meta Celery read for a finished task
+        if isinstance(cache, dict) and cache.get("result") is exc:  # pyright: ignore[reportUnknownMemberType]  (Celery's meta is an untyped dict)
+            return True
+        parent = getattr(node, "parent", None)
+        if parent is not None:
+            nodes.append(parent)
+        nodes.extend(getattr(node, "results", None) or ())
+    return False
 
 
 def _qualified(cls: type[BaseException]) -> str:

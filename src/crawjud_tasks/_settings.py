@@ -30,7 +30,7 @@ import msgspec
 from crawjud_tasks._guards import is_dict, is_list, is_list_or_tuple, is_mapping, is_mapping_proxy
 from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
 from crawjud_tasks._secret import Secret
-from crawjud_tasks._settings_values import check_values, suggest
+from crawjud_tasks._settings_values import ROOTS, check_values, suggest
 from crawjud_tasks.errors import SettingsError
 
 __all__ = [
@@ -66,13 +66,14 @@ RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
 #: Variables under the prefix that switch a process's behaviour and are not settings.
 PROCESS_SWITCHES = frozenset({RETRY_WAITS_ENV})
 
-#: The task domains; each has its own queue (``<namespace>.<domain>``) and task-name prefix.
-DOMAINS: tuple[str, ...] = ("bots", "mail", "maintenance")
-
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class QueueSettings:
-    """Queue names; each defaults to ``<namespace>`` or ``<namespace>.<domain>``."""
+    """Queue names; each defaults to ``<namespace>`` or ``<namespace>.<domain>``.
+
+    A domain whose tasks run on a queue of their own has a field here; the tasks of the other
+    domains (and ``<namespace>.ping``) go to the default queue.
+    """
 
     default: str | None = None
     bots: str | None = None
@@ -80,12 +81,18 @@ class QueueSettings:
     maintenance: str | None = None
 
 
+#: The domains with a queue of their own (``<namespace>.<domain>``), from :class:`QueueSettings`.
+DOMAINS: tuple[str, ...] = tuple(
+    field.name for field in dataclasses.fields(QueueSettings) if field.name != "default"
+)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BotSettings:
     """Settings of the bot runtime."""
 
-    #: Folders that bot input files may be read from (and reports written to).
-    allowed_roots: tuple[Path, ...] = ()
+    #: Folders that bot input files may be read from (and reports written to); absolute.
+    allowed_roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
     #: The most rows a run may carry inline in its message; larger inputs go in a file.
     max_inline_rows: int = 1000
     #: Where run reports are written (default: ``<data_dir>/reports``).
@@ -126,8 +133,8 @@ class MailSettings:
 class MaintenanceSettings:
     """Settings of the maintenance domain."""
 
-    #: Folders that maintenance tasks may act in; nothing outside them is touched.
-    roots: tuple[Path, ...] = ()
+    #: Folders that maintenance tasks may act in; nothing outside them is touched. Absolute.
+    roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._redact import redact_url
@@ -19,7 +21,7 @@ from crawjud_tasks.errors import SettingsError
 if TYPE_CHECKING:
     from crawjud_tasks._settings import Settings
 
-__all__ = ["check_values", "suggest"]
+__all__ = ["ROOTS", "check_values", "suggest"]
 
 #: Above this many candidates, an unknown-name error points to the reference instead of listing.
 _MAX_LISTED = 30
@@ -90,8 +92,40 @@ def _check_url(name: str, url: str | None, schemes: frozenset[str]) -> None:
         raise SettingsError(msg)
 
 
+#: Field metadata of a setting that lists folders the library confines itself to.
+ROOTS = {"roots": True}
+
+
+def _check_fields(section: Any, path: str) -> None:
+    """The rules every field of every section follows: numbers are finite (``inf`` would fail
+    later, in Redis or Celery), paths hold no NUL byte, and root folders are absolute."""
+    for field in dataclasses.fields(section):
+        value: Any = getattr(section, field.name)
+        name = f"{path}{field.name}"
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            msg = f"setting {name!r} must be a finite number (seconds or a count), got {value!r}"
+            raise SettingsError(msg)
+        items: tuple[Any, ...] = value if isinstance(value, tuple) else (value,)  # pyright: ignore[reportUnknownVariableType]  (a field's value is Any; the loop checks each item's type)
+        for item in items:
+            if not isinstance(item, Path):
+                continue
+            if "\x00" in str(item):
+                msg = f"setting {name!r} has a NUL byte in {str(item)!r}; remove it"
+                raise SettingsError(msg)
+            if field.metadata.get("roots") and not item.expanduser().is_absolute():
+                msg = (
+                    f"setting {name!r} holds {str(item)!r}, which would be the worker's current "
+                    "folder or one below it; roots must be absolute folders such as "
+                    "'/srv/crawjud/input' or '~/crawjud/input'"
+                )
+                raise SettingsError(msg)
+
+
 def check_values(settings: Settings) -> None:
     """Check every value rule of ``settings``; raise SettingsError at the first one broken."""
+    _check_fields(settings, "")
     if not _NAME.match(settings.namespace):
         msg = (
             f"setting 'namespace' must be letters, digits, '_', '.' or '-' "

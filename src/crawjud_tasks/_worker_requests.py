@@ -19,7 +19,8 @@ from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined] 
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
-from crawjud_tasks._execution import run_lease_key, run_lease_owner
+from crawjud_tasks._execution import run_lease_owner
+from crawjud_tasks._keys import task_lease_name
 from crawjud_tasks._lease import evict
 from crawjud_tasks._tasks import CrawjudTask
 from crawjud_tasks.errors import BrokerUnavailableError
@@ -50,7 +51,7 @@ class RunRequest(Request):
         if lost and pid is not None and pid != os.getpid():
             try:
                 retries: Any = self.request_dict.get("retries")
-                key = run_lease_key(self.task.name, self.id, retries)
+                key = task_lease_name(self.task.name, self.id, retries)
                 evict(self.task.app, key, run_lease_owner(pid))
             except BrokerUnavailableError as error:
                 _LOG.warning(

@@ -23,6 +23,8 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
     │                                           no schedule has the id given
     ├── TaskFailedError                         the task failed on the worker with an error that is
     │                                           not one of ours (its type and message are kept)
+    ├── InvalidResultError (also ValueError)    a stored result is no record a worker wrote
+    │                                           (malformed, or forged in the result backend)
     ├── LeaseError                              a run lease could not be taken or was lost
     │   ├── LeaseHeldError                      another holder has the lease and is alive
     │   │   └── DuplicateRunError               a second copy of a run while the first is alive
@@ -66,6 +68,7 @@ __all__ = [
     "EmbeddedRedisError",
     "FatalBotError",
     "InvalidEmailError",
+    "InvalidResultError",
     "ItemError",
     "LeaseError",
     "LeaseHeldError",
@@ -153,6 +156,13 @@ class TaskFailedError(CrawjudTasksError):
 
     def __str__(self) -> str:
         return f"task {self.task_id} failed: {self.remote_type}: {self.remote_message}"
+
+
+class InvalidResultError(CrawjudTasksError, ValueError):
+    """A stored result is no record a worker wrote: malformed, or forged in the result backend.
+
+    Results are data: whatever a record holds, reading it raises this, never the error it names.
+    """
 
 
 class LeaseError(CrawjudTasksError):

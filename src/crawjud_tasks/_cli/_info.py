@@ -10,7 +10,7 @@ from celery import Celery
 
 from crawjud_tasks._cli._loader import load_app
 from crawjud_tasks._redact import redact_url
-from crawjud_tasks._state import app_settings, has_settings
+from crawjud_tasks._state import app_state, has_state
 
 __all__ = ["info"]
 
@@ -36,7 +36,7 @@ def _queue_names(app: Celery) -> list[str]:
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show the resolved settings (secrets redacted), the broker, the tasks and the queues."""
     app = load_app(ctx)
-    settings = app_settings(app).to_dict() if has_settings(app) else None
+    settings = app_state(app).settings.to_dict() if has_state(app) else None
     timeout = float(app.conf.broker_connection_timeout or 5.0)
     tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
     report = {

@@ -11,7 +11,7 @@ import click
 from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._mail_send_test import send_test
 from crawjud_tasks._settings import MailSettings, Settings
-from crawjud_tasks._state import app_settings, has_settings
+from crawjud_tasks._state import app_state, has_state
 from crawjud_tasks.errors import CrawjudTasksError
 from crawjud_tasks.mail._templates import check_template, example_context, render
 
@@ -25,7 +25,7 @@ def mail_settings(ctx: click.Context) -> MailSettings:
     """
     if ctx.find_root().obj is not None:
         app = load_app(ctx)
-        return app_settings(app).mail if has_settings(app) else MailSettings()
+        return app_state(app).settings.mail if has_state(app) else MailSettings()
     try:
         return Settings.from_env().mail
     except CrawjudTasksError as exc:

@@ -12,7 +12,7 @@ import click
 from crawjud_tasks._cli._follow import follow_run, watch_hint
 from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._progress import Progress
-from crawjud_tasks._state import app_settings, has_settings
+from crawjud_tasks._state import app_state, has_state
 from crawjud_tasks.bots._runs import check_run_id
 from crawjud_tasks.bots.contracts import (
     MAX_PARALLELISM,
@@ -119,9 +119,9 @@ def progress_for_stdout(*, verbose: bool, failed_lines: int = 20) -> Progress:
 
 def _warn_outside_roots(ctx: click.Context, path: Path) -> None:
     app = load_app(ctx)
-    if not has_settings(app):
+    if not has_state(app):
         return
-    roots = app_settings(app).bots.allowed_roots
+    roots = app_state(app).settings.bots.allowed_roots
     resolved = path.resolve()
     if any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
         return

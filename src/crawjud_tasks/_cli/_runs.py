@@ -12,7 +12,7 @@ from crawjud_tasks._cli._follow import follow_run, watch_hint
 from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._progress import duration
 from crawjud_tasks._cli._run import check_run_id_option, progress_for_stdout
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._runs import RunState, cancel_run, run_state
 from crawjud_tasks.errors import CrawjudTasksError
 
@@ -58,7 +58,7 @@ def cancel(ctx: click.Context, run_id: str) -> None:
     except CrawjudTasksError as exc:
         raise fail(str(exc)) from exc
     if before is None:
-        kept = duration(app_settings(app).bots.retention)
+        kept = duration(app_state(app).settings.bots.retention)
         click.echo(
             f"run {run_id} is not known (queued, or not dispatched yet, or expired); cancel "
             f"requested: if it starts within {kept}, it ends as cancelled before its first item"

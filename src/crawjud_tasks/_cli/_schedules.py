@@ -95,8 +95,9 @@ def add(ctx: click.Context, /, schedule_id: str, task_name: str, **options: Any)
         msg = f"no contract named {task_name!r} is declared by the app; --app must import it"
         raise fail(msg)
     try:
-        args = [json.loads(text) for text in options.pop("args")]
-        kwargs = {}
+        texts: tuple[str, ...] = options.pop("args")
+        args: list[Any] = [json.loads(text) for text in texts]
+        kwargs: dict[str, Any] = {}
         for pair in options.pop("kwargs"):
             key, sep, text = pair.partition("=")
             if not sep:
@@ -181,9 +182,9 @@ def schedules_import_limit() -> int:
 
 
 def _namespace(app: Any) -> str:
-    from crawjud_tasks._state import app_settings  # noqa: PLC0415
+    from crawjud_tasks._state import app_state  # noqa: PLC0415
 
-    return app_settings(app).namespace
+    return app_state(app).settings.namespace
 
 
 def _run(ctx: click.Context, action: Callable[[Celery], object], done: str | None) -> None:

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._bot import Item, ItemRecord, ItemStatus
-from crawjud_tasks.bots._runs import run_key
 from crawjud_tasks.bots.contracts import RunCounts
 
 if TYPE_CHECKING:
@@ -52,9 +51,9 @@ def load_checkpoint(
     Raises:
         BrokerUnavailableError: Redis did not answer.
     """
-    client = redis_client(app)
-    with translate_redis_errors(app):
-        raw: Any = client.lrange(run_key(app, run_id, "items"), 0, -1)
+    state = app_state(app)
+    with state.redis_errors():
+        raw: Any = state.redis.lrange(state.keys.run(run_id, "items"), 0, -1)
     done: set[int] = set()
     records: list[ItemRecord] = []
     succeeded, failed, skipped = counts.succeeded, counts.failed, counts.skipped

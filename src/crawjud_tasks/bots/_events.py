@@ -40,8 +40,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from crawjud_tasks._guards import is_dict, is_instance
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._context import LogLevel
 from crawjud_tasks.bots.contracts import RunCounts, RunStatus
 from crawjud_tasks.errors import DispatchError, PayloadError, ResultTimeoutError
@@ -119,7 +118,7 @@ def events_key(app: Celery, run_id: str) -> str:
     if not is_instance(run_id, str) or not run_id:
         msg = f"run_id must be a non-empty string, got {run_id!r}"
         raise DispatchError(msg)
-    return f"{app_settings(app).key_prefix}run:{run_id}:events"
+    return app_state(app).keys.run(run_id, "events")
 
 
 def encode_event(
@@ -289,7 +288,7 @@ def _read(
     block: float,
     timeout: float | None,
 ) -> Iterator[RunEvent]:
-    client = redis_client(app)
+    client = app_state(app).redis
     deadline = None if timeout is None else _time.monotonic() + timeout
     wait = min(block, _longest_block(client))
     last = after
@@ -305,7 +304,7 @@ def _read(
                 raise ResultTimeoutError(msg)
             # Never 0 ms: BLOCK 0 waits for ever.
             block_ms = max(1, int(remaining * 1000))
-        with translate_redis_errors(app):
+        with app_state(app).redis_errors():
             raw: Any = client.xread({key: last}, count=_BATCH, block=block_ms)
         entries: list[tuple[bytes, dict[bytes, bytes]]] = raw[0][1] if raw else []
         for entry_id, fields in entries:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
+from crawjud_tasks.bots._per_app import BotsState
 from crawjud_tasks.bots._reports import LocalReportStore, ReportStore
 from crawjud_tasks.bots._secrets import EnvSecretProvider, FileSecretProvider, SecretProvider
 from crawjud_tasks.errors import ContractError
@@ -23,10 +22,6 @@ __all__ = [
     "set_report_store",
 ]
 
-_PROVIDERS: weakref.WeakKeyDictionary[Celery, list[SecretProvider]] = weakref.WeakKeyDictionary()
-_STORES: weakref.WeakKeyDictionary[Celery, ReportStore] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
 
 def add_secret_provider(app: Celery, provider: SecretProvider) -> None:
     """Let ``provider`` (a vault client, say) resolve the secret references of runs on ``app``.
@@ -40,14 +35,16 @@ def add_secret_provider(app: Celery, provider: SecretProvider) -> None:
     if not callable(getattr(provider, "get", None)):
         msg = f"a secret provider has a get(name) -> str | None method; {provider!r} has none"
         raise ContractError(msg)
-    with _LOCK:
-        _PROVIDERS.setdefault(app, []).append(provider)
+    state = app_state(app)
+    with state.lock:
+        state.domain(BotsState).secret_providers.append(provider)
 
 
 def secret_providers(app: Celery) -> list[SecretProvider]:
     """The providers that resolve secret references on ``app``, in the order asked."""
-    providers: list[SecretProvider] = [*_PROVIDERS.get(app, ()), EnvSecretProvider()]
-    folder = app_settings(app).bots.secrets_dir
+    state = app_state(app)
+    providers = [*state.domain(BotsState).secret_providers, EnvSecretProvider()]
+    folder = state.settings.bots.secrets_dir
     if folder is not None:
         providers.append(FileSecretProvider(Path(folder).expanduser()))
     return providers
@@ -62,16 +59,17 @@ def set_report_store(app: Celery, store: ReportStore) -> None:
     if not callable(getattr(store, "store", None)):
         msg = f"a report store has a store(run_id, archive) -> str method; {store!r} has none"
         raise ContractError(msg)
-    with _LOCK:
-        _STORES[app] = store
+    state = app_state(app)
+    with state.lock:
+        state.domain(BotsState).report_store = store
 
 
 def report_store(app: Celery) -> ReportStore:
     """Where the reports of runs on ``app`` go."""
-    return _STORES.get(app) or LocalReportStore(reports_folder(app))
+    return app_state(app).domain(BotsState).report_store or LocalReportStore(reports_folder(app))
 
 
 def reports_folder(app: Celery) -> Path:
     """The local reports folder of ``app``: ``bots.reports_dir`` or ``<data_dir>/reports``."""
-    settings = app_settings(app)
+    settings = app_state(app).settings
     return Path(settings.bots.reports_dir or settings.resolved_data_dir / "reports").expanduser()

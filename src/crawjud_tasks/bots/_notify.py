@@ -17,10 +17,8 @@ import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._redis import redis_client
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._events import encode_event
-from crawjud_tasks.bots._runs import run_key
 from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunStatus
 from crawjud_tasks.mail.contracts import Attachment, EmailMessage, send_email
 
@@ -42,7 +40,7 @@ _TEMPLATE_OF = {
 
 def register_notification_errback(app: Celery) -> None:
     """Register the error callback that records a failed notification in its run's events."""
-    namespace = app_settings(app).namespace
+    namespace = app_state(app).settings.namespace
 
     @app.task(name=f"{namespace}.bots.notification_failed", shared=False)
     def notification_failed(
@@ -70,7 +68,7 @@ def notify_started(
         "started_at": _when(app, started_at, parameters.locale),
         "input_file": _input_name(parameters),
         "total": total,
-        "logs_url": _url(app_settings(app).bots.logs_url, run_id),
+        "logs_url": _url(app_state(app).settings.bots.logs_url, run_id),
     }
     _send(
         app,
@@ -119,7 +117,7 @@ def notify_finished(
             "failed_at": when,
             "error_summary": result.error or "",
             "items_done": counts.done,
-            "logs_url": _url(app_settings(app).bots.logs_url, result.run_id),
+            "logs_url": _url(app_state(app).settings.bots.logs_url, result.run_id),
         }
     else:
         context |= {
@@ -148,7 +146,7 @@ def _send(
 ) -> None:
     if not parameters.notify:
         return
-    namespace = app_settings(app).namespace
+    namespace = app_state(app).settings.namespace
     message = EmailMessage(
         to=list(parameters.notify),
         template=template,
@@ -174,10 +172,10 @@ def _send(
 
 def _record(app: Celery, run_id: str, level: Any, message: str) -> None:
     """Append a log line to the run's events; a Redis error is only logged."""
-    settings = app_settings(app).bots
+    settings = app_state(app).settings.bots
     try:
-        redis_client(app).xadd(
-            run_key(app, run_id, "events"),
+        app_state(app).redis.xadd(
+            app_state(app).keys.run(run_id, "events"),
             dict(encode_event("log", time=time.time(), level=level, message=message).items()),
             maxlen=settings.events_max,
             approximate=True,
@@ -200,7 +198,7 @@ def _url(pattern: str | None, run_id: str) -> str:
 def _report_url(app: Celery, result: BotRunResult) -> str:
     if result.report and result.report.startswith(("https://", "http://")):
         return result.report
-    return _url(app_settings(app).bots.report_url, result.run_id)
+    return _url(app_state(app).settings.bots.report_url, result.run_id)
 
 
 def _attachable(path: str) -> bool:
@@ -220,7 +218,7 @@ def _input_name(parameters: BotParameters) -> str:
 
 
 def _when(app: Celery, moment: dt.datetime, locale: str) -> str:
-    local = moment.astimezone(zoneinfo.ZoneInfo(app_settings(app).timezone))
+    local = moment.astimezone(zoneinfo.ZoneInfo(app_state(app).settings.timezone))
     return local.strftime("%d/%m/%Y %H:%M" if locale == "pt_BR" else "%Y-%m-%d %H:%M")
 
 

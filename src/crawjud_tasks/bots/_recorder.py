@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import redis
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
-from crawjud_tasks.bots._runs import run_key
+from crawjud_tasks._state import app_state
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -46,22 +44,23 @@ class Recorder:
     )
 
     def __init__(self, app: Celery, run_id: str) -> None:
-        settings = app_settings(app).bots
+        shared = app_state(app)
+        settings = shared.settings.bots
         self._app = app
-        self._items = run_key(app, run_id, "items")
-        self._events = run_key(app, run_id, "events")
-        self._state = run_key(app, run_id, "state")
+        self._items = shared.keys.run(run_id, "items")
+        self._events = shared.keys.run(run_id, "events")
+        self._state = shared.keys.run(run_id, "state")
         self._expiring = (
             self._items,
             self._events,
             self._state,
-            run_key(app, run_id, "cancel"),
-            run_key(app, run_id, "abort"),
+            shared.keys.run(run_id, "cancel"),
+            shared.keys.run(run_id, "abort"),
         )
         self._maxlen = str(settings.events_max)
         self._retention = str(max(1, round(settings.retention)))
-        self._pool: Any = redis_client(app).connection_pool
-        with translate_redis_errors(app):
+        self._pool: Any = shared.redis.connection_pool
+        with shared.redis_errors():
             self._conn: Any = self._pool.get_connection()
         self._pending = 0
         self._lock = threading.Lock()
@@ -93,7 +92,7 @@ class Recorder:
         Raises:
             BrokerUnavailableError: Redis did not answer.
         """
-        with self._lock, translate_redis_errors(self._app):
+        with self._lock, app_state(self._app).redis_errors():
             self._drain()
 
     def close(self) -> None:
@@ -111,7 +110,7 @@ class Recorder:
 
     def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
         packed = b"".join(_pack(command) for command in commands)
-        with self._lock, translate_redis_errors(self._app):
+        with self._lock, app_state(self._app).redis_errors():
             if self._pending + len(commands) > BATCH:
                 self._drain()
             self._conn.send_packed_command([packed], check_health=False)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import difflib
 import re
 import threading
-import weakref
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crawjud_tasks._state import app_state
+from crawjud_tasks.bots._per_app import BotsState
 from crawjud_tasks.errors import ContractError, UnknownBotError
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ F = TypeVar("F", bound=Callable[[], Any])
 
 _KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 _DECORATED: dict[str, BotFactory] = {}
-_ON_APP: weakref.WeakKeyDictionary[Celery, dict[str, BotFactory]] = weakref.WeakKeyDictionary()
+#: Guards the decorated bots (a process-wide table: the decorator knows no app).
 _LOCK = threading.Lock()
 
 
@@ -74,8 +75,9 @@ def register_bot(app: Celery, key: str, factory: BotFactory) -> None:
             f"got {given!r}"
         )
         raise ContractError(msg)
-    with _LOCK:
-        _claim(_ON_APP.setdefault(app, {}), key, factory)
+    state = app_state(app)
+    with state.lock:
+        _claim(state.domain(BotsState).bots, key, factory)
 
 
 def find_bot(app: Celery, key: str) -> BotFactory:
@@ -84,7 +86,7 @@ def find_bot(app: Celery, key: str) -> BotFactory:
     Raises:
         UnknownBotError: no bot has the key (the message lists the known keys).
     """
-    factory = _ON_APP.get(app, {}).get(key) or _DECORATED.get(key)
+    factory = app_state(app).domain(BotsState).bots.get(key) or _DECORATED.get(key)
     if factory is not None:
         return factory
     for point in entry_points(group=ENTRY_POINT_GROUP):
@@ -105,7 +107,7 @@ def find_bot(app: Celery, key: str) -> BotFactory:
 
 def known_bots(app: Celery) -> list[str]:
     """Every key a run on ``app`` can name, sorted."""
-    keys = set(_ON_APP.get(app, {})) | set(_DECORATED)
+    keys = set(app_state(app).domain(BotsState).bots) | set(_DECORATED)
     keys.update(point.name for point in entry_points(group=ENTRY_POINT_GROUP))
     return sorted(keys)
 

@@ -27,11 +27,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from crawjud_tasks._canvas import chord
 from crawjud_tasks._codec import encode
-from crawjud_tasks._redis import redis_client, translate_redis_errors
+from crawjud_tasks._keys import RunPart, run_lease_name
 from crawjud_tasks._retry import RetryPolicy
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._bot import Item, ItemOutcome, ItemRecord, ItemStatus
-from crawjud_tasks.bots._builtin import register_builtin_bots
 from crawjud_tasks.bots._checkpoint import checkpoint_line, load_checkpoint
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
 from crawjud_tasks.bots._events import encode_event
@@ -41,13 +40,11 @@ from crawjud_tasks.bots._inputs import read_items
 from crawjud_tasks.bots._notify import (
     notify_finished,
     notify_started,
-    register_notification_errback,
 )
 from crawjud_tasks.bots._recorder import Recorder
 from crawjud_tasks.bots._registry import BotFactory, find_bot
 from crawjud_tasks.bots._reports import ReportRun, write_report
 from crawjud_tasks.bots._run_lease import take_run_lease
-from crawjud_tasks.bots._runs import run_key
 from crawjud_tasks.bots._secrets import Scrubber, resolve_secret
 from crawjud_tasks.bots.contracts import (
     BotParameters,
@@ -74,7 +71,7 @@ if TYPE_CHECKING:
     from crawjud_tasks._lease import Lease
     from crawjud_tasks._secret import Secret
 
-__all__ = ["register_bots", "run_folder", "split"]
+__all__ = ["implement_run_contracts", "run_folder", "split"]
 
 _LOG = logging.getLogger("crawjud_tasks.bots")
 #: Seconds between two looks at the run's cancel request.
@@ -86,10 +83,8 @@ ERROR_SAMPLE = 10
 _PYTHON_LEVEL = {"info": logging.INFO, "success": logging.INFO, "warning": logging.WARNING}
 
 
-def register_bots(app: Celery) -> None:
-    """Bind the implementations of the bot-run contracts on ``app``, and the built-in bots."""
-    register_builtin_bots(app)
-    register_notification_errback(app)
+def implement_run_contracts(app: Celery) -> None:
+    """Bind the implementations of the bot-run contracts on ``app``."""
 
     @execute_bot.implement_bound(app)
     def _execute_bot(
@@ -143,7 +138,7 @@ def split(total: int, parts: int) -> list[tuple[int, int]]:
 
 def run_folder(app: Celery, run_id: str) -> Path:
     """The working folder of run ``run_id`` on this machine."""
-    settings = app_settings(app)
+    settings = app_state(app).settings
     root = settings.bots.runs_dir or settings.resolved_data_dir / "runs"
     return Path(root).expanduser() / run_id.replace(":", "_")
 
@@ -181,7 +176,8 @@ class _Run:
         self.bot_id = bot_id
         self.user_id = user_id
         self.parameters = parameters
-        self.settings = app_settings(app)
+        self.state = app_state(app)
+        self.settings = self.state.settings
         self.cancel = threading.Event()
         self.lost: LeaseLostError | None = None
         self.scrubber = Scrubber(())
@@ -298,9 +294,9 @@ class _Run:
 
     def _go_parallel(self, items: Sequence[Item], resumed_at: int) -> BotRunResult:
         """Replace this task by a chord of chunk tasks whose body finishes the run."""
-        client = redis_client(self.app)
-        with translate_redis_errors(self.app):
-            first = client.hsetnx(run_key(self.app, self.run_id, "state"), "workflow", self.task_id)
+        client = self.state.redis
+        with self.state.redis_errors():
+            first = client.hsetnx(self._key("state"), "workflow", self.task_id)
         if not first:
             # This message was delivered again after its chunks were sent: wait for their end.
             return self._await_result()
@@ -338,7 +334,7 @@ class _Run:
         """Process the items ``start`` to ``stop`` of a parallel run (one chunk task)."""
         factory = find_bot(self.app, self.bot_id)
         self.chunk = chunk
-        chunk_lease = self._take_lease(f"run:{self.run_id}:chunk:{chunk}")
+        chunk_lease = self._take_lease(run_lease_name(self.run_id, chunk))
         try:
             self.recorder = Recorder(self.app, self.run_id)
             try:
@@ -403,10 +399,10 @@ class _Run:
 
     def _abort(self, reason: str) -> None:
         """Stop the run's other chunks: this one failed (they stop before their next item)."""
-        client = redis_client(self.app)
+        client = self.state.redis
         retention = max(1, round(self.settings.bots.retention))
         try:
-            client.set(run_key(self.app, self.run_id, "abort"), reason.encode(), ex=retention)
+            client.set(self._key("abort"), reason.encode(), ex=retention)
         except Exception as exc:  # (the others run to their end instead)
             _LOG.warning("run %s: the other chunks were not stopped: %s", self.run_id, exc)
 
@@ -549,12 +545,13 @@ class _Run:
 
     def _shared_counts(self) -> RunCounts:
         """The run's counters in its state hash, as the chunks add to them."""
-        client = redis_client(self.app)
+        client = self.state.redis
         assert self.recorder is not None
         self.recorder.flush()
-        with translate_redis_errors(self.app):
+        with self.state.redis_errors():
             raw: Any = client.hmget(
-                run_key(self.app, self.run_id, "state"), ["succeeded", "failed", "skipped"]
+                self._key("state"),
+                ["succeeded", "failed", "skipped"],
             )
         succeeded, failed, skipped = (int(value or 0) for value in raw)
         return RunCounts(self.counts.total, succeeded, failed, skipped)
@@ -732,13 +729,18 @@ class _Run:
     # -- checkpoint, lease, cancel ------------------------------------------------------------
 
     def _stored_result(self) -> BotRunResult | None:
-        client = redis_client(self.app)
-        with translate_redis_errors(self.app):
-            raw: Any = client.hget(run_key(self.app, self.run_id, "state"), "result")
+        client = self.state.redis
+        with self.state.redis_errors():
+            raw: Any = client.hget(self._key("state"), "result")
         return None if raw is None else msgspec.json.decode(raw, type=BotRunResult)
 
+    def _key(self, part: RunPart) -> str:
+        return self.state.keys.run(self.run_id, part)
+
     def _take_lease(self, key: str | None = None) -> Lease:
-        return take_run_lease(self.app, key or f"run:{self.run_id}", self.run_id, self._on_lost)
+        return take_run_lease(
+            self.app, key or run_lease_name(self.run_id), self.run_id, self._on_lost
+        )
 
     def _on_lost(self, error: LeaseLostError) -> None:
         self.lost = error
@@ -751,22 +753,22 @@ class _Run:
             _LOG.warning("run %s: the lease was not released: %s", self.run_id, exc)
 
     def _cancel_requested(self) -> bool:
-        client = redis_client(self.app)
-        with translate_redis_errors(self.app):
-            return bool(client.exists(run_key(self.app, self.run_id, "cancel")))
+        client = self.state.redis
+        with self.state.redis_errors():
+            return bool(client.exists(self._key("cancel")))
 
     def _cancelled_by(self) -> str | None:
-        client = redis_client(self.app)
+        client = self.state.redis
         try:
-            raw: Any = client.get(run_key(self.app, self.run_id, "cancel"))
+            raw: Any = client.get(self._key("cancel"))
         except Exception:
             return None
         return raw.decode(errors="replace") or None if raw else None
 
     def _watch_cancel(self) -> None:
-        client = redis_client(self.app)
-        cancel = run_key(self.app, self.run_id, "cancel")
-        abort = run_key(self.app, self.run_id, "abort")
+        client = self.state.redis
+        cancel = self._key("cancel")
+        abort = self._key("abort")
         warned = False
         while not self._stop_watching.wait(CANCEL_POLL):
             try:

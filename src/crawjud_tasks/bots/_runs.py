@@ -19,24 +19,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.bots.contracts import BotRunResult, RunCounts
 from crawjud_tasks.errors import DispatchError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["RunState", "cancel_run", "check_run_id", "run_key", "run_state"]
+__all__ = ["RunState", "cancel_run", "check_run_id", "run_state"]
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 #: What a run is doing: not started yet (only a cancel request is known), running, or ended.
 RunPhase = Literal["queued", "running", "completed", "completed_with_errors", "cancelled", "failed"]
-
-
-def run_key(app: Celery, run_id: str, part: str) -> str:
-    """The Redis key of one of a run's records (``state``, ``items``, ``events``, ``cancel``)."""
-    return f"{app_settings(app).key_prefix}run:{run_id}:{part}"
 
 
 def check_run_id(run_id: Any) -> str:
@@ -89,10 +83,10 @@ def run_state(app: Celery, run_id: str) -> RunState | None:
         BrokerUnavailableError: Redis did not answer.
     """
     check_run_id(run_id)
-    client = redis_client(app)
-    with translate_redis_errors(app), client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
-        pipe.hgetall(run_key(app, run_id, "state"))
-        pipe.exists(run_key(app, run_id, "cancel"))
+    state = app_state(app)
+    with state.redis_errors(), state.redis.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
+        pipe.hgetall(state.keys.run(run_id, "state"))
+        pipe.exists(state.keys.run(run_id, "cancel"))
         raw, cancel = pipe.execute()
     fields: dict[str, str] = {k.decode(): v.decode() for k, v in raw.items()}
     if not fields and not cancel:
@@ -142,10 +136,10 @@ def cancel_run(app: Celery, run_id: str, *, by: str | None = None) -> RunState |
     before = run_state(app, run_id)
     if before is not None and before.finished:
         return before
-    client = redis_client(app)
-    retention = max(1, round(app_settings(app).bots.retention))
-    with translate_redis_errors(app):
-        client.set(run_key(app, run_id, "cancel"), (by or "").encode(), ex=retention)
+    state = app_state(app)
+    retention = max(1, round(state.settings.bots.retention))
+    with state.redis_errors():
+        state.redis.set(state.keys.run(run_id, "cancel"), (by or "").encode(), ex=retention)
     return before
 
 

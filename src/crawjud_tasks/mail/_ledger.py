@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailReceipt
 
 if TYPE_CHECKING:
@@ -29,16 +28,16 @@ class SentLedger:
     """Reads and writes the sent-ledger entries of ``app``'s messages."""
 
     def __init__(self, app: Celery) -> None:
-        settings = app_settings(app)
-        self._app = app
-        self._client = redis_client(app)
-        self._prefix = f"{settings.key_prefix}mail:sent:"
-        self._ttl = max(1, round(settings.idempotency_ttl))
+        state = app_state(app)
+        self._state = state
+        self._client = state.redis
+        self._key = state.keys.mail_sent
+        self._ttl = max(1, round(state.settings.idempotency_ttl))
 
     def get(self, message_id: str) -> EmailReceipt | None:
         """The receipt recorded for ``message_id``, or ``None`` when it was never accepted."""
-        with translate_redis_errors(self._app):
-            stored: Any = self._client.get(self._prefix + message_id)
+        with self._state.redis_errors():
+            stored: Any = self._client.get(self._key(message_id))
         return _receipt(stored)
 
     def put(
@@ -47,17 +46,17 @@ class SentLedger:
         """Record ``receipt`` for ``message_id``; with ``then_get``, read that message's entry
         in the same round trip, after the write, and return it."""
         encoded = msgspec.json.encode(receipt)
-        key = self._prefix + message_id
+        key = self._key(message_id)
         if then_get is None:
-            with translate_redis_errors(self._app):
+            with self._state.redis_errors():
                 self._client.set(key, encoded, ex=self._ttl)
             return None
         with (
-            translate_redis_errors(self._app),
+            self._state.redis_errors(),
             self._client.pipeline(transaction=False) as pipe,  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
         ):
             pipe.set(key, encoded, ex=self._ttl)
-            pipe.get(self._prefix + then_get)
+            pipe.get(self._key(then_get))
             replies: list[Any] = pipe.execute()
         return _receipt(replies[1])
 

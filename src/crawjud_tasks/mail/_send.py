@@ -13,13 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from crawjud_tasks._dispatch import visibility_timeout
 from crawjud_tasks._retry import RetryPolicy
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import InvalidEmailError
 from crawjud_tasks.mail._ledger import SentLedger
 from crawjud_tasks.mail._message import (
@@ -32,27 +31,14 @@ from crawjud_tasks.mail._templates import render
 from crawjud_tasks.mail._transport import Transport
 from crawjud_tasks.mail._transport_for import transport_for
 from crawjud_tasks.mail._wire import WireWriter
-from crawjud_tasks.mail.contracts import EmailMessage, EmailReceipt, send_bulk, send_email
+from crawjud_tasks.mail.contracts import EmailMessage, EmailReceipt
 
 if TYPE_CHECKING:
     from celery import Celery
 
     from crawjud_tasks._settings import Settings
 
-__all__ = ["attachment_roots", "register_mail", "send_messages", "smtp_policy"]
-
-
-def register_mail(app: Celery) -> None:
-    """Bind the mail contracts' implementations on ``app`` (SMTP retry policy)."""
-    policy = smtp_policy(visibility_timeout(app))
-
-    @send_email.implement_bound(app, retry=policy)
-    def _send_email(task: Any, message: EmailMessage) -> EmailReceipt:
-        return send_messages(app, [message], str(task.request.id))[0]
-
-    @send_bulk.implement_bound(app, retry=policy)
-    def _send_bulk(task: Any, messages: list[EmailMessage]) -> list[EmailReceipt]:
-        return send_messages(app, messages, str(task.request.id))
+__all__ = ["attachment_roots", "send_messages", "smtp_policy"]
 
 
 def smtp_policy(limit: float | None) -> RetryPolicy:
@@ -86,7 +72,7 @@ def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) ->
         MailTemporaryError: a 4xx reply or a connection failure (retried by the policy).
         MailRejectedError: a 5xx reply (not retried).
     """
-    settings = app_settings(app)
+    settings = app_state(app).settings
     mail = settings.mail
     roots = attachment_roots(settings)
     sender = parse_address("sender", mail.sender)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
-import weakref
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from crawjud_tasks._redis import translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import ScheduleError
 from crawjud_tasks.schedules._builtin import builtin_schedules
 from crawjud_tasks.schedules._fire import publish
+from crawjud_tasks.schedules._per_app import SchedulesState
 from crawjud_tasks.schedules._spec import Schedule, StoredSchedule, check_stored
 from crawjud_tasks.schedules._store import ScheduleInfo, ScheduleStore
 
@@ -38,8 +37,7 @@ __all__ = [
     "update",
 ]
 
-_LOCK = threading.Lock()
-_DECLARED: weakref.WeakKeyDictionary[Celery, dict[str, Schedule]] = weakref.WeakKeyDictionary()
+_LOG = logging.getLogger("crawjud_tasks.schedules")
 #: The largest export accepted by :func:`import_schedules`.
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 _EXPORT = msgspec.json.Encoder()
@@ -66,8 +64,9 @@ def declare(app: Celery, *schedules: Schedule) -> None:
     Raises:
         ScheduleError: two schedules have one id.
     """
-    with _LOCK:
-        declared = _DECLARED.setdefault(app, {})
+    state = app_state(app)
+    with state.lock:
+        declared = state.domain(SchedulesState).declared
         for schedule in schedules:
             if schedule.id in declared and declared[schedule.id] != schedule:
                 msg = f"two declared schedules have the id {schedule.id!r}; give each its own"
@@ -77,25 +76,23 @@ def declare(app: Celery, *schedules: Schedule) -> None:
 
 def declared_schedules(app: Celery) -> list[Schedule]:
     """The schedules declared on ``app``, plus the built-ins switched on in its settings."""
-    with _LOCK:
-        own = list(_DECLARED.get(app, {}).values())
-    return [*builtin_schedules(app_settings(app)), *own]
+    state = app_state(app)
+    with state.lock:
+        own = list(state.domain(SchedulesState).declared.values())
+    return [*builtin_schedules(state.settings), *own]
 
 
 def sync_declared(app: Celery) -> SyncReport:
     """Reconcile Redis with the declared schedules (at beat start); log what changed."""
-    import logging  # noqa: PLC0415
-
-    report = sync(app, declared_schedules(app), prune=app_settings(app).schedules.prune)
-    log = logging.getLogger("crawjud_tasks.schedules")
+    report = sync(app, declared_schedules(app), prune=app_state(app).settings.schedules.prune)
     if report.restored:
-        log.warning(
+        _LOG.warning(
             "beat: restored %d declared schedule(s) missing from Redis (flushed?): %s",
             len(report.added),
             ", ".join(report.added),
         )
     elif report.added or report.updated or report.removed:
-        log.info(
+        _LOG.info(
             "beat: schedules synced: added %s, updated %s, removed %s",
             report.added,
             report.updated,
@@ -200,13 +197,13 @@ def trigger(app: Celery, schedule_id: str) -> str:
     store = ScheduleStore(app)
     spec = store.get(schedule_id)
     nominal = store.clock()
-    with translate_redis_errors(app):
+    with store.state.redis_errors():
         # The claim of a manual fire: a record of it (no leader, no overlap check).
         store.client.set(store.keys.schedule_fire(spec.id, nominal), "manual", px=86_400_000)
     task_id, sent = publish(store, spec, nominal)
     if sent:
         lease_ms = round(store.settings.schedules.run_lease_ttl * 1000)
-        with translate_redis_errors(app), store.client.pipeline() as pipe:
+        with store.state.redis_errors(), store.pipeline() as pipe:
             pipe.set(store.keys.schedule_running(spec.id), task_id, px=lease_ms)
             pipe.hincrby(store.keys.schedule_state(spec.id), "fired", 1)
             pipe.hset(

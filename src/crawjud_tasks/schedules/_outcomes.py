@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from celery.signals import task_postrun
 
-from crawjud_tasks._redis import redis_client
-from crawjud_tasks._state import app_settings, has_settings
+from crawjud_tasks._state import app_state, has_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_email
 from crawjud_tasks.schedules._fire import SCHEDULE_HEADER
-from crawjud_tasks.schedules._keyspace import ScheduleKeys
 from crawjud_tasks.schedules._store import MAX_RUNS, ScheduleStore
 
 if TYPE_CHECKING:
@@ -66,7 +64,7 @@ def _after_run(
     if fire is None or state not in ("SUCCESS", "FAILURE"):
         return
     app: Celery = sender.app
-    if not has_settings(app):
+    if not has_state(app):
         return
     try:
         _record(app, str(fire), task_id, state, rest.get("retval"))
@@ -87,10 +85,10 @@ def _record(app: Celery, fire: str, task_id: str, state: str, retval: Any) -> No
     if outcome == "failed" and isinstance(retval, BaseException):
         record["error"] = f"{type(retval).__name__}: {retval}"[:_MAX_ERROR]
     store = ScheduleStore(app)
-    keys: ScheduleKeys = store.keys
+    keys = store.keys
     limit = _pause_limit(store, schedule_id)
     note = f"paused after {limit} failed runs in a row"
-    paused: Any = redis_client(app).eval(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval untyped)
+    paused: Any = store.client.eval(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval untyped)
         RECORD,
         5,
         keys.schedule_state(schedule_id),
@@ -124,7 +122,7 @@ def send_pause_alert(
     app: Celery, schedule_id: str, failures: int, error: str | None, paused_ms: int
 ) -> None:
     """Dispatch the ``alert`` mail saying that ``schedule_id`` was paused (if anyone gets it)."""
-    settings = app_settings(app)
+    settings = app_state(app).settings
     recipients = list(settings.schedules.alert_to)
     if not recipients:
         return

@@ -9,11 +9,13 @@ from crawjud_tasks.schedules._outcomes import connect_outcomes
 if TYPE_CHECKING:
     from celery import Celery
 
+    from crawjud_tasks._state import AppState
+
 __all__ = ["register"]
 
 
-def register(app: Celery) -> None:
+def register(app: Celery, state: AppState) -> None:
     """Record the end of scheduled runs on ``app``'s workers (frees their run lease, counts
     outcomes, pauses after repeated failures)."""
-    del app  # the recorder reads each task's own app
+    del app, state  # the recorder reads each task's own app
     connect_outcomes()

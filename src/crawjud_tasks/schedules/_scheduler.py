@@ -23,7 +23,7 @@ from typing import Any
 import redis
 from redbeat import RedBeatScheduler
 
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import CrawjudTasksError
 from crawjud_tasks.schedules._fire import (
     ADVANCE,
@@ -57,9 +57,9 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         self._clock = clock
         self._token = uuid.uuid4().hex
         self.leading = False
-        settings = app_settings(app).schedules
+        settings = app_state(app).settings.schedules
         kwargs.setdefault("max_interval", settings.loop_interval)
-        super().__init__(app, *args, **kwargs)
+        super().__init__(app, *args, **kwargs)  # pyright: ignore[reportUnknownMemberType]  (RedBeat is untyped)
         # RedBeat's own lock (taken at beat_init, blocking) is replaced by ours, per tick.
         self.lock_key = None
         self.lock_timeout = settings.lock_timeout
@@ -281,7 +281,7 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
 
     def _redbeat_entries(self) -> None:
         """RedBeat's own entries (raw ``beat_schedule``, dynamic RedBeat entries)."""
-        entries: Any = self.schedule
+        entries: dict[str, Any] = self.schedule  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  (RedBeat is untyped)
         for entry in entries.values():
             self.maybe_due(entry, **self._maybe_due_kwargs)  # pyright: ignore[reportUnknownMemberType]  (RedBeat is untyped)
 

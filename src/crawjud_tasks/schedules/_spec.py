@@ -67,8 +67,8 @@ class StoredSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     id: str
     #: The contract's name under the namespace (``reports.nightly``).
     task: str
-    args: list[Any] = msgspec.field(default_factory=list)
-    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    args: list[Any] = msgspec.field(default_factory=list[Any])
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict[str, Any])
     #: Whether the contract returns nothing (its result is then never stored).
     returns_none: bool = False
     cron: str | None = None

@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from crawjud_tasks._redis import redis_client, translate_redis_errors
-from crawjud_tasks._state import app_settings
+from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import ScheduleError, UnknownScheduleError
-from crawjud_tasks.schedules._keyspace import ScheduleKeys
 from crawjud_tasks.schedules._spec import StoredSchedule, check_stored
 from crawjud_tasks.schedules._timing import from_ms, jitter_ms, to_ms
 
 if TYPE_CHECKING:
     import redis
     from celery import Celery
+    from redis.client import Pipeline
 
 __all__ = ["RunRecord", "ScheduleInfo", "ScheduleStore"]
 
@@ -74,15 +73,20 @@ class ScheduleInfo:
 class ScheduleStore:
     """The schedules of one app in its Redis."""
 
-    __slots__ = ("app", "client", "clock", "keys", "settings")
+    __slots__ = ("app", "client", "clock", "keys", "settings", "state")
 
     def __init__(self, app: Celery, clock: Callable[[], int] = now_ms) -> None:
         self.app = app
-        self.settings = app_settings(app)
-        self.keys = ScheduleKeys(self.settings.key_prefix)
-        self.client: redis.Redis = redis_client(app)
+        self.state = app_state(app)
+        self.settings = self.state.settings
+        self.keys = self.state.keys
+        self.client: redis.Redis = self.state.redis
         #: Milliseconds since the epoch; tests give a frozen clock.
         self.clock = clock
+
+    def pipeline(self, *, transaction: bool = True) -> Pipeline:
+        """A pipeline on the app's Redis (``MULTI``/``EXEC`` unless ``transaction`` is off)."""
+        return self.client.pipeline(transaction=transaction)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -92,7 +96,7 @@ class ScheduleStore:
         Raises:
             UnknownScheduleError: there is none.
         """
-        with translate_redis_errors(self.app):
+        with self.state.redis_errors():
             raw: Any = self.client.hget(self.keys.schedule_definitions(), schedule_id)
         if raw is None:
             msg = (
@@ -103,7 +107,7 @@ class ScheduleStore:
 
     def all(self) -> list[StoredSchedule]:
         """Every stored schedule, by id."""
-        with translate_redis_errors(self.app):
+        with self.state.redis_errors():
             raw: Any = self.client.hgetall(self.keys.schedule_definitions())
         return sorted((_DECODER.decode(value) for value in raw.values()), key=lambda s: s.id)
 
@@ -117,7 +121,7 @@ class ScheduleStore:
     def describe(self, schedule_id: str, *, upcoming: int = 5) -> ScheduleInfo:
         """The schedule with its pause state, next fires, last runs and counters."""
         spec = self.get(schedule_id)
-        with translate_redis_errors(self.app), self.client.pipeline(transaction=False) as pipe:
+        with self.state.redis_errors(), self.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.schedule_state(schedule_id))
             pipe.lrange(self.keys.schedule_runs(schedule_id), 0, MAX_RUNS - 1)
             state_raw, runs_raw = pipe.execute()
@@ -169,9 +173,9 @@ class ScheduleStore:
             return "unchanged"
         state_key = self.keys.schedule_state(spec.id)
         retime = old is None or _timing_fields(old) != _timing_fields(spec)
-        with translate_redis_errors(self.app):
+        with self.state.redis_errors():
             paused = self.client.hget(state_key, "paused") == b"1"
-            with self.client.pipeline() as pipe:
+            with self.pipeline() as pipe:
                 pipe.hset(self.keys.schedule_definitions(), spec.id, _ENCODER.encode(spec))
                 if retime:
                     self._schedule_next(pipe, spec, self.clock(), paused=paused)
@@ -181,7 +185,7 @@ class ScheduleStore:
     def pause(self, schedule_id: str, note: str = "") -> None:
         """Stop firing ``schedule_id`` until :meth:`resume` (takes effect within one tick)."""
         self.get(schedule_id)
-        with translate_redis_errors(self.app), self.client.pipeline() as pipe:
+        with self.state.redis_errors(), self.pipeline() as pipe:
             pipe.hset(
                 self.keys.schedule_state(schedule_id),
                 mapping={"paused": "1", "note": note[:500], "paused_at": str(self.clock())},
@@ -194,7 +198,7 @@ class ScheduleStore:
         """Fire ``schedule_id`` again from its next fire time after now (missed fires while
         paused are not run) and reset its failure count."""
         spec = self.get(schedule_id)
-        with translate_redis_errors(self.app), self.client.pipeline() as pipe:
+        with self.state.redis_errors(), self.pipeline() as pipe:
             pipe.hdel(self.keys.schedule_state(schedule_id), "paused", "note", "paused_at")
             pipe.hset(self.keys.schedule_state(schedule_id), "failures", 0)
             self._schedule_next(pipe, spec, self.clock(), paused=False)
@@ -203,7 +207,7 @@ class ScheduleStore:
     def remove(self, schedule_id: str) -> None:
         """Delete ``schedule_id`` with its state and last runs."""
         self.get(schedule_id)
-        with translate_redis_errors(self.app), self.client.pipeline() as pipe:
+        with self.state.redis_errors(), self.pipeline() as pipe:
             pipe.hdel(self.keys.schedule_definitions(), schedule_id)
             pipe.zrem(self.keys.schedule_due(), schedule_id)
             pipe.zrem(self.keys.schedule_buffered(), schedule_id)
