@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -316,3 +317,86 @@ def app_settings_env(app: Celery) -> dict[str, str]:
     from crawjud_tasks._state import app_settings
 
     return app_settings(app).to_env()
+
+
+def test_trigger_follows_the_overlap_policy_and_runs_a_paused_schedule(app: Celery) -> None:
+    for overlap in ("skip", "buffer_one", "allow"):
+        schedules.add(
+            app, Schedule(id=overlap, task=tick.s(overlap), cron="0 6 * * *", overlap=overlap)
+        )  # type: ignore[arg-type]
+    first = schedules.trigger(app, "skip")
+    assert first is not None
+    assert schedules.trigger(app, "skip") is None  # the first still holds its run lease
+    assert schedules.describe(app, "skip").counters["skipped"] == 1
+    assert schedules.trigger(app, "buffer_one") is not None
+    kept = schedules.trigger(app, "buffer_one")
+    assert kept is not None and kept not in [m["id"] for m in _queued(app)]  # kept for later
+    assert schedules.trigger(app, "buffer_one") is None  # one is kept already
+    first_allowed = schedules.trigger(app, "allow")
+    time.sleep(0.002)  # a fire is (schedule, millisecond): two triggers in one are one fire
+    assert schedules.trigger(app, "allow") not in (None, first_allowed)
+    schedules.pause(app, "allow", "maintenance window")
+    time.sleep(0.002)
+    assert schedules.trigger(app, "allow") is not None
+    info = schedules.describe(app, "allow")
+    assert info.paused and info.counters["fired"] == 3
+
+
+def _claim_and_die(app: Celery, clock: Clock, *, publish: bool) -> str:
+    """What a leader does before it is killed: claim the due fire of ``o`` (and publish it)."""
+    from crawjud_tasks.schedules._fire import CLAIM, claim_args, new_fire, plan, publish_fires
+
+    dying = _scheduler(app, clock)
+    assert dying.lead()
+    store = dying.store
+    spec = store.get("o")
+    next_ms = int(app_state(app).redis.hget("cj:schedules:state:o", "next") or 0)
+    steps = plan(spec, next_ms, clock())
+    assert steps.fire is not None
+    fire = new_fire(
+        store, spec, steps.fire, field="next", expected=next_ms, following=steps.following
+    )
+    assert dying._run_script(CLAIM, [claim_args(store, fire, dying._token)]) == [b"ok"]
+    if publish:
+        publish_fires(store, [fire])
+    app_state(app).redis.delete("cj:schedules:leader")  # SIGKILLed: its lock expires
+    return fire.task_id
+
+
+def test_a_fire_claimed_by_a_killed_leader_is_published_by_the_next(app: Celery) -> None:
+    clock = Clock(dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC))
+    _add(app, clock, Schedule(id="o", task=tick.s("o"), every=60))
+    clock.advance(60)
+    task_id = _claim_and_die(app, clock, publish=False)
+    assert _queued(app) == []
+    clock.advance(5)  # the next leader's tick
+    beat = _scheduler(app, clock)
+    beat.tick()
+    assert [m["id"] for m in _queued(app)] == [task_id]  # the same message, not lost
+    info = schedules.describe(app, "o")
+    assert info.counters["fired"] == 1 and info.counters["missed"] == 0
+    assert info.next_fires[0] == dt.datetime(2026, 1, 5, 12, 2, tzinfo=UTC)
+    beat.tick()
+    assert len(_queued(app)) == 1
+    beat.close()
+
+
+def test_a_fire_that_ran_before_its_leader_advanced_it_is_not_sent_again(app: Celery) -> None:
+    from crawjud_tasks._idempotency import store_result
+
+    clock = Clock(dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC))
+    _add(app, clock, Schedule(id="o", task=tick.s("o"), every=60))
+    clock.advance(60)
+    task_id = _claim_and_die(app, clock, publish=True)
+    store_result(
+        app,
+        "cj.sched.tick",
+        f"schedule:o@{to_ms(dt.datetime(2026, 1, 5, 12, 1, tzinfo=UTC))}",
+        None,
+    )
+    clock.advance(5)
+    beat = _scheduler(app, clock)
+    beat.tick()
+    assert [m["id"] for m in _queued(app)] == [task_id]  # only the dead leader's message
+    assert schedules.describe(app, "o").next_fires[0] == dt.datetime(2026, 1, 5, 12, 2, tzinfo=UTC)
+    beat.close()

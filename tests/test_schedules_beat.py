@@ -9,6 +9,7 @@ this test process; a slow task with overlap "skip"; a failing one pauses itself.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -173,4 +174,43 @@ def test_two_beats_fire_once_survive_a_kill_and_obey_run_time_changes(
         worker.stop()
         client.delete(LEDGER)
         client.close()
+        close_app(app)
+
+
+def test_a_beat_stopped_across_five_fire_times_runs_one_catch_up(
+    settings: Settings,
+    start_beat: Callable[[], subprocess.Popen[bytes]],
+    crawjud_redis: RedisServer,
+) -> None:
+    app = create_app(settings)
+    worker = WorkerProcess(
+        app, settings=settings, app_spec=APP, pool="threads", concurrency=2, env=_env(settings)
+    ).start()
+    try:
+        schedules.add(app, Schedule(id="cu", task=tick.s("cu"), every=1))
+        beat = start_beat()
+        time.sleep(3.5)
+        beat.terminate()  # stopped (its lock is given back)
+        beat.wait(10)
+        time.sleep(6.5)  # six fire times pass with no beat
+        missed_before = schedules.describe(app, "cu").counters["missed"]
+        beat = start_beat()
+        time.sleep(3.0)
+        beat.terminate()
+        beat.wait(10)
+        time.sleep(1.0)  # the last run is recorded
+        info = schedules.describe(app, "cu")
+        nominals = sorted(round(run.nominal.timestamp() * 1000) for run in info.last_runs)
+        assert len(nominals) == len(set(nominals)), "a fire ran twice"
+        gaps = [b - a for a, b in itertools.pairwise(nominals)]
+        gap = max(gaps)
+        # The fire times in the gap were not replayed: each one is counted as missed, and the
+        # latest ran once, as the catch-up; every other gap is one interval.
+        assert gap >= 5_000
+        assert info.counters["missed"] - missed_before == gap // 1000 - 1
+        assert sorted(gaps)[:-1] == [1000] * (len(gaps) - 1)
+        assert info.counters["fired"] == len(nominals)
+    finally:
+        worker.stop()
+        crawjud_redis.client().delete(LEDGER)
         close_app(app)

@@ -138,8 +138,15 @@ def resume(ctx: click.Context, schedule_id: str) -> None:
 @click.argument("schedule_id")
 @click.pass_context
 def trigger(ctx: click.Context, schedule_id: str) -> None:
-    """Run a schedule's task now, once; prints the task id."""
-    _run(ctx, lambda app: schedules.trigger(app, schedule_id), None)
+    """Run a schedule's task now, once (its overlap policy applies); prints the task id."""
+
+    def run(app: Celery) -> str:
+        task_id = schedules.trigger(app, schedule_id)
+        if task_id is None:
+            return f"skipped: a run of {schedule_id} is still going (overlap 'skip')"
+        return task_id
+
+    _run(ctx, run, None)
 
 
 @schedules_group.command("remove")

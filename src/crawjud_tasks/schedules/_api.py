@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import ScheduleError
 from crawjud_tasks.schedules._builtin import builtin_schedules
-from crawjud_tasks.schedules._fire import publish
+from crawjud_tasks.schedules._fire import CLAIM, claim_args, new_fire, publish_fires
 from crawjud_tasks.schedules._per_app import SchedulesState
 from crawjud_tasks.schedules._spec import Schedule, StoredSchedule, check_stored
 from crawjud_tasks.schedules._store import ScheduleInfo, ScheduleStore
@@ -38,6 +38,17 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("crawjud_tasks.schedules")
+#: A triggered fire while the last still runs: ``buffer_one`` keeps it (unless one is kept
+#: already), ``skip`` counts it skipped. KEYS state, buffered; ARGV nominal, id, overlap.
+_KEEP = """
+if ARGV[3] ~= 'buffer_one' or redis.call('hexists', KEYS[1], 'pending') == 1 then
+  redis.call('hincrby', KEYS[1], 'skipped', 1)
+  return 0
+end
+redis.call('hset', KEYS[1], 'pending', ARGV[1])
+redis.call('zadd', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
 #: The largest export accepted by :func:`import_schedules`.
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
 _EXPORT = msgspec.json.Encoder()
@@ -187,31 +198,53 @@ def list_schedules(app: Celery) -> list[StoredSchedule]:
     return ScheduleStore(app).all()
 
 
-def trigger(app: Celery, schedule_id: str) -> str:
-    """Run ``schedule_id`` now, once, outside its timing (even when paused, whatever the
-    overlap policy). Its fire time is now; returns the task id.
+def trigger(app: Celery, schedule_id: str) -> str | None:
+    """Run ``schedule_id`` now, once, outside its timing; its fire time is now.
+
+    The overlap policy applies as to a timed fire: while a run of the schedule still holds its
+    run lease, ``skip`` sends nothing (counted as skipped), ``buffer_one`` keeps this fire and
+    beat sends it when the run ends (unless one is kept already: then it is skipped), and
+    ``allow`` sends it at once. A paused schedule is triggered too (an operator asked for this
+    run) and stays paused; its timed fires do not resume.
+
+    Returns:
+        The task id of the fire (sent, or kept by ``buffer_one``), or None when it was skipped.
 
     Raises:
         UnknownScheduleError: no schedule has this id.
+        BrokerUnavailableError: Redis or the broker did not answer.
     """
     store = ScheduleStore(app)
     spec = store.get(schedule_id)
-    nominal = store.clock()
+    fire = new_fire(store, spec, store.clock(), field="", expected=None)
+    keys, argv = claim_args(store, fire, "")
     with store.state.redis_errors():
-        # The claim of a manual fire: a record of it (no leader, no overlap check).
-        store.client.set(store.keys.schedule_fire(spec.id, nominal), "manual", px=86_400_000)
-    task_id, sent = publish(store, spec, nominal)
-    if sent:
-        lease_ms = round(store.settings.schedules.run_lease_ttl * 1000)
-        with store.state.redis_errors(), store.pipeline() as pipe:
-            pipe.set(store.keys.schedule_running(spec.id), task_id, px=lease_ms)
-            pipe.hincrby(store.keys.schedule_state(spec.id), "fired", 1)
-            pipe.hset(
-                store.keys.schedule_state(spec.id),
-                mapping={"last_task": task_id, "last_fire": nominal},
+        answer = bytes(store.client.eval(CLAIM, len(keys), *keys, *argv)).decode()  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  (redis-py leaves eval untyped)
+        if answer == "busy":
+            kept: Any = store.client.eval(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval untyped)
+                _KEEP,
+                2,
+                keys[1],
+                store.keys.schedule_buffered(),
+                fire.nominal,
+                spec.id,
+                spec.overlap,
             )
-            pipe.execute()
-    return task_id
+            return fire.task_id if kept else None
+    if answer not in ("ok", "retaken"):  # "sent", "held": this very fire went already
+        return fire.task_id
+    publish_fires(store, [fire])
+    lease_ms = round(store.settings.schedules.run_lease_ttl * 1000)
+    with store.state.redis_errors(), store.pipeline() as pipe:
+        pipe.set(store.keys.schedule_running(spec.id), fire.task_id, px=lease_ms)
+        pipe.hincrby(store.keys.schedule_state(spec.id), "fired", 1)
+        pipe.hset(
+            store.keys.schedule_state(spec.id),
+            mapping={"last_task": fire.task_id, "last_fire": fire.nominal},
+        )
+        pipe.set(store.keys.schedule_fire(spec.id, fire.nominal), "sent:manual", keepttl=True)
+        pipe.execute()
+    return fire.task_id
 
 
 def export_schedules(app: Celery) -> str:

@@ -22,16 +22,21 @@ from typing import Any
 
 import redis
 from redbeat import RedBeatScheduler
+from redis.exceptions import NoScriptError
 
 from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import CrawjudTasksError
 from crawjud_tasks.schedules._fire import (
     ADVANCE,
     CLAIM,
+    Fire,
     advance_args,
     claim_args,
+    fire_key,
+    new_fire,
     plan,
-    publish,
+    publish_fires,
+    recorded,
 )
 from crawjud_tasks.schedules._store import ScheduleStore, now_ms
 
@@ -56,6 +61,7 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
     ) -> None:
         self._clock = clock
         self._token = uuid.uuid4().hex
+        self._shas: dict[str, str] = {}
         self.leading = False
         settings = app_state(app).settings.schedules
         kwargs.setdefault("max_interval", settings.loop_interval)
@@ -155,92 +161,127 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
                 return False
 
     def _fire_batch(self, ids: list[str], now: int) -> bool:
+        """Claim, publish and advance the due schedules ``ids``: one round trip per step."""
         store = self.store
-        client = store.client
-        specs = store.definitions(ids)
-        with client.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py)
+        keys = store.keys
+        with store.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.schedule_definitions(), ids)
             for schedule_id in ids:
-                pipe.hget(store.keys.schedule_state(schedule_id), "next")
-            nexts: list[Any] = pipe.execute()
-        with self.app.producer_or_acquire() as producer:
-            for schedule_id, spec, raw_next in zip(ids, specs, nexts, strict=True):
-                if spec is None or raw_next is None:
-                    client.zrem(store.keys.schedule_due(), schedule_id)  # gone or ended
-                    continue
-                if not self._fire_one(spec, int(raw_next), now, producer):
-                    return False
+                pipe.hget(keys.schedule_state(schedule_id), "next")
+            replies: list[Any] = pipe.execute()
+        specs = [None if raw is None else store.decode(raw) for raw in replies[0]]
+        claims: list[Fire] = []
+        advances: list[tuple[Fire, dict[str, Any]]] = []
+        gone: list[str] = []
+        for schedule_id, spec, raw_next in zip(ids, specs, replies[1:], strict=True):
+            if spec is None or raw_next is None:
+                gone.append(schedule_id)  # removed, or past its end
+                continue
+            next_ms = int(raw_next)
+            steps = plan(spec, next_ms, now)
+            fire = new_fire(
+                store,
+                spec,
+                next_ms if steps.fire is None else steps.fire,
+                field="next",
+                expected=next_ms,
+                following=steps.following,
+                missed=steps.missed,
+            )
+            if steps.fire is not None:
+                claims.append(fire)
+                continue
+            _LOG.warning(
+                "beat: schedule %s missed %d fire(s) older than its catch-up window",
+                spec.id,
+                steps.missed,
+            )
+            advances.append((fire, {"sent": False}))
+        if gone:
+            store.client.zrem(keys.schedule_due(), *gone)
+        return self._claim_publish_advance(claims, advances, now)
+
+    def _claim_publish_advance(
+        self, claims: list[Fire], advances: list[tuple[Fire, dict[str, Any]]], now: int
+    ) -> bool:
+        store = self.store
+        answers = self._run_script(CLAIM, [claim_args(store, fire, self._token) for fire in claims])
+        send: list[Fire] = []
+        orphans: list[Fire] = []
+        for fire, raw in zip(claims, answers, strict=True):
+            answer = bytes(raw).decode()
+            if answer == "lost":
+                # The claims made before this one stay "claimed, not published": the next
+                # leader publishes them.
+                _LOG.warning("beat: lost the leader lock; stepping down and standing by")
+                self.leading = False
+                return False
+            if answer.startswith("orphan:"):
+                orphans.append(recorded(store, fire.spec, answer[7:], fire.expected or 0))
+            elif answer in ("ok", "retaken"):
+                send.append(fire)
+            elif answer in ("sent", "held"):
+                advances.append((fire, {"sent": False}))
+            elif answer == "busy":
+                buffered = fire.spec.overlap == "buffer_one"
+                advances.append(
+                    (
+                        fire,
+                        {
+                            "sent": False,
+                            "skipped": 0 if buffered else 1,
+                            "buffer": fire.nominal if buffered else None,
+                        },
+                    )
+                )
+            # "paused", "moved": another process changed the schedule; nothing to do.
+        for orphan, ran in zip(orphans, self._completed(orphans), strict=True):
+            late = now - orphan.nominal > orphan.spec.catchup_window * 1000
+            if ran or late:
+                orphan.missed += 1 if late and not ran else 0
+                advances.append((orphan, {"sent": False}))
+            else:
+                _LOG.info(
+                    "beat: schedule %s: publishing the fire a previous leader claimed",
+                    orphan.spec.id,
+                )
+                send.append(orphan)
+        publish_fires(store, send)
+        advances.extend((fire, {"sent": True}) for fire in send)
+        self._run_script(
+            ADVANCE, [advance_args(store, fire, self._token, **how) for fire, how in advances]
+        )
         return True
 
-    def _fire_one(self, spec: Any, next_ms: int, now: int, producer: Any) -> bool:
+    def _completed(self, fires: list[Fire]) -> list[bool]:
+        """Whether each fire's idempotency key has a result (it ran), in one round trip."""
+        if not fires:
+            return []
         store = self.store
-        client = store.client
-        steps = plan(spec, next_ms, now)
-        if steps.fire is None:
-            if steps.missed:
-                _LOG.warning(
-                    "beat: schedule %s missed %d fire(s) older than its catch-up window",
-                    spec.id,
-                    steps.missed,
+        with store.pipeline(transaction=False) as pipe:
+            for fire in fires:
+                pipe.exists(
+                    store.keys.idempotency_result(fire.task, fire_key(fire.spec.id, fire.nominal))
                 )
-            keys, argv = advance_args(
-                store,
-                spec,
-                field="next",
-                expected=next_ms,
-                following=steps.following,
-                task_id=None,
-                missed=steps.missed,
-            )
-            client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
-            return True
-        keys, argv = claim_args(
-            store,
-            spec,
-            self._token,
-            field="next",
-            expected=next_ms,
-            nominal=steps.fire,
-            overlap=spec.overlap,
-        )
-        answer = bytes(client.eval(CLAIM, len(keys), *keys, *argv)).decode()  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-        if answer == "lost":
-            _LOG.warning("beat: lost the leader lock; stepping down and standing by")
-            self.leading = False
-            return False
-        if answer in ("paused", "moved"):
-            return True
-        if answer == "busy":
-            buffer = steps.fire if spec.overlap == "buffer_one" else None
-            skipped = 0 if buffer is not None else 1
-            keys, argv = advance_args(
-                store,
-                spec,
-                task_id=None,
-                skipped=skipped,
-                missed=steps.missed,
-                buffer=buffer,
-                field="next",
-                expected=next_ms,
-                following=steps.following,
-            )
-            client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
-            return True
-        if answer == "retaken":
-            _LOG.info("beat: schedule %s: taking over the fire of a previous leader", spec.id)
-        task_id, _ = publish(store, spec, steps.fire, producer)
-        keys, argv = advance_args(
-            store,
-            spec,
-            task_id=task_id,
-            fired=1,
-            missed=steps.missed,
-            nominal=steps.fire,
-            field="next",
-            expected=next_ms,
-            following=steps.following,
-        )
-        client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
-        return True
+            found: list[Any] = pipe.execute()
+        return [bool(value) for value in found]
+
+    def _run_script(self, script: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run ``script`` once per (keys, args) in ``calls``, pipelined (EVALSHA)."""
+        if not calls:
+            return []
+        store = self.store
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = str(store.client.script_load(script))
+        with store.pipeline(transaction=False) as pipe:
+            for keys, argv in calls:
+                pipe.evalsha(sha, len(keys), *keys, *argv)
+            try:
+                return list(pipe.execute())
+            except NoScriptError:  # Redis restarted or flushed its scripts
+                del self._shas[script]
+        return self._run_script(script, calls)
 
     def fire_buffered(self) -> None:
         """Send the fires that ``buffer_one`` kept waiting, once their previous run ended."""
@@ -248,36 +289,24 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
         client = store.client
         buffered: Any = client.zrange(store.keys.schedule_buffered(), 0, BATCH - 1)  # pyright: ignore[reportUnknownMemberType]  (redis-py)
         ids = [bytes(member).decode() for member in buffered]
+        claims: list[Fire] = []
         for schedule_id, spec in zip(ids, store.definitions(ids), strict=True):
             pending: Any = client.hget(store.keys.schedule_state(schedule_id), "pending")
             if spec is None or pending is None:
                 client.zrem(store.keys.schedule_buffered(), schedule_id)
                 continue
             nominal = int(pending)
-            keys, argv = claim_args(
-                store,
-                spec,
-                self._token,
-                field="pending",
-                expected=nominal,
-                nominal=nominal,
-                overlap=spec.overlap,
-            )
-            answer = bytes(client.eval(CLAIM, len(keys), *keys, *argv)).decode()  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
-            if answer not in ("ok", "retaken"):
-                continue
-            task_id, _ = publish(store, spec, nominal)
-            keys, argv = advance_args(
-                store,
-                spec,
-                field="pending",
-                expected=nominal,
-                following=None,
-                task_id=task_id,
-                fired=1,
-                nominal=nominal,
-            )
-            client.eval(ADVANCE, len(keys), *keys, *argv)  # pyright: ignore[reportUnknownMemberType]
+            claims.append(new_fire(store, spec, nominal, field="pending", expected=nominal))
+        answers = self._run_script(CLAIM, [claim_args(store, fire, self._token) for fire in claims])
+        send = [
+            fire
+            for fire, raw in zip(claims, answers, strict=True)
+            if bytes(raw).decode() in ("ok", "retaken")
+        ]
+        publish_fires(store, send)
+        self._run_script(
+            ADVANCE, [advance_args(store, fire, self._token, sent=True) for fire in send]
+        )
 
     def _redbeat_entries(self) -> None:
         """RedBeat's own entries (raw ``beat_schedule``, dynamic RedBeat entries)."""

@@ -18,6 +18,7 @@ from crawjud_tasks._contracts import find_contract
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks.errors import PayloadError, ScheduleError
 from crawjud_tasks.schedules._timing import Timing, to_ms
+from crawjud_tasks.schedules._timing import timing as cached_timing
 
 if TYPE_CHECKING:
     from crawjud_tasks._codec import ContractCodec
@@ -89,7 +90,7 @@ class StoredSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         """The fire times of this schedule (an interval counts from ``start_at``, else 0)."""
         anchor = to_ms(self.start_at) if self.start_at is not None else 0
         every_ms = None if self.every is None else round(self.every * 1000)
-        return Timing(cron=self.cron, every_ms=every_ms, timezone=self.timezone, anchor_ms=anchor)
+        return cached_timing(self.cron, every_ms, self.timezone, anchor)
 
     def same_definition(self, other: StoredSchedule) -> bool:
         """Whether ``other`` defines the same schedule (origin aside)."""

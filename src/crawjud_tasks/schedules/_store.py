@@ -111,6 +111,10 @@ class ScheduleStore:
             raw: Any = self.client.hgetall(self.keys.schedule_definitions())
         return sorted((_DECODER.decode(value) for value in raw.values()), key=lambda s: s.id)
 
+    def decode(self, raw: bytes) -> StoredSchedule:
+        """A stored definition from its JSON."""
+        return _DECODER.decode(raw)
+
     def definitions(self, ids: list[str]) -> list[StoredSchedule | None]:
         """The stored schedules of ``ids`` (None for one that is gone), in one round trip."""
         if not ids:

@@ -16,6 +16,7 @@ An interval (``every``) counts from its anchor in real seconds and ignores the z
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import zoneinfo
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from celery.schedules import crontab
 
 from crawjud_tasks.errors import ScheduleError
 
-__all__ = ["Timing", "jitter_ms", "parse_cron", "to_ms"]
+__all__ = ["Timing", "jitter_ms", "parse_cron", "timing", "to_ms"]
 
 _UTC = dt.timezone.utc
 #: A cron expression that matches nothing for this many years is refused (``0 0 30 2 *``).
@@ -148,11 +149,17 @@ class Timing:
     def _cron_instants(self, after: dt.datetime) -> Iterator[dt.datetime]:
         cron: Any = self.cron  # Celery's crontab: its field sets are untyped
         local = after.astimezone(self.tz).replace(tzinfo=None, second=0, microsecond=0)
-        # Start an hour early: a wall time just before ``after`` may map after it (a gap).
-        day = (local - dt.timedelta(hours=1)).date()
-        start = local - dt.timedelta(hours=1)
+        # Near an offset change, start an hour early: a wall time just before ``after`` may map
+        # after it (a gap). Elsewhere (most calls, and always in UTC) start at ``after``.
+        hour = dt.timedelta(hours=1)
+        near_change = (after - hour).astimezone(self.tz).utcoffset() != (after + hour).astimezone(
+            self.tz
+        ).utcoffset()
+        start = local - hour if near_change else local
+        day = start.date()
         hours = sorted(cron.hour)
         minutes = sorted(cron.minute)
+        first_day = True
         for _ in range(_HORIZON_DAYS):
             # Celery's crontab: day of week 0 is Sunday; Python's weekday() 0 is Monday.
             if (
@@ -160,12 +167,22 @@ class Timing:
                 and day.day in cron.day_of_month
                 and (day.weekday() + 1) % 7 in cron.day_of_week
             ):
-                for hour in hours:
+                for hour_of_day in hours:
+                    if first_day and hour_of_day < start.hour:
+                        continue
                     for minute in minutes:
-                        wall = dt.datetime(day.year, day.month, day.day, hour, minute)
+                        wall = dt.datetime(day.year, day.month, day.day, hour_of_day, minute)
                         if wall >= start:
                             yield wall_to_instant(wall, self.tz)
+            first_day = False
             day += dt.timedelta(days=1)
+
+
+@functools.lru_cache(maxsize=4096)
+def timing(cron: str | None, every_ms: int | None, timezone: str, anchor_ms: int) -> Timing:
+    """The :class:`Timing` of these fields, made once (parsing and checking a cron costs more
+    than using it; beat asks for the same few timings on every tick)."""
+    return Timing(cron=cron, every_ms=every_ms, timezone=timezone, anchor_ms=anchor_ms)
 
 
 def jitter_ms(schedule_id: str, nominal_ms: int, jitter_ms: int) -> int:
