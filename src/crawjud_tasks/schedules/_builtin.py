@@ -22,10 +22,13 @@ __all__ = ["BUILTINS", "PLANNED", "builtin_schedules"]
 BUILTINS: dict[str, Callable[[Settings], Schedule]] = {}
 #: Built-ins whose contracts arrive with another domain (name -> what it needs).
 PLANNED = {
-    "periodic_report": "the monitoring domain's report contract",
-    "external_sync": "the maintenance domain's sync jobs",
-    "health_check": "the maintenance domain's health_check contract",
-    "cache_cleanup": "the maintenance domain's cleanup contract",
+    "periodic_report": (
+        "a monitoring contract that mails the last period's runs and task stats with the "
+        "'periodic_report' template"
+    ),
+    "external_sync": "the maintenance contract sync(name) and the host's sync job names",
+    "health_check": "the maintenance contract health_check()",
+    "cache_cleanup": "the maintenance contracts clean_defaults() and redis_hygiene()",
 }
 
 
