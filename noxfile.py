@@ -30,10 +30,15 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
-    session.install("ruff>=0.8")
+    """ruff check, ruff format --check, and the import contracts (lint-imports).
+
+    The contracts (layers, domains through their contracts only, private modules, no cycles) are
+    in pyproject.toml, [tool.importlinter]; import-linter reads the source, never imports it.
+    """
+    session.install("ruff>=0.8", "import-linter>=2.17")
     session.run("ruff", "check", *SOURCES)
     session.run("ruff", "format", "--check", *SOURCES)
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
 
 
 @nox.session

@@ -32,7 +32,7 @@ Figures per row (medians over rounds):
   (everything: Celery's few commands per task included), and the Redis server's CPU per item.
 
 ``--profile`` also runs ``bench.noop`` and ``bench.wide`` in this process, under cProfile, with
-the library's own ``_Run`` built as the task builds it (a real Redis, a stand-in for the Celery
+the library's own ``Run`` built as the task builds it (a real Redis, a stand-in for the Celery
 task that stores PROGRESS in the real backend), and prints where the time goes.
 """
 
@@ -257,11 +257,12 @@ def report(figures: dict[str, list[dict[str, float]]], n: int, rounds: int) -> N
 
 
 def profile(settings: Any, path: Path, n: int) -> None:
-    """Run the library's ``_Run`` in this process under cProfile; print where the time goes."""
+    """Run the library's ``Run`` in this process under cProfile; print where the time goes."""
     os.environ.update(settings.to_env())
     sys.path.insert(0, str(BENCH_DIR))
     import bot_apps  # noqa: PLC0415  (its app reads the settings from the environment)
-    from crawjud_tasks.bots._runner import _Run  # noqa: PLC0415
+    from crawjud_tasks.bots._run import Run  # noqa: PLC0415
+    from crawjud_tasks.bots._runner import execute  # noqa: PLC0415
 
     app = bot_apps.app
 
@@ -272,11 +273,11 @@ def profile(settings: Any, path: Path, n: int) -> None:
             update_state=lambda state, meta: app.backend.store_result(run_id, meta, state),
         )
         params = BotParameters(input=BotInput.from_file(str(path)), run_id=run_id)
-        run = _Run(app, task, bot_id, 0, params)
+        run = Run(app, task, bot_id, 0, params)
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        result = run.execute()
+        result = execute(run)
         if profiler is not None:
             profiler.disable()
         elapsed = time.perf_counter() - started

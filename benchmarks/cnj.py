@@ -63,8 +63,9 @@ from crawjud_tasks._state import app_state
 from crawjud_tasks.bots import run_events
 from crawjud_tasks.bots._checkpoint import load_checkpoint
 from crawjud_tasks.bots._inputs import read_items
+from crawjud_tasks.bots._parallel import split
 from crawjud_tasks.bots._reports import ReportRun, write_report
-from crawjud_tasks.bots._runner import run_folder, split
+from crawjud_tasks.bots._run import run_folder
 from crawjud_tasks.bots.cnj import compute_check_digits
 from crawjud_tasks.bots.contracts import (
     BotInput,

@@ -23,10 +23,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from crawjud_tasks import create_app, task_contract  # noqa: E402
-from crawjud_tasks.schedules import Schedule, ScheduleScheduler  # noqa: E402
-from crawjud_tasks.schedules._store import ScheduleStore  # noqa: E402
-from crawjud_tasks.testing import RedisServer, close_app, settings_for  # noqa: E402
+from crawjud_tasks import create_app, task_contract
+from crawjud_tasks.schedules import Schedule, ScheduleScheduler
+from crawjud_tasks.schedules._store import ScheduleStore
+from crawjud_tasks.testing import RedisServer, close_app, settings_for
 
 
 @task_contract("bench.noop")
@@ -86,7 +86,9 @@ def main() -> None:
     print(f"schedules stored: {count} in {stored_s:.1f} s")
     print(f"ticks: {ticks}; all due fires dispatched in {wall:.2f} s wall (target < 60 s)")
     print(f"beat CPU: {cpu:.2f} s = {cpu / count * 1e6:.0f} us per fire")
-    print(f"Redis commands (both dbs, broker included): {commands} = {commands / count:.2f} per fire")
+    print(
+        f"Redis commands (both dbs, broker included): {commands} = {commands / count:.2f} per fire"
+    )
     print(f"messages queued: {queued} (expected {count})")
 
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the crawjud-tasks test suite.
+"""Fixtures of the crawjud-tasks test suite; plain helpers are in ``tests/helpers.py``.
 
 The fixtures that start real Redis servers and workers come from the library's own pytest plugin
 (``crawjud_tasks.testing``), the same one host applications use.
@@ -7,66 +7,58 @@ The fixtures that start real Redis servers and workers come from the library's o
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from celery import Celery
 
-import crawjud_tasks
 from crawjud_tasks import Settings, create_app
-from crawjud_tasks._app import close_app
-from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
+from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
+from tests.helpers import LOG_KEY, ROOT, python_path
 
 #: The loopback SMTP server fixture ``smtp``.
 pytest_plugins = ["tests.smtp_server"]
 
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m crawjud_tasks ARGS`` as a real subprocess; output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "crawjud_tasks", *args],
-        env=cli_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without CRAWJUD_TASKS_* variables, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWJUD_TASKS_")}
-    env.update(extra or {})
-    return env
-
-
-def run_python(
-    code: str, env: dict[str, str] | None = None, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -c CODE`` with :func:`python_env`; output captured as text."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=python_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+#: Fixtures that start a process or a server (beyond the session's one redis-server): a test that
+#: uses one, directly or through another fixture, is marked ``slow`` when collected, so that
+#: ``pytest -m "not slow"`` is the fast loop. A fixture that starts one belongs here; a test that
+#: starts one in its own body carries ``@pytest.mark.slow`` itself.
+SLOW_FIXTURES = frozenset(
+    {
+        # crawjud_tasks.testing: a worker thread, worker subprocesses
+        "crawjud_worker",
+        "crawjud_worker_process",
+        # here: the worker subprocess of the example contracts
+        "worker",
+        # tests/smtp_server.py: an aiosmtpd server
+        "smtp",
+        # test modules
+        "cli_worker",  # test_cli_runs: a bot worker subprocess
+        "embedded",  # test_embedded: an embedded redis-server
+        "mail_app",  # test_mail_send: a worker thread
+        "mailbox",  # test_bots_notify: an aiosmtpd server
+        "make_rig",  # test_faults: a redis-server and worker subprocesses
+        "mypy_diagnostics",  # test_typing: a mypy subprocess
+        "notify_worker",  # test_bots_notify: a bot worker subprocess
+        "own_redis",  # test_lease: a redis-server
+        "plain_worker",  # test_cnj: a worker subprocess
+        "pyright_diagnostics",  # test_typing: a pyright subprocess
+        "rig",  # test_mail_kill: a redis-server, an aiosmtpd server, worker subprocesses
+        "runs_worker",  # test_bots_run: a bot worker subprocess
+        "silent_server",  # test_broker_unavailable: a TCP server that never answers
+        "smtp_server",  # test_mail_transport: aiosmtpd servers
+    }
+)
 
 
-def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """:func:`cli_env` whose ``PYTHONPATH`` starts with the crawjud_tasks this test imported."""
-    env = cli_env(extra)
-    source = str(Path(crawjud_tasks.__file__).parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
-    return env
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test whose fixtures start a process or a server (``SLOW_FIXTURES``)."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -95,9 +87,6 @@ def make_app() -> Iterator[Callable[..., Celery]]:
 
 
 # -- the example contracts: a host app without implementations, a worker process with them --
-
-ROOT = Path(__file__).resolve().parent.parent
-LOG_KEY = "examples:log"
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +118,7 @@ def worker(
         **host_settings.to_env(),
         "EXAMPLES_REDIS_URL": crawjud_redis_server.url_for(2),
         "EXAMPLES_LOG_KEY": LOG_KEY,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": python_path(str(ROOT)),
     }
     process = WorkerProcess(host, app_spec="tests.examples.worker:app", env=env, loglevel="INFO")
     process.start()
@@ -145,51 +134,3 @@ def log(crawjud_redis_server: RedisServer, worker: WorkerProcess) -> Iterator[re
     client.delete(LOG_KEY)
     yield client
     client.close()
-
-
-# -- the test bots: settings with an inputs folder, worker processes that run them ---------------
-
-
-def bot_settings(
-    server: RedisServer, tmp_path_factory: pytest.TempPathFactory, namespace: str, **changes: Any
-) -> Settings:
-    """Settings on an emptied ``server`` whose bots read inputs from ``<data>/inputs``."""
-    client = server.client()
-    try:
-        client.flushall()
-    finally:
-        client.close()
-    data = tmp_path_factory.mktemp(namespace)
-    (data / "inputs").mkdir()
-    changes.setdefault("bots", {})["allowed_roots"] = [str(data / "inputs")]
-    return settings_for(server, data, namespace=namespace, **changes)
-
-
-def bot_worker(
-    host: Celery,
-    settings: Settings,
-    server: RedisServer,
-    *,
-    pool: str = "prefork",
-    concurrency: int = 2,
-    env: dict[str, str] | None = None,
-) -> WorkerProcess:
-    """A worker process (not started) running the test bots of ``tests/examples/bots.py``."""
-    return WorkerProcess(
-        host,
-        app_spec="tests.examples.bot_worker:app",
-        env={
-            **settings.to_env(),
-            "BOT_LEDGER_URL": server.url_for(2),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            **(env or {}),
-        },
-        pool=pool,
-        concurrency=concurrency,
-        loglevel="INFO",
-    )
-
-
-def entries(client: redis.Redis) -> list[str]:
-    raw: list[bytes] = client.lrange(LOG_KEY, 0, -1)  # type: ignore[assignment]  # redis-py types replies as sync-or-async
-    return [entry.decode() for entry in raw]

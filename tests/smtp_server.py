@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-__all__ = ["Recorder", "smtp"]
+__all__ = ["Recorder", "smtp", "start_smtp"]
 
 
 class Recorder:
@@ -48,13 +48,19 @@ class Recorder:
         ]
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[Recorder, int]]:
+def start_smtp(handler: Any) -> tuple[Controller, int]:
+    """Start an aiosmtpd server for ``handler`` on a free loopback port; stop it when done."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
+    return controller, port
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Recorder, int]]:
+    recorder = Recorder()
+    controller, port = start_smtp(recorder)
     yield recorder, port
     controller.stop()

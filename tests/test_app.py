@@ -120,6 +120,7 @@ def test_ping_runs_through_a_real_worker(
     assert answer.time.tzinfo is not None
 
 
+@pytest.mark.slow
 def test_two_apps_in_one_process_never_share_tasks(
     crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
@@ -171,6 +172,7 @@ def _owned(key: str) -> bool:
     return name.startswith(("one", "two"))
 
 
+@pytest.mark.slow
 def test_install_adds_tasks_and_keeps_host_settings(
     crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: MakeApp
 ) -> None:
@@ -233,6 +235,7 @@ def test_app_settings_of_a_foreign_app() -> None:
         app_settings(Celery("foreign", set_as_current=False))
 
 
+@pytest.mark.slow
 def test_embedded_default_when_no_broker(
     crawjud_data_dir: Path, clean_env: None, make_app: MakeApp
 ) -> None:

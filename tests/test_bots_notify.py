@@ -3,7 +3,6 @@ server: one for the start and one for each way a run ends; a failed send never f
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage as MimeMessage
@@ -17,31 +16,23 @@ from crawjud_tasks import Settings, create_app
 from crawjud_tasks._app import close_app
 from crawjud_tasks.bots import cancel_run, run_events
 from crawjud_tasks.bots.contracts import BotInput, BotParameters, RunStatus, execute_bot
-from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
-from tests.conftest import bot_worker
-from tests.smtp_server import Recorder
+from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for, wait_for
+from tests.helpers import bot_worker
+from tests.smtp_server import Recorder, start_smtp
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Recorder, int]]:
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller, port = start_smtp(recorder)
     yield recorder, port
     controller.stop()
 
 
 @pytest.fixture(scope="module")
-def settings(
+def notify_settings(
     crawjud_redis_server: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
     mailbox: tuple[Recorder, int],
@@ -56,17 +47,19 @@ def settings(
 
 
 @pytest.fixture(scope="module")
-def host(settings: Settings) -> Iterator[Celery]:
-    app = create_app(settings)
+def notify_host(notify_settings: Settings) -> Iterator[Celery]:
+    app = create_app(notify_settings)
     yield app
     close_app(app)
 
 
 @pytest.fixture(scope="module")
-def worker(
-    host: Celery, settings: Settings, crawjud_redis_server: RedisServer
+def notify_worker(
+    notify_host: Celery, notify_settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
-    process = bot_worker(host, settings, crawjud_redis_server, pool="threads", concurrency=4)
+    process = bot_worker(
+        notify_host, notify_settings, crawjud_redis_server, pool="threads", concurrency=4
+    )
     process.start()
     yield process
     process.stop()
@@ -80,13 +73,11 @@ def rows(n: int, **actions: str) -> BotInput:
 
 
 def received(mailbox: Recorder, run_id: str, count: int) -> list[MimeMessage]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def enough() -> list[MimeMessage]:
         found = [m for m in mailbox.parsed() if run_id in str(m["Subject"])]
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{count} notifications of {run_id} not received")
+        return found if len(found) >= count else []
+
+    return wait_for(enough, what=f"{count} notifications of {run_id}")
 
 
 def text_of(message: MimeMessage) -> str:
@@ -95,11 +86,11 @@ def text_of(message: MimeMessage) -> str:
 
 
 def test_a_completed_run_notifies_its_start_and_its_end_with_the_report(
-    host: Celery, worker: WorkerProcess, mailbox: tuple[Recorder, int]
+    notify_host: Celery, notify_worker: WorkerProcess, mailbox: tuple[Recorder, int]
 ) -> None:
     run_id = f"ok-{uuid.uuid4().hex[:8]}"
     result = (
-        execute_bot.using(host)
+        execute_bot.using(notify_host)
         .delay(
             "test.echo",
             7,
@@ -133,17 +124,17 @@ def test_a_completed_run_notifies_its_start_and_its_end_with_the_report(
     [({"r3": "fatal"}, "failed"), ({}, "cancelled")],
 )
 def test_a_run_that_fails_or_is_cancelled_says_so(
-    host: Celery,
-    worker: WorkerProcess,
+    notify_host: Celery,
+    notify_worker: WorkerProcess,
     mailbox: tuple[Recorder, int],
     actions: dict[str, str],
     subject: str,
 ) -> None:
     run_id = f"{subject}-{uuid.uuid4().hex[:8]}"
     if subject == "cancelled":
-        cancel_run(host, run_id, by="Bruno Lima")
+        cancel_run(notify_host, run_id, by="Bruno Lima")
     result = (
-        execute_bot.using(host)
+        execute_bot.using(notify_host)
         .delay(
             "test.echo",
             7,
@@ -167,31 +158,30 @@ def test_a_run_that_fails_or_is_cancelled_says_so(
 
 
 def test_a_notification_that_cannot_be_sent_never_fails_the_run(
-    host: Celery, worker: WorkerProcess, mailbox: tuple[Recorder, int]
+    notify_host: Celery, notify_worker: WorkerProcess, mailbox: tuple[Recorder, int]
 ) -> None:
     recorder = mailbox[0]
     run_id = f"refused-{uuid.uuid4().hex[:8]}"
     with recorder.lock:
         recorder.next_replies.extend(["554 5.7.1 relay denied"] * 2)
     result = (
-        execute_bot.using(host)
+        execute_bot.using(notify_host)
         .delay(
             "test.echo", 7, BotParameters(input=rows(2), notify=["ana@example.org"], run_id=run_id)
         )
         .get(timeout=60)
     )
     assert result.status is RunStatus.COMPLETED
-    deadline = time.monotonic() + 30
-    lines: list[str] = []
-    while time.monotonic() < deadline:
+
+    def two_error_lines() -> list[str]:
         lines = [
             e.message or ""
-            for e in run_events(host, run_id)
+            for e in run_events(notify_host, run_id)
             if e.kind == "log" and e.level == "error"
         ]
-        if len(lines) == 2:
-            break
-        time.sleep(0.05)
+        return lines if len(lines) == 2 else []
+
+    lines = wait_for(two_error_lines)
     assert sorted(lines) == [
         "the bot_finished notification was not sent: MailRejectedError: the mail server "
         "refused the message with 554: 5.7.1 relay denied",

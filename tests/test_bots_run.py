@@ -40,40 +40,40 @@ from crawjud_tasks.bots.contracts import (
     SecretRef,
     execute_bot,
 )
-from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.conftest import bot_settings, bot_worker
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
+from tests.helpers import bot_settings, bot_worker
 
 SECRET = "s3cr3t-Planted-Value-91x"
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def settings(
+def runs_settings(
     crawjud_redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     return bot_settings(crawjud_redis_server, tmp_path_factory, "bt", visibility_timeout=20)
 
 
 @pytest.fixture(scope="module")
-def inputs(settings: Settings) -> Path:
-    return settings.bots.allowed_roots[0]
+def inputs(runs_settings: Settings) -> Path:
+    return runs_settings.bots.allowed_roots[0]
 
 
 @pytest.fixture(scope="module")
-def host(settings: Settings) -> Iterator[Celery]:
+def runs_host(runs_settings: Settings) -> Iterator[Celery]:
     """The host service's app: it knows no bot."""
-    app = create_app(settings)
+    app = create_app(runs_settings)
     yield app
     close_app(app)
 
 
 @pytest.fixture(scope="module")
-def worker(
-    host: Celery, settings: Settings, crawjud_redis_server: RedisServer
+def runs_worker(
+    runs_host: Celery, runs_settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
     """A prefork worker with two pool processes."""
     process = bot_worker(
-        host, settings, crawjud_redis_server, env={"CRAWJUD_SECRET_TEST_LOGIN": SECRET}
+        runs_host, runs_settings, crawjud_redis_server, env={"CRAWJUD_SECRET_TEST_LOGIN": SECRET}
     )
     process.start()
     yield process
@@ -108,16 +108,6 @@ def run(
     return handle.get(timeout=timeout)
 
 
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def blocked_pid(host: Celery, run_id: str) -> int | None:
     """The process id the test bot logged as it started blocking (``block_at``), if it did."""
     for event in run_events(host, run_id):
@@ -140,9 +130,9 @@ def read_csv(data: bytes) -> list[list[str]]:
 
 
 def test_a_full_run_processes_each_item_once_and_reports_it(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
-    result = run(host, input=rows(6, r3="fail", r5="skip", r6="boom"), options={"label": "x"})
+    result = run(runs_host, input=rows(6, r3="fail", r5="skip", r6="boom"), options={"label": "x"})
 
     assert result.status is RunStatus.COMPLETED_WITH_ERRORS
     assert (result.counts.total, result.counts.succeeded) == (6, 3)
@@ -154,14 +144,16 @@ def test_a_full_run_processes_each_item_once_and_reports_it(
         "row 6: ValueError: unexpected page",
     ]
     assert processed(ledger, result.run_id) == [0, 1, 2, 3, 4, 5]
-    state = run_state(host, result.run_id)
+    state = run_state(runs_host, result.run_id)
     assert state is not None and state.phase == "completed_with_errors"
     assert state.result == result and state.report == result.report
 
 
-def test_the_event_stream_tells_the_whole_run(host: Celery, worker: WorkerProcess) -> None:
-    result = run(host, input=rows(3, r3="fail"))
-    events = list(run_events(host, result.run_id))
+def test_the_event_stream_tells_the_whole_run(
+    runs_host: Celery, runs_worker: WorkerProcess
+) -> None:
+    result = run(runs_host, input=rows(3, r3="fail"))
+    events = list(run_events(runs_host, result.run_id))
     kinds = [event.kind for event in events]
     assert kinds[0] == "started" and kinds[-1] == "finished"
     items = [event for event in events if event.kind == "item"]
@@ -174,16 +166,18 @@ def test_the_event_stream_tells_the_whole_run(host: Celery, worker: WorkerProces
     assert events[0].data["total"] == 3
 
 
-def test_following_a_run_streams_its_events_live(host: Celery, worker: WorkerProcess) -> None:
+def test_following_a_run_streams_its_events_live(
+    runs_host: Celery, runs_worker: WorkerProcess
+) -> None:
     run_id = f"run-{uuid.uuid4().hex[:10]}"
     seen: list[str] = []
     follower = threading.Thread(
         target=lambda: seen.extend(
-            e.kind for e in run_events(host, run_id, follow=True, timeout=60)
+            e.kind for e in run_events(runs_host, run_id, follow=True, timeout=60)
         )
     )
     follower.start()
-    execute_bot.using(host).delay(
+    execute_bot.using(runs_host).delay(
         "test.echo", 7, BotParameters(input=rows(5), options={"delay": 0.1}, run_id=run_id)
     ).get(timeout=60)
     follower.join(timeout=30)
@@ -192,7 +186,9 @@ def test_following_a_run_streams_its_events_live(host: Celery, worker: WorkerPro
     assert seen.count("item") == 5
 
 
-def test_the_report_holds_every_row_cell_by_cell(host: Celery, worker: WorkerProcess) -> None:
+def test_the_report_holds_every_row_cell_by_cell(
+    runs_host: Celery, runs_worker: WorkerProcess
+) -> None:
     source = BotInput.inline(
         [
             {"NUMERO": "0000001", "ACTION": "", "NOTA": '=HYPERLINK("http://x")'},
@@ -200,7 +196,7 @@ def test_the_report_holds_every_row_cell_by_cell(host: Celery, worker: WorkerPro
             {"NUMERO": "0000003", "ACTION": "", "NOTA": "ok"},
         ]
     )
-    result = run(host, input=source)
+    result = run(runs_host, input=source)
     files = report_files(result)
     successes = read_csv(next(v for k, v in files.items() if k.endswith("successes.csv")))
     errors = read_csv(next(v for k, v in files.items() if k.endswith("errors.csv")))
@@ -227,11 +223,11 @@ def test_the_report_holds_every_row_cell_by_cell(host: Celery, worker: WorkerPro
 
 
 def test_a_file_input_inside_the_allowed_roots(
-    host: Celery, worker: WorkerProcess, inputs: Path, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, inputs: Path, ledger: redis.Redis
 ) -> None:
     path = inputs / f"{uuid.uuid4().hex[:8]}.csv"
     path.write_text(" numero ;Action\n0000011;\n0000012;fail\n\n0000013;\n", encoding="utf-8-sig")
-    result = run(host, input=BotInput.from_file(str(path)))
+    result = run(runs_host, input=BotInput.from_file(str(path)))
     assert (result.counts.total, result.counts.succeeded, result.counts.failed) == (3, 2, 1)
     assert result.error_sample == ["row 3: lawsuit 0000012 not found"]
     assert processed(ledger, result.run_id) == [0, 1, 2]
@@ -241,10 +237,10 @@ def test_a_file_input_inside_the_allowed_roots(
 
 
 def test_two_runs_at_once_in_two_processes_do_not_interfere(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     handles = [
-        execute_bot.using(host).delay(
+        execute_bot.using(runs_host).delay(
             "test.echo",
             user,
             BotParameters(input=rows(8), options={"delay": 0.05, "label": label}),
@@ -266,12 +262,16 @@ def test_two_runs_at_once_in_two_processes_do_not_interfere(
     assert first.started_at < second.finished_at and second.started_at < first.finished_at
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_in_one_threaded_worker_do_not_interfere(
-    host: Celery, settings: Settings, crawjud_redis_server: RedisServer, ledger: redis.Redis
+    runs_host: Celery,
+    runs_settings: Settings,
+    crawjud_redis_server: RedisServer,
+    ledger: redis.Redis,
 ) -> None:
     threaded = bot_worker(
-        host,
-        settings,
+        runs_host,
+        runs_settings,
         crawjud_redis_server,
         pool="threads",
         concurrency=4,
@@ -280,7 +280,7 @@ def test_two_runs_at_once_in_one_threaded_worker_do_not_interfere(
     threaded.start()
     try:
         handles = [
-            execute_bot.using(host).delay(
+            execute_bot.using(runs_host).delay(
                 "test.echo",
                 7,
                 BotParameters(input=rows(6), options={"delay": 0.05, "label": f"t{i}"}),
@@ -305,9 +305,9 @@ def test_two_runs_at_once_in_one_threaded_worker_do_not_interfere(
 
 
 def test_a_fatal_error_ends_the_run_as_failed_with_a_partial_report(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
-    result = run(host, input=rows(6, r4="fatal"))
+    result = run(runs_host, input=rows(6, r4="fatal"))
     assert result.status is RunStatus.FAILED
     assert result.error == "the court refused the login"
     assert (result.counts.succeeded, result.counts.total) == (2, 6)
@@ -318,17 +318,19 @@ def test_a_fatal_error_ends_the_run_as_failed_with_a_partial_report(
     assert len(successes) == 3
 
 
-def test_a_setup_that_fails_ends_the_run_as_failed(host: Celery, worker: WorkerProcess) -> None:
-    result = run(host, "test.broken_setup", input=rows(2))
+def test_a_setup_that_fails_ends_the_run_as_failed(
+    runs_host: Celery, runs_worker: WorkerProcess
+) -> None:
+    result = run(runs_host, "test.broken_setup", input=rows(2))
     assert result.status is RunStatus.FAILED
     assert result.error == "the court site is down for maintenance"
     assert result.counts.done == 0
 
 
 def test_max_failures_stops_a_run_gone_wrong(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
-    result = run(host, input=rows(10, r3="fail", r4="fail", r5="fail"), max_failures=2)
+    result = run(runs_host, input=rows(10, r3="fail", r4="fail", r5="fail"), max_failures=2)
     assert result.status is RunStatus.FAILED
     assert result.error == "stopped after 2 failed items (max_failures=2)"
     assert result.counts.failed == 2 and result.counts.succeeded == 1
@@ -336,14 +338,14 @@ def test_max_failures_stops_a_run_gone_wrong(
 
 
 def test_transient_errors_are_retried_inline(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
-    result = run(host, input=rows(3, r3="flaky:2", r4="flaky:9"))
+    result = run(runs_host, input=rows(3, r3="flaky:2", r4="flaky:9"))
     assert result.counts.succeeded == 2 and result.counts.failed == 1
     assert result.error_sample == ["row 4: TransientError: court site busy (attempt 4)"]
     warnings = [
         e.message or ""
-        for e in run_events(host, result.run_id)
+        for e in run_events(runs_host, result.run_id)
         if e.kind == "log" and e.level == "warning"
     ]
     assert sum("row 3: attempt" in w for w in warnings) == 2
@@ -351,9 +353,9 @@ def test_transient_errors_are_retried_inline(
     assert processed(ledger, result.run_id) == [0, 1]
 
 
-def test_an_unknown_bot_is_refused(host: Celery, worker: WorkerProcess) -> None:
+def test_an_unknown_bot_is_refused(runs_host: Celery, runs_worker: WorkerProcess) -> None:
     with pytest.raises(UnknownBotError, match=r"'test\.ecko'; did you mean 'test\.echo'"):
-        run(host, "test.ecko", input=rows(1))
+        run(runs_host, "test.ecko", input=rows(1))
 
 
 @pytest.mark.parametrize(
@@ -364,31 +366,31 @@ def test_an_unknown_bot_is_refused(host: Celery, worker: WorkerProcess) -> None:
     ],
 )
 def test_bad_options_are_refused(
-    host: Celery, worker: WorkerProcess, options: dict[str, Any], message: str
+    runs_host: Celery, runs_worker: WorkerProcess, options: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(BotParameterError, match=message):
-        run(host, input=rows(1), options=options)
+        run(runs_host, input=rows(1), options=options)
 
 
 def test_an_input_without_the_required_column_is_refused(
-    host: Celery, worker: WorkerProcess
+    runs_host: Celery, runs_worker: WorkerProcess
 ) -> None:
     with pytest.raises(BotParameterError, match="needs the column"):
-        run(host, input=BotInput.inline([{"OTHER": "1"}]))
+        run(runs_host, input=BotInput.inline([{"OTHER": "1"}]))
 
 
 def test_a_file_outside_the_allowed_roots_is_refused(
-    host: Celery, worker: WorkerProcess, tmp_path: Path
+    runs_host: Celery, runs_worker: WorkerProcess, tmp_path: Path
 ) -> None:
     outside = tmp_path / "x.csv"
     outside.write_text("NUMERO\n1\n")
     with pytest.raises(BotParameterError, match="allowed_roots"):
-        run(host, input=BotInput.from_file(str(outside)))
+        run(runs_host, input=BotInput.from_file(str(outside)))
 
 
-def test_an_unknown_secret_is_refused(host: Celery, worker: WorkerProcess) -> None:
+def test_an_unknown_secret_is_refused(runs_host: Celery, runs_worker: WorkerProcess) -> None:
     with pytest.raises(SecretNotFoundError, match="nobody"):
-        run(host, input=rows(1), credentials=SecretRef("nobody"))
+        run(runs_host, input=rows(1), credentials=SecretRef("nobody"))
 
 
 def test_oversized_inline_input_is_refused_at_dispatch() -> None:
@@ -405,34 +407,34 @@ def test_a_raw_credential_in_the_options_is_refused_at_dispatch() -> None:
 
 
 def test_a_second_dispatch_with_the_same_run_id_returns_the_first_result(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
-    first = run(host, input=rows(3))
-    again = run(host, input=rows(3), run_id=first.run_id)
+    first = run(runs_host, input=rows(3))
+    again = run(runs_host, input=rows(3), run_id=first.run_id)
     assert again == first
     assert processed(ledger, first.run_id) == [0, 1, 2]
 
 
 def test_a_run_cancelled_before_it_starts_never_starts(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     run_id = f"run-{uuid.uuid4().hex[:10]}"
-    assert cancel_run(host, run_id) is None
-    result = run(host, input=rows(3), run_id=run_id)
+    assert cancel_run(runs_host, run_id) is None
+    result = run(runs_host, input=rows(3), run_id=run_id)
     assert result.status is RunStatus.CANCELLED
     assert result.counts.done == 0
     assert processed(ledger, run_id) == []
 
 
 def test_a_running_run_stops_before_its_next_item_when_cancelled(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     run_id = f"run-{uuid.uuid4().hex[:10]}"
-    handle = execute_bot.using(host).delay(
+    handle = execute_bot.using(runs_host).delay(
         "test.echo", 7, BotParameters(input=rows(40), options={"delay": 0.1}, run_id=run_id)
     )
     wait_for(lambda: len(processed(ledger, run_id)) >= 3)
-    before = cancel_run(host, run_id)
+    before = cancel_run(runs_host, run_id)
     assert before is not None and before.phase == "running"
     result = handle.get(timeout=30)
     assert result.status is RunStatus.CANCELLED
@@ -450,16 +452,16 @@ def test_a_running_run_stops_before_its_next_item_when_cancelled(
 
 
 def test_a_run_whose_worker_child_is_killed_resumes_with_each_item_once(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     run_id = f"run-{uuid.uuid4().hex[:10]}"
-    handle = execute_bot.using(host).delay(
+    handle = execute_bot.using(runs_host).delay(
         "test.echo",
         7,
         BotParameters(input=rows(20), options={"delay": 0.02, "block_at": 9}, run_id=run_id),
     )
 
-    pid = wait_for(lambda: blocked_pid(host, run_id))
+    pid = wait_for(lambda: blocked_pid(runs_host, run_id))
     assert processed(ledger, run_id) == list(range(7))  # rows 2..8 done, row 9 blocks
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
@@ -469,7 +471,7 @@ def test_a_run_whose_worker_child_is_killed_resumes_with_each_item_once(
     assert result.counts.succeeded == 20
     assert processed(ledger, run_id) == list(range(20))
     resumed = [
-        e for e in run_events(host, run_id) if e.kind == "started" and e.data.get("resumed_at")
+        e for e in run_events(runs_host, run_id) if e.kind == "started" and e.data.get("resumed_at")
     ]
     assert resumed and resumed[0].data["resumed_at"] == 7
     assert time.monotonic() - killed_at < 60
@@ -479,13 +481,13 @@ def test_a_run_whose_worker_child_is_killed_resumes_with_each_item_once(
 
 
 def test_no_secret_value_is_left_anywhere_after_a_run(
-    host: Celery,
-    worker: WorkerProcess,
+    runs_host: Celery,
+    runs_worker: WorkerProcess,
     crawjud_redis_server: RedisServer,
-    settings: Settings,
+    runs_settings: Settings,
 ) -> None:
     result = run(
-        host,
+        runs_host,
         input=rows(3, r3="fail", r4="boom"),
         credentials=SecretRef("test-login"),
         options={"leak": True},
@@ -500,13 +502,13 @@ def test_no_secret_value_is_left_anywhere_after_a_run(
                 assert needle not in _dump(client, key), (db, key)
         finally:
             client.close()
-    for event in run_events(host, result.run_id):
+    for event in run_events(runs_host, result.run_id):
         assert SECRET not in repr(event)
     assert SECRET not in repr(result)
     for name, content in report_files(result).items():
         assert needle not in content, name
-    assert SECRET not in worker.output()
-    logged = [e.message or "" for e in run_events(host, result.run_id) if e.kind == "log"]
+    assert SECRET not in runs_worker.output()
+    logged = [e.message or "" for e in run_events(runs_host, result.run_id) if e.kind == "log"]
     assert any("password is ***" in line for line in logged)
 
 
@@ -535,10 +537,10 @@ def _dump(client: redis.Redis, key: bytes) -> bytes:
 
 
 def test_a_parallel_run_splits_its_items_across_workers_and_reports_once(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     run_id = f"par-{uuid.uuid4().hex[:10]}"
-    handle = execute_bot.using(host).delay(
+    handle = execute_bot.using(runs_host).delay(
         "test.echo",
         7,
         BotParameters(
@@ -550,7 +552,7 @@ def test_a_parallel_run_splits_its_items_across_workers_and_reports_once(
     assert result.status is RunStatus.COMPLETED_WITH_ERRORS
     assert (result.counts.total, result.counts.succeeded, result.counts.failed) == (30, 29, 1)
     assert processed(ledger, run_id) == list(range(30))
-    events = list(run_events(host, run_id))
+    events = list(run_events(runs_host, run_id))
     assert [e.kind for e in events].count("started") == 1
     assert [e.kind for e in events].count("finished") == 1
     assert any(e.kind == "progress" and e.counts is not None for e in events)
@@ -558,15 +560,15 @@ def test_a_parallel_run_splits_its_items_across_workers_and_reports_once(
         next(v for k, v in report_files(result).items() if k.endswith("successes.csv"))
     )
     assert len(successes) == 30
-    state = run_state(host, run_id)
+    state = run_state(runs_host, run_id)
     assert state is not None and state.result == result
 
 
 def test_a_parallel_run_with_a_killed_worker_process_ends_with_each_item_once(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     run_id = f"pk-{uuid.uuid4().hex[:10]}"
-    handle = execute_bot.using(host).delay(
+    handle = execute_bot.using(runs_host).delay(
         "test.echo",
         7,
         BotParameters(
@@ -577,27 +579,29 @@ def test_a_parallel_run_with_a_killed_worker_process_ends_with_each_item_once(
         ),
     )
 
-    pid = wait_for(lambda: blocked_pid(host, run_id))
+    pid = wait_for(lambda: blocked_pid(runs_host, run_id))
     os.kill(pid, signal.SIGKILL)
     result = handle.get(timeout=90)
     assert result.status is RunStatus.COMPLETED
     assert result.counts.succeeded == 20
     assert processed(ledger, run_id) == list(range(20))
-    resumed = [e.message for e in run_events(host, run_id) if "resumed after" in (e.message or "")]
+    resumed = [
+        e.message for e in run_events(runs_host, run_id) if "resumed after" in (e.message or "")
+    ]
     assert resumed == ["chunk 0 resumed after 4 items"]
 
 
 def test_a_parallel_run_is_cancelled_in_every_chunk(
-    host: Celery, worker: WorkerProcess, ledger: redis.Redis
+    runs_host: Celery, runs_worker: WorkerProcess, ledger: redis.Redis
 ) -> None:
     run_id = f"pc-{uuid.uuid4().hex[:10]}"
-    handle = execute_bot.using(host).delay(
+    handle = execute_bot.using(runs_host).delay(
         "test.echo",
         7,
         BotParameters(input=rows(60), options={"delay": 0.1}, parallelism=2, run_id=run_id),
     )
     wait_for(lambda: len(processed(ledger, run_id)) >= 4)
-    cancel_run(host, run_id)
+    cancel_run(runs_host, run_id)
     result = handle.get(timeout=60)
     assert result.status is RunStatus.CANCELLED
     done = processed(ledger, run_id)

@@ -92,6 +92,7 @@ def test_server_that_never_answers(silent_server: int) -> None:
     assert "did not answer" in str(error)
 
 
+@pytest.mark.slow
 def test_dispatch_works_again_when_the_broker_is_back(
     crawjud_redis: RedisServer, crawjud_data_dir: Path, make_app: Callable[..., Celery]
 ) -> None:

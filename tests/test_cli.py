@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import os
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +14,11 @@ import pytest
 from celery import Celery
 
 from crawjud_tasks import EmbeddedRedis
-from crawjud_tasks.testing import RedisServer, WorkerProcess
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
+from tests.helpers import cli_env, python_env, run_cli
 
-from .conftest import python_env, run_cli
 
-
+@pytest.mark.slow
 def test_version_and_help() -> None:
     out = run_cli("--version")
     assert out.returncode == 0
@@ -29,6 +28,7 @@ def test_version_and_help() -> None:
         assert command in helptext
 
 
+@pytest.mark.slow
 def test_embedded_start_status_stop(crawjud_data_dir: Path) -> None:
     env = {"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}
     try:
@@ -46,6 +46,7 @@ def test_embedded_start_status_stop(crawjud_data_dir: Path) -> None:
         EmbeddedRedis(crawjud_data_dir).stop()
 
 
+@pytest.mark.slow
 def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     from crawjud_tasks._redis_server import free_port
 
@@ -78,6 +79,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
     assert f"{crawjud_redis.url} (reachable)" in plain.stdout
 
 
+@pytest.mark.slow
 def test_invalid_settings_are_one_line_errors() -> None:
     out = run_cli("info", env={"CRAWJUD_TASKS_MAIL__HOTS": "x"})
     assert out.returncode == 1
@@ -96,6 +98,7 @@ def test_invalid_settings_are_one_line_errors() -> None:
         ("json:__name__", "is a str, not a Celery app"),
     ],
 )
+@pytest.mark.slow
 def test_bad_app_option(spec: str, message: str) -> None:
     out = run_cli("--app", spec, "info")
     assert out.returncode == 1
@@ -130,11 +133,10 @@ def test_worker_for_a_host_app(
     assert ping(crawjud_app, timeout=20).hostname == worker.nodename
 
 
+@pytest.mark.slow
 def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_dir: Path) -> None:
     import subprocess
     import sys
-
-    from .conftest import cli_env
 
     env = cli_env(
         {
@@ -151,10 +153,12 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
     )
     client = crawjud_redis.client()
     try:
-        deadline = time.monotonic() + 30
-        while not client.exists("crawjud:schedules:leader") and time.monotonic() < deadline:
+
+        def locked() -> bool:
             assert beat.poll() is None, beat.stderr.read() if beat.stderr else ""
-            time.sleep(0.1)
+            return bool(client.exists("crawjud:schedules:leader"))
+
+        wait_for(locked, interval=0.1, what="beat to take its lock")
         assert client.exists("crawjud:schedules:leader")
         # No pickled shelve file: the schedule lives in Redis.
         assert not list(Path.cwd().glob("celerybeat-schedule*"))
@@ -166,6 +170,7 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
             beat.stderr.close()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
     out = run_cli("demo", env={"CRAWJUD_TASKS_DATA_DIR": str(crawjud_data_dir)}, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -196,6 +201,7 @@ def test_demo_runs_end_to_end(crawjud_data_dir: Path) -> None:
     assert EmbeddedRedis(crawjud_data_dir).status().running is False
 
 
+@pytest.mark.slow
 def test_demo_leaves_a_running_server_alone(crawjud_data_dir: Path) -> None:
     embedded = EmbeddedRedis(crawjud_data_dir)
     embedded.start()
@@ -208,6 +214,7 @@ def test_demo_leaves_a_running_server_alone(crawjud_data_dir: Path) -> None:
         embedded.stop()
 
 
+@pytest.mark.slow
 def test_mail_send_test_writes_to_the_outbox_without_a_host(crawjud_data_dir: Path) -> None:
     out = run_cli(
         "mail", "send-test", "ana@example.org", "--locale", "en",
@@ -225,3 +232,19 @@ def test_mail_send_test_writes_to_the_outbox_without_a_host(crawjud_data_dir: Pa
     assert bad.stderr.strip().startswith("Error:")
     assert len(bad.stderr.strip().splitlines()) == 1
     assert len(list((crawjud_data_dir / "outbox").glob("*.eml"))) == 1
+
+
+@pytest.mark.slow
+def test_info_redacts_a_password_in_the_query_of_a_url(crawjud_redis: RedisServer) -> None:
+    from crawjud_tasks._redis_server import free_port
+
+    port = free_port()  # nothing listens there
+    env = {
+        "CRAWJUD_TASKS_BROKER_URL": f"redis://127.0.0.1:{port}/0?password=hunter8",
+        "CRAWJUD_TASKS_RESULT_BACKEND": f"redis://127.0.0.1:{port}/1?password=hunter9",
+    }
+    out = run_cli("info", "--json", env=env)
+    assert "hunter8" not in out.stdout + out.stderr
+    assert "hunter9" not in out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["result_backend"] == f"redis://127.0.0.1:{port}/1?password=***"

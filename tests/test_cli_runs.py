@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,8 @@ from crawjud_tasks._app import close_app
 from crawjud_tasks._cli._progress import Progress
 from crawjud_tasks.bots import RunEvent, run_state
 from crawjud_tasks.bots.contracts import RunCounts, RunStatus
-from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.conftest import bot_settings, bot_worker, python_env
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
+from tests.helpers import bot_settings, bot_worker, python_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,17 +45,17 @@ def inputs(cli_settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="module")
-def host(cli_settings: Settings) -> Iterator[Celery]:
+def cli_host(cli_settings: Settings) -> Iterator[Celery]:
     app = create_app(cli_settings)
     yield app
     close_app(app)
 
 
 @pytest.fixture(scope="module")
-def worker(
-    host: Celery, cli_settings: Settings, crawjud_redis_server: RedisServer
+def cli_worker(
+    cli_host: Celery, cli_settings: Settings, crawjud_redis_server: RedisServer
 ) -> Iterator[WorkerProcess]:
-    process = bot_worker(host, cli_settings, crawjud_redis_server)
+    process = bot_worker(cli_host, cli_settings, crawjud_redis_server)
     process.start()
     yield process
     process.stop()
@@ -105,16 +104,6 @@ def new_id() -> str:
     return f"cli-{uuid.uuid4().hex[:10]}"
 
 
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def running_with(host: Celery, run_id: str, done: int) -> bool:
     state = run_state(host, run_id)
     return state is not None and state.phase == "running" and state.counts.done >= done
@@ -131,7 +120,7 @@ def one_error_line(stderr: str) -> str:
 
 
 def test_a_run_to_completion_shows_progress_and_a_summary(
-    env: dict[str, str], worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     run_id = new_id()
     out = cli(env, "run", "test.echo", "--input", str(csv_file(inputs, 5)), "--run-id", run_id,
@@ -150,7 +139,7 @@ def test_a_run_to_completion_shows_progress_and_a_summary(
 
 
 def test_a_run_with_a_failed_row_exits_3_and_names_the_error(
-    env: dict[str, str], worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     path = csv_file(inputs, 4, r3="fail", r5="skip")
     out = cli(env, "run", "test.echo", "--input", str(path), "--user", "ana")
@@ -163,7 +152,7 @@ def test_a_run_with_a_failed_row_exits_3_and_names_the_error(
 
 
 def test_detach_then_watch_replays_the_run_and_exits_with_its_code(
-    env: dict[str, str], host: Celery, worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_host: Celery, cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     path = csv_file(inputs, 6, r4="fail")
     detached = cli(env, "run", "test.echo", "--input", str(path), "--detach",
@@ -181,12 +170,12 @@ def test_detach_then_watch_replays_the_run_and_exits_with_its_code(
     again = cli(env, "runs", "watch", run_id)
     assert again.returncode == 3
     assert again.stdout.splitlines()[-3:] == watched.stdout.splitlines()[-3:]
-    state = run_state(host, run_id)
+    state = run_state(cli_host, run_id)
     assert state is not None and state.phase == "completed_with_errors"
 
 
 def test_runs_show_prints_the_state_and_json(
-    env: dict[str, str], worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     run_id = new_id()
     path = csv_file(inputs, 3, r2="fail")
@@ -217,14 +206,14 @@ def test_runs_show_prints_the_state_and_json(
 
 
 def test_runs_cancel_from_a_second_process_ends_the_followed_run_as_cancelled(
-    env: dict[str, str], host: Celery, worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_host: Celery, cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     run_id = new_id()
     path = csv_file(inputs, 60)
     follower = start_cli(env, "run", "test.echo", "--input", str(path), "--run-id", run_id,
                          "--option", "delay=0.2")  # fmt: skip
     try:
-        wait_for(lambda: running_with(host, run_id, 2))
+        wait_for(lambda: running_with(cli_host, run_id, 2))
         cancelled = cli(env, "runs", "cancel", run_id)
         assert cancelled.returncode == 0, cancelled.stderr
         assert f"run {run_id} was running (" in cancelled.stdout
@@ -245,7 +234,7 @@ def test_runs_cancel_from_a_second_process_ends_the_followed_run_as_cancelled(
 
 
 def test_runs_cancel_of_a_run_not_started_yet_is_kept(
-    env: dict[str, str], host: Celery, worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_host: Celery, cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     run_id = new_id()
     early = cli(env, "runs", "cancel", run_id)
@@ -257,14 +246,14 @@ def test_runs_cancel_of_a_run_not_started_yet_is_kept(
 
 
 def test_ctrl_c_without_a_terminal_stops_watching_and_the_run_goes_on(
-    env: dict[str, str], host: Celery, worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_host: Celery, cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     run_id = new_id()
     path = csv_file(inputs, 30)
     follower = start_cli(env, "run", "test.echo", "--input", str(path), "--run-id", run_id,
                          "--option", "delay=0.1")  # fmt: skip
     try:
-        wait_for(lambda: running_with(host, run_id, 2))
+        wait_for(lambda: running_with(cli_host, run_id, 2))
         follower.send_signal(signal.SIGINT)
         stdout, stderr = follower.communicate(timeout=30)
     finally:
@@ -276,7 +265,7 @@ def test_ctrl_c_without_a_terminal_stops_watching_and_the_run_goes_on(
     assert f"run {run_id} goes on" in stderr
     assert f"crawjud-tasks runs watch {run_id}" in stderr
     state = wait_for(
-        lambda: (s := run_state(host, run_id)) is not None and s.finished and s, timeout=60
+        lambda: (s := run_state(cli_host, run_id)) is not None and s.finished and s, timeout=60
     )
     assert state.phase == "completed"
     assert state.counts.succeeded == 30
@@ -287,7 +276,7 @@ def test_ctrl_c_without_a_terminal_stops_watching_and_the_run_goes_on(
 
 
 def test_an_unknown_bot_is_a_one_line_refusal(
-    env: dict[str, str], worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     out = cli(env, "run", "test.ecko", "--input", str(csv_file(inputs, 1)))
     assert out.returncode == 1, out.stdout + out.stderr
@@ -296,7 +285,7 @@ def test_an_unknown_bot_is_a_one_line_refusal(
 
 
 def test_an_option_the_bot_does_not_have_is_a_one_line_refusal(
-    env: dict[str, str], worker: WorkerProcess, inputs: Path
+    env: dict[str, str], cli_worker: WorkerProcess, inputs: Path
 ) -> None:
     path = str(csv_file(inputs, 1))
     out = cli(env, "run", "test.echo", "--input", path, "--option", "colour=red")
@@ -322,6 +311,7 @@ def test_an_option_the_bot_does_not_have_is_a_one_line_refusal(
         (["--timeout", "0"], "0 is not in the range x>0"),
     ],
 )
+@pytest.mark.slow
 def test_bad_options_are_usage_errors(
     env: dict[str, str], inputs: Path, args: list[str], message: str
 ) -> None:
@@ -334,6 +324,7 @@ def test_bad_options_are_usage_errors(
     assert out.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_missing_or_wrong_input_file_is_a_usage_error(
     env: dict[str, str], inputs: Path, tmp_path: Path
 ) -> None:
@@ -348,7 +339,7 @@ def test_a_missing_or_wrong_input_file_is_a_usage_error(
 
 
 def test_a_file_outside_the_local_allowed_roots_is_warned_about_then_refused(
-    env: dict[str, str], worker: WorkerProcess, tmp_path: Path
+    env: dict[str, str], cli_worker: WorkerProcess, tmp_path: Path
 ) -> None:
     outside = csv_file(tmp_path, 1)
     out = cli(env, "run", "test.echo", "--input", str(outside))
@@ -359,7 +350,7 @@ def test_a_file_outside_the_local_allowed_roots_is_warned_about_then_refused(
 
 
 def test_watching_an_unknown_run_waits_then_times_out(
-    env: dict[str, str], worker: WorkerProcess
+    env: dict[str, str], cli_worker: WorkerProcess
 ) -> None:
     out = cli(env, "runs", "watch", "never-dispatched", "--timeout", "1.5")
     assert out.returncode == 1

@@ -346,24 +346,24 @@ def cnj_settings(
 
 
 @pytest.fixture(scope="module")
-def host(cnj_settings: Settings) -> Iterator[Celery]:
+def cnj_host(cnj_settings: Settings) -> Iterator[Celery]:
     app = create_app(cnj_settings)
     yield app
     close_app(app)
 
 
 @pytest.fixture(scope="module")
-def plain_worker(host: Celery, cnj_settings: Settings) -> Iterator[WorkerProcess]:
+def plain_worker(cnj_host: Celery, cnj_settings: Settings) -> Iterator[WorkerProcess]:
     """``crawjud-tasks worker`` with no ``--app``: create_app() from the environment only."""
-    process = WorkerProcess(host, settings=cnj_settings, pool="solo", loglevel="INFO")
+    process = WorkerProcess(cnj_host, settings=cnj_settings, pool="solo", loglevel="INFO")
     process.start()
     yield process
     process.stop()
     process.log_path.unlink(missing_ok=True)
 
 
-def test_every_app_knows_the_built_in_bot(host: Celery) -> None:
-    assert "cnj.validar" in known_bots(host)
+def test_every_app_knows_the_built_in_bot(cnj_host: Celery) -> None:
+    assert "cnj.validar" in known_bots(cnj_host)
 
 
 def _read_csv(data: bytes) -> list[dict[str, str]]:
@@ -372,7 +372,7 @@ def _read_csv(data: bytes) -> list[dict[str, str]]:
 
 @pytest.mark.timeout(120)
 def test_a_run_validates_a_spreadsheet(
-    host: Celery, plain_worker: WorkerProcess, cnj_settings: Settings
+    cnj_host: Celery, plain_worker: WorkerProcess, cnj_settings: Settings
 ) -> None:
     rng = random.Random(7)
     valid: dict[int, str] = {}  # spreadsheet row -> expected formatted number
@@ -402,7 +402,7 @@ def test_a_run_validates_a_spreadsheet(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     run_id = f"cnj-{uuid.uuid4().hex[:8]}"
-    handle = execute_bot.using(host).delay(
+    handle = execute_bot.using(cnj_host).delay(
         "cnj.validar", 7, BotParameters(input=BotInput.from_file(str(path)), run_id=run_id)
     )
     result = handle.get(timeout=60)

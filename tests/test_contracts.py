@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 from collections.abc import Callable
 
 import pytest
@@ -23,9 +22,9 @@ from crawjud_tasks.errors import (
     ResultTimeoutError,
     TaskFailedError,
 )
-from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.conftest import entries
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
 from tests.examples import contracts as c
+from tests.helpers import entries
 
 
 def test_host_app_has_no_implementation(host: Celery) -> None:
@@ -118,9 +117,7 @@ def test_chord_header_failure_skips_the_body_and_calls_the_error_callback_once(
     with pytest.raises(TaskFailedError) as failure:
         result.get(timeout=30)
     assert "boom" in str(failure.value) or "bam" in str(failure.value)
-    deadline = time.monotonic() + 20
-    while not entries(log) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: entries(log), timeout=20)
     # Later tasks on the same worker prove nothing else is still on its way.
     assert add.delay(1, 1).get(timeout=20) == 2
     assert add.delay(2, 2).get(timeout=20) == 4
@@ -154,9 +151,7 @@ def test_contract_returning_none_stores_no_result(
     host: Celery, worker: WorkerProcess, log: redis.Redis, crawjud_redis_server: RedisServer
 ) -> None:
     result = c.record.using(host).delay("fire-and-forget")
-    deadline = time.monotonic() + 20
-    while "fire-and-forget" not in entries(log) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: "fire-and-forget" in entries(log), timeout=20)
     assert "fire-and-forget" in entries(log)
     backend = crawjud_redis_server.client(1)
     try:
@@ -243,10 +238,8 @@ def test_group_results_stored_before_anyone_waits_are_found(
     members = [member.id for member in result.raw.results]  # type: ignore[union-attr]  # a group's raw result is a GroupResult
     backend = crawjud_redis_server.client(1)
     try:
-        deadline = time.monotonic() + 20
         keys = [f"ex:celery-task-meta-{member}" for member in members]
-        while backend.exists(*keys) < len(keys) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: backend.exists(*keys) == len(keys), timeout=20)
         assert backend.exists(*keys) == len(keys)
     finally:
         backend.close()

@@ -143,6 +143,7 @@ def test_using_an_app_without_settings_is_explained() -> None:
         c.add.using(plain)
 
 
+@pytest.mark.slow
 def test_default_app_is_the_only_open_app(crawjud_redis: RedisServer) -> None:
     # In a fresh process: no app, then one app (used), then two (refused until one is closed).
     script = textwrap.dedent(

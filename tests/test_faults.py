@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,30 +21,14 @@ from celery import Celery
 
 import crawjud_tasks
 from crawjud_tasks import Settings, create_app
-from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
-from tests.conftest import ROOT
+from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for, wait_for
 from tests.examples import contracts as c
+from tests.helpers import RESTORE_EVERY_SECOND, ROOT, python_path
 
 pytestmark = pytest.mark.slow
 
 NAMESPACE = "ft"
 LOG_KEY = "faults:log"
-#: kombu's Redis transport sweeps for expired unacknowledged messages every
-#: ``unacked_restore_interval`` seconds, scanning on every ``unacked_restore_throttle``-th call
-#: (defaults 10 and 10: every 100 s). Every second here.
-RESTORE_EVERY_SECOND = {"unacked_restore_interval": 1, "unacked_restore_throttle": 1}
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 class Rig:
@@ -77,9 +60,7 @@ class Rig:
             **self.settings.to_env(),
             "EXAMPLES_REDIS_URL": self.server.url_for(2),
             "EXAMPLES_LOG_KEY": LOG_KEY,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [source, str(ROOT), os.environ.get("PYTHONPATH")])
-            ),
+            "PYTHONPATH": python_path(source, str(ROOT)),
         }
         options.setdefault("loglevel", "INFO")
         process = WorkerProcess(self.host, app_spec="tests.examples.worker:app", env=env, **options)

@@ -14,8 +14,6 @@ from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import CrawjudTasksError, InvalidResultError, TaskFailedError
 from tests.examples import contracts as c
 
-pytestmark = pytest.mark.slow
-
 
 def forge(app: Celery, result: Any, status: str = "FAILURE") -> str:
     """Write a task-meta record straight into the result backend; return its task id."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 import redis
@@ -14,14 +12,8 @@ from celery import Celery
 from crawjud_tasks import PermanentError, TransientError
 from crawjud_tasks.errors import DispatchError
 from crawjud_tasks.testing import RedisServer, WorkerProcess
-from tests.conftest import entries
 from tests.examples import contracts as c
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
+from tests.helpers import entries
 
 
 def test_same_key_dispatched_concurrently_runs_once(

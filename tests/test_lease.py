@@ -28,9 +28,8 @@ from crawjud_tasks import (
     lease,
 )
 from crawjud_tasks._redis_server import free_port
-from crawjud_tasks.testing import RedisServer, settings_for
-
-from .conftest import python_env
+from crawjud_tasks.testing import RedisServer, settings_for, wait_for
+from tests.helpers import python_env
 
 MakeApp = Callable[..., Celery]
 #: Generous: waits end as soon as what they wait for happens.
@@ -43,15 +42,6 @@ def backend(crawjud_redis: RedisServer) -> Iterator[redis.Redis]:
     client = crawjud_redis.client(1)
     yield client
     client.close()
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = PATIENCE) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class LostCalls:
@@ -138,6 +128,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow
 def test_a_dead_holders_lease_is_taken_over(
     crawjud_app: Celery, crawjud_settings: Settings, backend: redis.Redis
 ) -> None:
@@ -171,7 +162,7 @@ def test_a_dead_holders_lease_is_taken_over(
             return False
         return True
 
-    assert _wait_for(taken)
+    assert wait_for(taken, PATIENCE, interval=0.02)
     assert backend.get("crawjud:lease:run:dead").endswith(b" successor")
     successor.release()
 
@@ -277,11 +268,13 @@ def test_renewals_outlive_a_short_outage(
     on_lost = LostCalls()
     with lease(app, "run:10", ttl, heartbeat=0.25, on_lost=on_lost) as held:
         server.stop(keep_files=True)
-        assert _wait_for(lambda: "renewal failed, retrying" in caplog.text)
+        assert wait_for(lambda: "renewal failed, retrying" in caplog.text, PATIENCE, interval=0.02)
         server.start()  # the key comes back from the append-only file
         restarted = time.monotonic()
         # Long enough that the lease would have expired without a renewal after the restart.
-        _wait_for(lambda: time.monotonic() - restarted > 1.5 * ttl or held.lost)
+        wait_for(
+            lambda: time.monotonic() - restarted > 1.5 * ttl or held.lost, PATIENCE, interval=0.02
+        )
         assert not held.lost
         held.check()
     assert on_lost.errors == []

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from celery import Celery
 
 import crawjud_tasks
@@ -33,9 +31,9 @@ from crawjud_tasks import create_app
 from crawjud_tasks._execution import _ENDED
 from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
-from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for
-from tests.test_faults import RESTORE_EVERY_SECOND, wait_for
-from tests.test_mail_send import Recorder
+from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for, wait_for
+from tests.helpers import RESTORE_EVERY_SECOND, python_path
+from tests.smtp_server import Recorder, start_smtp
 
 pytestmark = pytest.mark.slow
 
@@ -78,11 +76,7 @@ class MailRig:
 
     def __init__(self, directory: Path) -> None:
         self.smtp = Trap()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.controller = Controller(self.smtp, hostname="127.0.0.1", port=port)
-        self.controller.start()
+        self.controller, port = start_smtp(self.smtp)
         self.server = RedisServer(directory / "redis", appendonly=True)
         self.settings = settings_for(
             self.server,
@@ -104,7 +98,7 @@ class MailRig:
     def worker(self, **options: Any) -> WorkerProcess:
         """Start a worker of the library's own tasks, importing the package under test."""
         source = str(Path(crawjud_tasks.__file__).parents[1])
-        env = {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+        env = {"PYTHONPATH": python_path(source)}
         options.setdefault("loglevel", "INFO")
         process = WorkerProcess(self.host, settings=self.settings, env=env, **options)
         self.workers.append(process)

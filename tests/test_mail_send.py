@@ -166,6 +166,7 @@ def test_bulk_sends_over_one_connection(mail_app: Celery, smtp: tuple[Recorder, 
     assert recorder.connections == 1
 
 
+@pytest.mark.slow
 def test_without_a_host_mail_goes_to_the_outbox(
     crawjud_settings: Settings, crawjud_data_dir: Path
 ) -> None:
@@ -191,6 +192,20 @@ def test_the_smtp_policy_fits_inside_a_short_visibility_timeout() -> None:
     short = smtp_policy(30)
     assert short.max_delay < 30
     assert short.attempts == 6
+
+
+def test_attachments_come_from_the_mail_roots_or_else_the_bots_inputs_and_reports(
+    tmp_path: Path,
+) -> None:
+    from crawjud_tasks.mail._send import attachment_roots
+
+    bots = {"allowed_roots": [str(tmp_path / "in")]}
+    by_default = Settings.from_mapping({"data_dir": str(tmp_path), "bots": bots})
+    assert attachment_roots(by_default) == (tmp_path / "in", tmp_path / "reports")
+    own = Settings.from_mapping(
+        {"data_dir": str(tmp_path), "bots": bots, "mail": {"attachment_roots": [str(tmp_path)]}}
+    )
+    assert attachment_roots(own) == (tmp_path,)
 
 
 def test_hostile_context_is_escaped_and_never_evaluated(

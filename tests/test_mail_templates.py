@@ -17,8 +17,7 @@ from crawjud_tasks.mail._templates import (
     known_templates,
     render,
 )
-
-from .conftest import run_cli
+from tests.helpers import python_env, run_cli
 
 SHIPPED = ["alert", "bot_cancelled", "bot_failed", "bot_finished", "bot_started", "periodic_report"]
 LOCALES = ["pt_BR", "en"]
@@ -196,6 +195,7 @@ def test_host_templates_are_sandboxed(tmp_path: Path) -> None:
         render(MailSettings(template_dirs=(tmp_path,)), "alert", _example("alert"), "en")
 
 
+@pytest.mark.slow
 def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path) -> None:
     context = tmp_path / "context.json"
     context.write_text(json.dumps(_example("bot_finished")), encoding="utf-8")
@@ -210,11 +210,10 @@ def test_cli_preview_writes_the_html_and_prints_subject_and_text(tmp_path: Path)
     assert "Items processed: 250" in done.stdout
 
 
+@pytest.mark.slow
 def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> None:
     import subprocess
     import sys
-
-    from .conftest import python_env
 
     done = subprocess.run(
         [sys.executable, "-m", "crawjud_tasks", "mail", "preview", "alert"],
@@ -239,6 +238,7 @@ def test_cli_preview_defaults_to_the_example_and_a_file_here(tmp_path: Path) -> 
         ("{}", "needs the variable"),
     ],
 )
+@pytest.mark.slow
 def test_cli_preview_errors_are_one_line(
     tmp_path: Path, content: str | None, expected: str
 ) -> None:
@@ -254,7 +254,31 @@ def test_cli_preview_errors_are_one_line(
     assert not (tmp_path / "out.html").exists()
 
 
+@pytest.mark.slow
 def test_cli_preview_unknown_template() -> None:
     done = run_cli("mail", "preview", "nope", "--locale", "fr")
     assert done.returncode == 1
     assert done.stderr.strip() == "Error: unknown mail locale 'fr'; known locales: en, pt_BR"
+
+
+def test_the_datetime_filter_shows_times_in_the_apps_timezone_in_each_locales_format() -> None:
+    context = {**_example("bot_finished"), "finished_at": "2026-11-28T13:27:00+00:00"}
+    context["duration"] = 4320.4
+    pt = render(MailSettings(), "bot_finished", context, "pt_BR", timezone="America/Sao_Paulo")
+    en = render(MailSettings(), "bot_finished", context, "en", timezone="UTC")
+    assert "Término: 28/11/2026 10:27" in pt.text and "Duração: 1 h 12 min" in pt.text
+    assert "Finished: 2026-11-28 13:27" in en.text and "Duration: 1 h 12 min" in en.text
+    assert "28/11/2026 10:27" in pt.html
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0 s"), (42.4, "42 s"), (185, "3 min 5 s"), (7260, "2 h 1 min")]
+)
+def test_the_duration_filter_says_hours_minutes_and_seconds(seconds: float, shown: str) -> None:
+    context = {**_example("bot_finished"), "duration": seconds}
+    assert f"Duration: {shown}" in render(MailSettings(), "bot_finished", context, "en").text
+
+
+def test_text_a_host_formatted_itself_is_shown_as_it_is() -> None:
+    context = {**_example("bot_started"), "started_at": "amanhã cedo"}
+    assert "Início: amanhã cedo" in render(MailSettings(), "bot_started", context, "pt_BR").text

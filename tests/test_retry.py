@@ -25,8 +25,7 @@ from crawjud_tasks import (
 from crawjud_tasks._retry import retry_waits_enabled
 from crawjud_tasks._settings import DEFAULT_VISIBILITY_TIMEOUT
 from crawjud_tasks.testing import WorkerProcess, retry_waits
-
-from .conftest import run_python
+from tests.helpers import run_python
 
 RETRY_LOGGER = "crawjud_tasks.retry"
 
@@ -318,6 +317,7 @@ def test_the_switch_is_a_plain_call_too_and_nests() -> None:
     assert retry_waits_enabled()
 
 
+@pytest.mark.slow
 def test_the_environment_variable_switches_a_process() -> None:
     code = (
         "from crawjud_tasks import RetryPolicy, Settings, TransientError\n"

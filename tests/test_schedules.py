@@ -270,7 +270,7 @@ def test_trigger_runs_now_with_its_own_id(app: Celery) -> None:
 def test_cli_add_list_next_pause_trigger_export_import(
     app: Celery, crawjud_redis: RedisServer, tmp_path: object
 ) -> None:
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
     from tests.test_schedules_beat import ROOT
 
     env = {

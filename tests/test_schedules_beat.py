@@ -26,8 +26,8 @@ from crawjud_tasks._app import close_app
 from crawjud_tasks._settings import Settings
 from crawjud_tasks.schedules import Schedule
 from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
-from tests.conftest import python_env
 from tests.examples.schedules_app import LEDGER, flaky, ledger, slow, tick
+from tests.helpers import python_env
 
 pytestmark = pytest.mark.slow
 

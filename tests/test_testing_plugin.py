@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import textwrap
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
 from celery import Celery
 
 from crawjud_tasks import ping
-from crawjud_tasks.testing import RedisServer, WorkerProcess
+from crawjud_tasks.testing import RedisServer, WorkerProcess, wait_for
 
 pytest_plugins = ["pytester"]
 
 
+@pytest.mark.slow
 def test_a_host_suite_gets_the_fixtures_with_no_import(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_host=textwrap.dedent(
@@ -47,6 +50,7 @@ def test_worker_process_can_be_killed_and_replaced(
     assert second.stop() == 0
 
 
+@pytest.mark.slow
 def test_redis_server_restart_keeps_data() -> None:
     with RedisServer() as server:
         client = server.client()
@@ -77,6 +81,7 @@ def test_crawjud_redis_is_emptied_between_tests_again(crawjud_redis: RedisServer
         client.close()
 
 
+@pytest.mark.slow
 def test_a_host_tests_its_bot_with_the_plugin_fixtures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_bot=textwrap.dedent(
@@ -115,3 +120,26 @@ def test_a_host_tests_its_bot_with_the_plugin_fixtures(pytester: pytest.Pytester
         "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_wait_for_returns_the_first_truthy_value_once_another_thread_delivers_it() -> None:
+    box: list[str] = []
+    threading.Timer(0.2, box.append, ["done"]).start()
+    started = time.monotonic()
+    assert wait_for(lambda: box and box[0], timeout=10) == "done"
+    assert time.monotonic() - started < 5  # it ends when the condition holds, not at the timeout
+
+
+def test_wait_for_fails_the_test_naming_what_it_waited_for() -> None:
+    calls: list[float] = []
+
+    def never() -> bool:
+        calls.append(time.monotonic())
+        return False
+
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match=r"^gave up after 0.3 s waiting for the moon$"):
+        wait_for(never, timeout=0.3, interval=0.05, what="the moon")
+    assert calls[-1] - started >= 0.3  # the condition was asked once more after the deadline
+    with pytest.raises(pytest.fail.Exception, match=r"waiting for .*never \(test_testing_plugin"):
+        wait_for(never, timeout=0)

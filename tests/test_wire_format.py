@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from celery import Celery
 from celery.worker import WorkController
 
 from crawjud_tasks import ping
-from crawjud_tasks.testing import RedisServer
+from crawjud_tasks.testing import RedisServer, wait_for
 
 
 def test_a_pickled_message_is_dropped_and_the_worker_goes_on(
@@ -21,9 +19,7 @@ def test_a_pickled_message_is_dropped_and_the_worker_goes_on(
     assert ping(crawjud_app, timeout=20).version
     client = crawjud_redis.client()
     try:
-        deadline = time.monotonic() + 5
-        while client.llen("crawjud") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: client.llen("crawjud") == 0, timeout=5)
         # ...the pickled message is gone from the queue rather than redelivered in a loop...
         assert client.llen("crawjud") == 0
         assert client.hlen("crawjud:unacked") == 0

@@ -22,9 +22,12 @@ import msgspec
 
 from crawjud_tasks.errors import ContractError, PayloadError
 
-__all__ = ["ContractCodec", "encode"]
+__all__ = ["MAX_ARGUMENT_BYTES", "ContractCodec", "encode"]
 
 _NONE_TYPES: tuple[object, ...] = (None, type(None))
+#: The most bytes a call's arguments may take as JSON: larger data goes in a file, passed by
+#: reference (a path inside an allowed root), never in a message.
+MAX_ARGUMENT_BYTES = 8 * 1024 * 1024
 
 
 def encode(value: Any) -> Any:
@@ -105,6 +108,54 @@ class ContractCodec:
             TypeError: they do not fit (missing, unexpected or too many arguments).
         """
         return self.signature.bind(*args, **kwargs)
+
+    def encode_call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, partial: bool = False
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments of a call as JSON data, checked as the worker will check them.
+
+        Each argument is converted back to its declared type now, so that a wrong type is
+        refused on the host (naming the argument and the field), not by the worker. ``partial``:
+        the first argument is missing (the previous step of a chain gives it).
+
+        Raises:
+            PayloadError: an argument cannot be sent as JSON, does not fit its declared type, or
+                the arguments take more than :data:`MAX_ARGUMENT_BYTES`.
+        """
+        encoded_args = tuple(self._encode(value, index) for index, value in enumerate(args))
+        encoded_kwargs = {name: self._encode(value, name) for name, value in kwargs.items()}
+        if partial:
+            bound = self.signature.bind_partial(None, *encoded_args, **encoded_kwargs)
+            bound.arguments.pop(next(iter(self.signature.parameters)), None)
+        else:
+            bound = self.signature.bind(*encoded_args, **encoded_kwargs)
+        hints = self.hints
+        for name, value in bound.arguments.items():
+            self._convert(value, hints[name], f"argument {name!r}", name)
+        size = len(msgspec.json.encode((encoded_args, encoded_kwargs)))
+        if size > MAX_ARGUMENT_BYTES:
+            msg = (
+                f"{self._name}: the arguments take {size:,} bytes as JSON, more than a message "
+                f"carries ({MAX_ARGUMENT_BYTES:,}); put the data in a file inside an allowed "
+                "root and pass its path (for bot runs: BotInput.from_file(path))"
+            )
+            raise PayloadError(msg)
+        return encoded_args, encoded_kwargs
+
+    def _encode(self, value: Any, where: int | str) -> Any:
+        try:
+            return msgspec.to_builtins(value)
+        except (TypeError, msgspec.EncodeError) as exc:
+            name = where if isinstance(where, str) else self._positional_name(where)
+            msg = (
+                f"{self._name}: cannot send argument {name!r} ({type(value).__name__}) as JSON "
+                f"({exc}); use a dataclass, a TypedDict, or plain data"
+            )
+            raise PayloadError(msg) from exc
+
+    def _positional_name(self, index: int) -> str:
+        names = list(self.signature.parameters)
+        return names[index] if index < len(names) else f"#{index + 1}"
 
     def decode_arguments(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from crawjud_tasks._canvas import Call, ImmutableSig, PartialSig, Sig
-from crawjud_tasks._codec import ContractCodec, encode
+from crawjud_tasks._codec import ContractCodec
 from crawjud_tasks._dispatch import check_seconds, visibility_timeout
 from crawjud_tasks._execution import DEFAULT_MAX_DELIVERIES, Delivery, Execution
 from crawjud_tasks._guards import is_instance
@@ -205,7 +205,7 @@ class TaskRef(Generic[P, R]):
                 codec.bind((None, *args), kwargs)
             except TypeError:
                 raise self._misfit(complete_error) from None
-            return PartialSig(self._call(args, kwargs, immutable=False), self._app)
+            return PartialSig(self._call(args, kwargs, immutable=False, partial=True), self._app)
         return Sig(self._call(args, kwargs, immutable=False), self._app)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> ImmutableSig[R]:
@@ -249,14 +249,17 @@ class TaskRef(Generic[P, R]):
             ignored=codec.returns_none,
         )
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], *, immutable: bool) -> Call:
-        return Call(
-            self.name,
-            self._shared.codec,
-            encode(args) if args else (),
-            encode(kwargs) if kwargs else {},
-            immutable=immutable,
-        )
+    def _call(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        immutable: bool,
+        partial: bool = False,
+    ) -> Call:
+        codec = self._shared.codec
+        encoded_args, encoded_kwargs = codec.encode_call(args, kwargs, partial=partial)
+        return Call(self.name, codec, encoded_args, encoded_kwargs, immutable=immutable)
 
     # -- implementation -----------------------------------------------------------------------
 

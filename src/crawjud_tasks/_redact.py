@@ -15,10 +15,16 @@ REDACTED = "***"
 
 #: Configuration keys whose values are secrets whatever they look like.
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|credential|api_?key|private", re.IGNORECASE)
+#: A query parameter whose name says secret, with its value.
+_QUERY_SECRET = re.compile(
+    rf"(?P<name>(?:^|(?<=[&;]))[^&;=]*(?:{_SECRET_KEY.pattern})[^&;=]*)=[^&;]*", re.IGNORECASE
+)
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``.
+    """Return ``url`` with any password replaced by ``***``: the one in its user info, and the
+    value of every query parameter whose name says secret (``?password=``, ``sentinel_password``,
+    ``token``...).
 
     Several URLs joined by ``;`` (Celery's failover syntax) are redacted one by one.
     """
@@ -29,11 +35,13 @@ def redact_url(url: str) -> str:
         password = parts.password
     except ValueError:
         return REDACTED  # not parseable: show nothing rather than a possible secret
-    if not password:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{hostinfo}"))
+    if password:
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:{REDACTED}@{hostinfo}")
+    if parts.query:
+        parts = parts._replace(query=_QUERY_SECRET.sub(rf"\g<name>={REDACTED}", parts.query))
+    return urlunsplit(parts)
 
 
 def redact_value(key: str, value: Any) -> Any:

@@ -127,6 +127,16 @@ class MailSettings:
     outbox_dir: Path | None = None
     #: Host template folders; they take precedence over the package's templates.
     template_dirs: tuple[Path, ...] = ()
+    #: Seconds a template may take to render before it is stopped as broken.
+    render_timeout: float = 10.0
+    #: The most characters a rendered part (HTML or text) may have.
+    max_render_size: int = 4_000_000
+    #: Seconds a mail task may run (a send of many messages included) before Celery stops it;
+    #: its soft limit comes 10% earlier.
+    task_time_limit: float = 900.0
+    #: Folders attachments may be read from (default: ``bots.allowed_roots`` and the reports
+    #: folder; see :attr:`Settings.attachment_roots`).
+    attachment_roots: tuple[Path, ...] | None = dataclasses.field(default=None, metadata=ROOTS)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,6 +282,15 @@ class Settings:
         return f"{self.namespace}:"
 
     @property
+    def attachment_roots(self) -> tuple[Path, ...]:
+        """Where mail attachments may come from: ``mail.attachment_roots``, or by default where
+        bots read their inputs and write their reports."""
+        if self.mail.attachment_roots is not None:
+            return self.mail.attachment_roots
+        reports = self.bots.reports_dir or self.resolved_data_dir / "reports"
+        return (*self.bots.allowed_roots, reports.expanduser())
+
+    @property
     def resolved_data_dir(self) -> Path:
         """``data_dir``, or the platform's user data folder for ``crawjud-tasks``."""
         if self.data_dir is not None:
@@ -394,7 +413,8 @@ def _env_value(path: tuple[str, ...], raw: str) -> Any:
         return None
     cls: type[Any] = Settings if len(path) == 1 else _section_types()[path[0]]
     tp = get_type_hints(cls)[path[-1]]
-    if get_origin(tp) is tuple:
+    given = [arg for arg in get_args(tp) if arg is not type(None)]  # X | None: X
+    if get_origin(tp) is tuple or (len(given) == 1 and get_origin(given[0]) is tuple):
         text = raw.strip()
         if text.startswith("["):
             try:

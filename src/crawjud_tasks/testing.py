@@ -15,7 +15,8 @@ suite that has crawjud-tasks installed, with nothing to import:
   (:class:`WorkerProcess`), which a test can stop or kill; all are stopped after the test.
 
 :func:`retry_waits` switches the waits of retry policies off (or on) in the test process, and in
-the worker subprocesses started while it is off.
+the worker subprocesses started while it is off. :func:`wait_for` polls a condition until it
+holds (a result stored, a worker gone, a message received) and fails the test if it never does.
 
 Nothing here is a fake: the same broker, backend and worker code paths as production run.
 """
@@ -24,9 +25,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from celery import Celery
@@ -51,7 +53,10 @@ __all__ = [
     "crawjud_worker_process",
     "retry_waits",
     "settings_for",
+    "wait_for",
 ]
+
+T = TypeVar("T")
 
 
 def retry_waits(enabled: bool) -> RetryWaits:
@@ -78,6 +83,52 @@ def settings_for(server: RedisServer, data_dir: Path, **changes: Any) -> Setting
         "data_dir": str(data_dir),
     }
     return Settings.from_mapping(base | changes)
+
+
+def wait_for(
+    condition: Callable[[], T], timeout: float = 30.0, *, interval: float = 0.05, what: str = ""
+) -> T:
+    """Call ``condition`` until it returns something truthy, and return that; fail the test if not.
+
+    Work done by a worker (another thread or process) lands when it lands: poll for it instead of
+    sleeping a fixed time. The wait ends as soon as the condition holds, so be generous with
+    ``timeout``; the last call, which decides a failure, comes after the deadline::
+
+        wait_for(lambda: run_state(app, run_id) is not None, what="the run to start")
+        pid = wait_for(lambda: find_pid(log), timeout=60)
+
+    Args:
+        condition: Called with no arguments, in this thread; a truthy return ends the wait.
+        timeout: Seconds to wait at most.
+        interval: Seconds between two calls.
+        what: What is awaited, for the failure message (default: the condition's name and
+            where it is defined).
+
+    Returns:
+        The condition's first truthy return value.
+
+    Raises:
+        pytest.fail.Exception: ``gave up after <timeout> s waiting for <what>``.
+    """
+    __tracebackhide__ = True  # pytest shows the failing test's line, not this loop
+    deadline = time.monotonic() + timeout
+    while True:
+        expired = time.monotonic() >= deadline
+        value = condition()
+        if value:
+            return value
+        if expired:  # this last call came after the deadline
+            pytest.fail(f"gave up after {timeout:g} s waiting for {what or _describe(condition)}")
+        time.sleep(interval)
+
+
+def _describe(condition: Callable[[], object]) -> str:
+    """``name (file:line)`` of a function, or the repr of any other callable."""
+    code = getattr(condition, "__code__", None)
+    name = getattr(condition, "__qualname__", None)
+    if code is None or name is None:
+        return repr(condition)
+    return f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,13 @@
-"""The ``crawjud-tasks`` command line (click, which Celery already brings)."""
+"""The ``crawjud-tasks`` command line (click, which Celery already brings).
+
+The command line is a surface: it uses a domain only through the domain's public modules
+(``crawjud_tasks.bots``, ``crawjud_tasks.bots.contracts``, ``crawjud_tasks.mail``...), public names
+through the package root (``crawjud_tasks``) and ``crawjud_tasks.errors``, and, for what the
+library keeps internal, the top-level modules of the assembly, runtime and core layers
+(``crawjud_tasks._state``, ``_worker_process``, ``_redact``, ``_metadata``). Never a domain's
+``_modules``: what a command needs from a domain is added to that domain's public API. The
+import-linter contracts in ``pyproject.toml`` (``nox -s lint``) check it.
+"""
 
 from __future__ import annotations
 

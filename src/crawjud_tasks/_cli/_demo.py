@@ -9,15 +9,12 @@ from pathlib import Path
 import click
 from celery import Celery
 
-from crawjud_tasks._app import create_app
+from crawjud_tasks import EmbeddedRedis, Settings, create_app, ping
 from crawjud_tasks._cli._demo_input import write_demo_spreadsheet
 from crawjud_tasks._cli._follow import follow_run
 from crawjud_tasks._cli._loader import fail
 from crawjud_tasks._cli._run import progress_for_stdout
-from crawjud_tasks._embedded import EmbeddedRedis
-from crawjud_tasks._ping import ping
 from crawjud_tasks._redact import redact_url
-from crawjud_tasks._settings import Settings
 from crawjud_tasks._worker_process import WorkerProcess
 from crawjud_tasks.bots.contracts import BotInput, BotParameters, execute_bot
 from crawjud_tasks.errors import CrawjudTasksError

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
+from crawjud_tasks import EmbeddedRedis, EmbeddedStatus, Settings
 from crawjud_tasks._cli._loader import fail
-from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
-from crawjud_tasks._settings import Settings
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["embedded"]

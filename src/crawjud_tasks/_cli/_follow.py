@@ -14,15 +14,14 @@ import click
 
 from crawjud_tasks._cli._loader import fail
 from crawjud_tasks._cli._progress import Progress, exit_code
-from crawjud_tasks.bots._events import RunEvent, run_events
-from crawjud_tasks.bots._runs import cancel_run, run_state
+from crawjud_tasks.bots import RunEvent, cancel_run, run_events, run_state
 from crawjud_tasks.bots.contracts import BotRunResult, RunStatus
 from crawjud_tasks.errors import CrawjudTasksError, ResultTimeoutError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from crawjud_tasks._results import TypedResult
+    from crawjud_tasks import TypedResult
 
 __all__ = ["EXIT_REFUSED", "EXIT_STOPPED_WATCHING", "follow_run", "watch_hint"]
 

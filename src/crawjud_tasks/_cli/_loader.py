@@ -10,7 +10,7 @@ from typing import TypeGuard
 import click
 from celery import Celery
 
-from crawjud_tasks._app import create_app
+from crawjud_tasks import create_app
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["APP_HELP", "fail", "load_app"]

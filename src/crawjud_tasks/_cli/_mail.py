@@ -8,12 +8,12 @@ from typing import Any, TypeGuard
 
 import click
 
+from crawjud_tasks import MailSettings, Settings
 from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._mail_send_test import send_test
-from crawjud_tasks._settings import MailSettings, Settings
 from crawjud_tasks._state import app_state, has_state
 from crawjud_tasks.errors import CrawjudTasksError
-from crawjud_tasks.mail._templates import check_template, example_context, render
+from crawjud_tasks.mail import check_template, example_context, render
 
 __all__ = ["mail", "mail_settings"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from crawjud_tasks import Settings
 from crawjud_tasks._cli._loader import fail
-from crawjud_tasks._settings import Settings
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["send_test"]
@@ -17,12 +17,13 @@ __all__ = ["send_test"]
 def send_test(address: str, locale: str) -> None:
     """Send one test message (the `alert` template) to ADDRESS, here and now, through the
     transport the settings select (SMTP, or the outbox when no mail host is set)."""
-    from crawjud_tasks.mail._message import (  # noqa: PLC0415  (mail code loads on use)
+    from crawjud_tasks.mail import (  # noqa: PLC0415  (mail code loads on use)
         build_message,
         envelope_recipients,
+        example_context,
+        render,
+        transport_for,
     )
-    from crawjud_tasks.mail._templates import example_context, render  # noqa: PLC0415
-    from crawjud_tasks.mail._transport_for import transport_for  # noqa: PLC0415
     from crawjud_tasks.mail.contracts import EmailMessage, Locale  # noqa: PLC0415
 
     try:

@@ -20,7 +20,7 @@ from typing import TextIO
 
 import click
 
-from crawjud_tasks.bots._events import RunEvent, format_event
+from crawjud_tasks.bots import RunEvent, format_event
 from crawjud_tasks.bots.contracts import BotRunResult, RunCounts, RunStatus
 
 __all__ = ["EXIT_CODES", "Progress", "duration", "exit_code"]

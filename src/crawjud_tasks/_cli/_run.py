@@ -13,7 +13,7 @@ from crawjud_tasks._cli._follow import follow_run, watch_hint
 from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._progress import Progress
 from crawjud_tasks._state import app_state, has_state
-from crawjud_tasks.bots._runs import check_run_id
+from crawjud_tasks.bots import check_run_id
 from crawjud_tasks.bots.contracts import (
     MAX_PARALLELISM,
     BotInput,
@@ -60,7 +60,7 @@ def _parse_options(
 def _check_notify(
     _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[str, ...]:
-    from crawjud_tasks.mail._message import parse_address  # noqa: PLC0415  (mail loads lazily)
+    from crawjud_tasks.mail import parse_address  # noqa: PLC0415  (mail loads lazily)
 
     for value in values:
         try:

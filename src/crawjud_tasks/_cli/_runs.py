@@ -13,7 +13,7 @@ from crawjud_tasks._cli._loader import fail, load_app
 from crawjud_tasks._cli._progress import duration
 from crawjud_tasks._cli._run import check_run_id_option, progress_for_stdout
 from crawjud_tasks._state import app_state
-from crawjud_tasks.bots._runs import RunState, cancel_run, run_state
+from crawjud_tasks.bots import RunState, cancel_run, run_state
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["runs"]

@@ -183,9 +183,7 @@ def import_(ctx: click.Context, source: Any, replace: bool) -> None:
 
 
 def schedules_import_limit() -> int:
-    from crawjud_tasks.schedules._api import MAX_IMPORT_BYTES  # noqa: PLC0415
-
-    return MAX_IMPORT_BYTES
+    return schedules.MAX_IMPORT_BYTES
 
 
 def _namespace(app: Any) -> str:

@@ -20,11 +20,11 @@ Writing a bot::
 
 from crawjud_tasks.bots._bot import BaseBot, Bot, Item, ItemOutcome, NoOptions
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
-from crawjud_tasks.bots._events import RunEvent, run_events
+from crawjud_tasks.bots._events import RunEvent, format_event, run_events
 from crawjud_tasks.bots._extensions import add_secret_provider, set_report_store
 from crawjud_tasks.bots._registry import bot, known_bots, register_bot
 from crawjud_tasks.bots._reports import LocalReportStore, ReportStore
-from crawjud_tasks.bots._runs import RunState, cancel_run, run_state
+from crawjud_tasks.bots._runs import RunState, cancel_run, check_run_id, run_state
 from crawjud_tasks.bots._secrets import EnvSecretProvider, FileSecretProvider, SecretProvider
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "add_secret_provider",
     "bot",
     "cancel_run",
+    "check_run_id",
+    "format_event",
     "known_bots",
     "register_bot",
     "run_events",

@@ -1,4 +1,5 @@
-"""A run's checkpoint: one JSON line per item done, in Redis, read back to resume and report.
+"""A run's checkpoint: one JSON line per item done, in Redis (kept by the run's
+:class:`~crawjud_tasks.bots._store.RunStore`), read back to resume and report.
 
 A line holds the item's index, status, data and reason; its input cells are read again from the
 run's input, so the checkpoint stays small.
@@ -12,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._bot import Item, ItemRecord, ItemStatus
+from crawjud_tasks.bots._store import RunStore
 from crawjud_tasks.bots.contracts import RunCounts
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["checkpoint_line", "load_checkpoint"]
+__all__ = ["checkpoint_line", "load_checkpoint", "read_checkpoint"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,13 +52,18 @@ def load_checkpoint(
     Raises:
         BrokerUnavailableError: Redis did not answer.
     """
-    state = app_state(app)
-    with state.redis_errors():
-        raw: Any = state.redis.lrange(state.keys.run(run_id, "items"), 0, -1)
+    return read_checkpoint(RunStore(app, run_id).checkpoint(), items, counts)
+
+
+def read_checkpoint(
+    lines: Sequence[bytes], items: Sequence[Item], counts: RunCounts
+) -> tuple[list[ItemRecord], RunCounts]:
+    """The records of the items done that ``lines`` hold (each once), and ``counts`` with them
+    added."""
     done: set[int] = set()
     records: list[ItemRecord] = []
     succeeded, failed, skipped = counts.succeeded, counts.failed, counts.skipped
-    for line in raw:
+    for line in lines:
         saved = _DECODER.decode(line)
         if saved.i in done or saved.i >= len(items):
             continue

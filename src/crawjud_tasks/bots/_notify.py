@@ -1,33 +1,42 @@
 """A run's notifications: ``bot_started``, then ``bot_finished``, ``bot_failed`` or
-``bot_cancelled``, sent to the run's recipients through the mail contract, in the run's locale.
+``bot_cancelled``, sent to the run's recipients through the mail contract, in the run's locale
+(times and durations go as data; the templates format them with mail's filters).
 
 A notification is dispatched, never awaited: the run goes on while the mail worker sends it. A
 dispatch that fails is recorded in the run's events at once; a send that fails in the end (after
-the mail task's own retries) is recorded there by an error callback the mail worker runs. A failed
-notification never changes the run's outcome. Each message's idempotency key is
-``<run id>:<template>``, so a resumed run never notifies twice.
+the mail task's own retries) is recorded there by the contract ``notification_failed``, the
+error callback the mail worker sends to the bots queue. A failed notification never changes the
+run's outcome. Each message's idempotency key is ``<run id>:<template>``, so a resumed run never
+notifies twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._state import app_state
-from crawjud_tasks.bots._events import encode_event
-from crawjud_tasks.bots.contracts import BotParameters, BotRunResult, RunStatus
+from crawjud_tasks.bots._store import RunStore
+from crawjud_tasks.bots.contracts import (
+    BotParameters,
+    BotRunResult,
+    RunStatus,
+    notification_failed,
+)
 from crawjud_tasks.mail.contracts import Attachment, EmailMessage, send_email
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["notify_finished", "notify_started", "register_notification_errback"]
+    from crawjud_tasks.bots._context import LogLevel
+
+__all__ = ["notification_not_sent", "notify_finished", "notify_started"]
 
 _LOG = logging.getLogger("crawjud_tasks.bots")
+#: Seconds the error callback waits for the failed mail task's stored error.
+_ERROR_WAIT = 5.0
 #: The largest report attached to a notification; a larger one is only named.
 MAX_ATTACHED_REPORT = 10 * 1024 * 1024
 _TEMPLATE_OF = {
@@ -38,15 +47,16 @@ _TEMPLATE_OF = {
 }
 
 
-def register_notification_errback(app: Celery) -> None:
-    """Register the error callback that records a failed notification in its run's events."""
-    namespace = app_state(app).settings.namespace
-
-    @app.task(name=f"{namespace}.bots.notification_failed", shared=False)
-    def notification_failed(
-        request: Any, exc: BaseException, traceback: Any, run_id: str, template: str
-    ) -> None:
-        _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
+def notification_not_sent(app: Celery, task_id: str, run_id: str, template: str) -> None:
+    """Record in the run's events why the mail task ``task_id`` (its ``template``
+    notification) failed in the end: the implementation of ``notification_failed``."""
+    try:
+        send_email.using(app).result(task_id).get(timeout=_ERROR_WAIT)
+    except Exception as exc:
+        reason = f": {_short(exc)}"
+    else:  # (an error callback of a task that did not fail: nothing to say why)
+        reason = f" (task {task_id})"
+    _record(app, run_id, "error", f"the {template} notification was not sent{reason}")
 
 
 def notify_started(
@@ -65,7 +75,7 @@ def notify_started(
         "user_name": parameters.user_name or str(user_id),
         "bot_name": title or bot,
         "run_id": run_id,
-        "started_at": _when(app, started_at, parameters.locale),
+        "started_at": started_at.isoformat(),
         "input_file": _input_name(parameters),
         "total": total,
         "logs_url": _url(app_state(app).settings.bots.logs_url, run_id),
@@ -90,7 +100,6 @@ def notify_finished(
 ) -> None:
     """Send the notification of how the run ended to the run's recipients (if any)."""
     template = _TEMPLATE_OF[result.status]
-    locale = parameters.locale
     counts = result.counts
     context: dict[str, Any] = {
         "user_name": parameters.user_name or str(result.user_id),
@@ -99,11 +108,11 @@ def notify_finished(
         "total": counts.total,
     }
     attachments: list[Attachment] = []
-    when = _when(app, result.finished_at, locale)
+    when = result.finished_at.isoformat()
     if template == "bot_finished":
         context |= {
             "finished_at": when,
-            "duration": _duration(result.seconds, locale),
+            "duration": result.seconds,
             "successes": counts.succeeded,
             "failures": counts.failed,
         }
@@ -155,9 +164,11 @@ def _send(
         attachments=attachments,
         idempotency_key=f"{run_id}:{template}",
     )
-    errback = app.signature(f"{namespace}.bots.notification_failed", args=(run_id, template))
+    # Until Sig.apply_async takes on_error, the error callback rides in Celery's own option.
+    errback = notification_failed.using(app).s(run_id=run_id, template=template)
+    link_error = errback.node.to_celery(app, namespace)
     try:
-        handle = send_email.using(app).s(message).node.send(app, {"link_error": errback})
+        handle = send_email.using(app).s(message).node.send(app, {"link_error": link_error})
     except Exception as exc:
         _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
         return
@@ -170,16 +181,10 @@ def _send(
     )
 
 
-def _record(app: Celery, run_id: str, level: Any, message: str) -> None:
+def _record(app: Celery, run_id: str, level: LogLevel, message: str) -> None:
     """Append a log line to the run's events; a Redis error is only logged."""
-    settings = app_state(app).settings.bots
     try:
-        app_state(app).redis.xadd(
-            app_state(app).keys.run(run_id, "events"),
-            dict(encode_event("log", time=time.time(), level=level, message=message).items()),
-            maxlen=settings.events_max,
-            approximate=True,
-        )
+        RunStore(app, run_id).log_now(level, message)
     except Exception as exc:
         _LOG.warning("run %s: %s (not recorded in its events: %s)", run_id, message, exc)
         return
@@ -215,19 +220,3 @@ def _input_name(parameters: BotParameters) -> str:
     return (
         f"{len(source.rows)} linhas" if parameters.locale == "pt_BR" else f"{len(source.rows)} rows"
     )
-
-
-def _when(app: Celery, moment: dt.datetime, locale: str) -> str:
-    local = moment.astimezone(zoneinfo.ZoneInfo(app_state(app).settings.timezone))
-    return local.strftime("%d/%m/%Y %H:%M" if locale == "pt_BR" else "%Y-%m-%d %H:%M")
-
-
-def _duration(seconds: float, locale: str) -> str:
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s"

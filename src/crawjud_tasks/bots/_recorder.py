@@ -1,4 +1,5 @@
-"""The run's writer: checkpoint records, events and state, sent without waiting for answers.
+"""The run's writer: checkpoint records, events and state, sent without waiting for answers
+(made by the run's :class:`~crawjud_tasks.bots._store.RunStore`, which names the keys).
 
 Each item's record and event leave in one socket write as soon as the item is done, so that a
 worker killed right after an item has already handed that item's checkpoint to Redis; the
@@ -14,10 +15,8 @@ from typing import TYPE_CHECKING, Any, final
 
 import redis
 
-from crawjud_tasks._state import app_state
-
 if TYPE_CHECKING:
-    from celery import Celery
+    from crawjud_tasks._state import AppState
 
 __all__ = ["BATCH", "Recorder"]
 
@@ -30,7 +29,6 @@ class Recorder:
     """Sends one run's writes over a connection of its own; see the module docstring."""
 
     __slots__ = (
-        "_app",
         "_conn",
         "_events",
         "_expiring",
@@ -40,25 +38,28 @@ class Recorder:
         "_pending",
         "_pool",
         "_retention",
+        "_shared",
         "_state",
     )
 
-    def __init__(self, app: Celery, run_id: str) -> None:
-        shared = app_state(app)
-        settings = shared.settings.bots
-        self._app = app
-        self._items = shared.keys.run(run_id, "items")
-        self._events = shared.keys.run(run_id, "events")
-        self._state = shared.keys.run(run_id, "state")
-        self._expiring = (
-            self._items,
-            self._events,
-            self._state,
-            shared.keys.run(run_id, "cancel"),
-            shared.keys.run(run_id, "abort"),
-        )
-        self._maxlen = str(settings.events_max)
-        self._retention = str(max(1, round(settings.retention)))
+    def __init__(
+        self,
+        shared: AppState,
+        *,
+        items: str,
+        events: str,
+        state: str,
+        expiring: tuple[str, ...],
+        events_max: int,
+        retention: int,
+    ) -> None:
+        self._shared = shared
+        self._items = items
+        self._events = events
+        self._state = state
+        self._expiring = expiring
+        self._maxlen = str(events_max)
+        self._retention = str(retention)
         self._pool: Any = shared.redis.connection_pool
         with shared.redis_errors():
             self._conn: Any = self._pool.get_connection()
@@ -92,7 +93,7 @@ class Recorder:
         Raises:
             BrokerUnavailableError: Redis did not answer.
         """
-        with self._lock, app_state(self._app).redis_errors():
+        with self._lock, self._shared.redis_errors():
             self._drain()
 
     def close(self) -> None:
@@ -110,7 +111,7 @@ class Recorder:
 
     def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
         packed = b"".join(_pack(command) for command in commands)
-        with self._lock, app_state(self._app).redis_errors():
+        with self._lock, self._shared.redis_errors():
             if self._pending + len(commands) > BATCH:
                 self._drain()
             self._conn.send_packed_command([packed], check_health=False)

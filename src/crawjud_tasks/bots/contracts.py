@@ -25,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import itertools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, cast
 
 from crawjud_tasks._contracts import task_contract
 from crawjud_tasks.errors import PayloadError
@@ -45,6 +46,7 @@ __all__ = [
     "SecretRef",
     "execute_bot",
     "finish_run",
+    "notification_failed",
     "run_chunk",
 ]
 
@@ -54,11 +56,38 @@ Cell = str | int | float | bool | None
 MAX_INLINE_ROWS = 1000
 #: The most chunks a parallel run is split into.
 MAX_PARALLELISM = 64
-#: Option names that look like a credential: such a value must come as a :class:`SecretRef`.
-_CREDENTIAL_NAME = re.compile(
-    r"pass(word|wd)?|senha|secret|token|api[_-]?key|credencia|credential|private[_-]?key",
-    re.IGNORECASE,
+#: Words of option names that say credential: such a value must come as a :class:`SecretRef`.
+_CREDENTIAL_WORDS = frozenset(
+    (
+        "pass",
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "senha",
+        "secret",
+        "token",
+        "credential",
+        "credentials",
+        "credencial",
+        "credenciais",
+        "cookie",
+        "bearer",
+        "otp",
+        "totp",
+        "pfx",
+        "p12",
+        "apikey",
+        "sshkey",
+        "privatekey",
+        "accesskey",
+    )
 )
+#: Pairs of words that say credential together (``api_key``, ``sshKey``, ``client-secret``).
+_CREDENTIAL_PAIRS = frozenset(
+    {("api", "key"), ("ssh", "key"), ("private", "key"), ("access", "key"), ("session", "id")}
+)
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -164,8 +193,15 @@ class BotParameters:
     parallelism: int = 1
 
     def __post_init__(self) -> None:
+        credentials = cast("object", self.credentials)  # untyped callers pass anything
+        if credentials is not None and not isinstance(credentials, SecretRef):
+            msg = (
+                "credentials takes SecretRef(name), the name a secret provider knows the secret "
+                f"by, never the secret itself; got a {type(credentials).__name__}"
+            )
+            raise PayloadError(msg)
         for name, value in self.options.items():
-            if _CREDENTIAL_NAME.search(name) and value not in (None, ""):
+            if _looks_like_a_credential(name) and value not in (None, ""):
                 msg = (
                     f"option {name!r} looks like a credential; never send one in a message: "
                     "store it with a secret provider and pass credentials=SecretRef(name)"
@@ -183,6 +219,13 @@ class BotParameters:
         if self.max_failures is not None and self.max_failures < 1:
             msg = f"max_failures must be >= 1 (or None), got {self.max_failures!r}"
             raise PayloadError(msg)
+
+
+def _looks_like_a_credential(name: str) -> bool:
+    words = [word.lower() for word in _WORD.findall(name)]
+    return any(word in _CREDENTIAL_WORDS for word in words) or any(
+        pair in _CREDENTIAL_PAIRS for pair in itertools.pairwise(words)
+    )
 
 
 class RunStatus(str, enum.Enum):
@@ -297,4 +340,12 @@ def finish_run(  # noqa: PLR0917  (a task's arguments travel positionally in its
 ) -> BotRunResult:
     """The last stage of a parallel run: merge the chunks, write the report, emit "finished",
     notify, store the result. ``execute_bot`` sends it as the body of the chunks' chord."""
+    raise NotImplementedError
+
+
+@task_contract("bots.notification_failed")
+def notification_failed(task_id: str, run_id: str, template: str) -> None:
+    """Record in run ``run_id``'s events that its ``template`` notification was not sent: the
+    error callback of the mail task ``task_id`` (which gives its id as the first argument). The
+    runner sends it with each notification; hosts need not."""
     raise NotImplementedError

@@ -17,13 +17,15 @@ __all__ = ["register"]
 
 
 def register(app: Celery, state: AppState) -> None:
-    """Bind the mail contracts' implementations on ``app`` (SMTP retry policy)."""
+    """Bind the mail contracts' implementations on ``app`` (SMTP retry policy, time limits)."""
     policy = smtp_policy(visibility_timeout(app))
+    hard = state.settings.mail.task_time_limit
+    limits: dict[str, Any] = {"retry": policy, "time_limit": hard, "soft_time_limit": hard * 0.9}
 
-    @send_email.implement_bound(app, retry=policy)
+    @send_email.implement_bound(app, **limits)
     def _send_email(task: Any, message: EmailMessage) -> EmailReceipt:
         return send_messages(app, [message], str(task.request.id))[0]
 
-    @send_bulk.implement_bound(app, retry=policy)
+    @send_bulk.implement_bound(app, **limits)
     def _send_bulk(task: Any, messages: list[EmailMessage]) -> list[EmailReceipt]:
         return send_messages(app, messages, str(task.request.id))

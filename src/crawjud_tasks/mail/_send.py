@@ -55,9 +55,8 @@ def smtp_policy(limit: float | None) -> RetryPolicy:
 
 
 def attachment_roots(settings: Settings) -> tuple[Path, ...]:
-    """Where attachments may come from: the bots' allowed roots and the reports folder."""
-    reports = settings.bots.reports_dir or settings.resolved_data_dir / "reports"
-    return (*settings.bots.allowed_roots, reports.expanduser())
+    """Where attachments may come from (``Settings.attachment_roots``)."""
+    return settings.attachment_roots
 
 
 def send_messages(app: Celery, messages: Sequence[EmailMessage], run_id: str) -> list[EmailReceipt]:
@@ -139,7 +138,13 @@ def _content(
             key = None
         if key is not None and key in rendered:
             return rendered[key]
-        done = render(settings.mail, message.template, message.context, message.locale)
+        done = render(
+            settings.mail,
+            message.template,
+            message.context,
+            message.locale,
+            timezone=settings.timezone,
+        )
         content = (done.subject, done.html, done.text)
         if key is not None:
             rendered[key] = content

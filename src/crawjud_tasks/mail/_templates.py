@@ -13,9 +13,12 @@ string.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import json
+import math
 import re
+import zoneinfo
 from collections.abc import Mapping
 from html.parser import HTMLParser
 from importlib import resources
@@ -39,11 +42,14 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from crawjud_tasks._settings import MailSettings
 from crawjud_tasks.errors import InvalidEmailError
+from crawjud_tasks.mail._bounded import BoundedEnvironment, RenderLimitError, render_bounded
 
 __all__ = [
     "RenderedEmail",
     "check_template",
     "example_context",
+    "format_datetime",
+    "format_duration",
     "html_to_text",
     "known_templates",
     "render",
@@ -81,8 +87,9 @@ def _loader(template_dirs: tuple[Path, ...]) -> BaseLoader:
 
 
 @functools.lru_cache(maxsize=32)
-def _environments(template_dirs: tuple[Path, ...]) -> _Environments:
-    """One pair of environments per tuple of host folders (templates compile once each).
+def _environments(template_dirs: tuple[Path, ...], timezone: str = "UTC") -> _Environments:
+    """One pair of environments per tuple of host folders and timezone (templates compile once
+    each), with the filters ``datetime`` and ``duration`` (see :func:`format_datetime`).
 
     ``auto_reload`` is off: a changed template is read again by a new process, not on every
     render (which would cost a ``stat`` per file and render).
@@ -96,9 +103,44 @@ def _environments(template_dirs: tuple[Path, ...]) -> _Environments:
         "trim_blocks": True,
         "lstrip_blocks": True,
     }
-    html = SandboxedEnvironment(autoescape=select_autoescape(("html", "htm")), **common)
-    text = SandboxedEnvironment(autoescape=False, **common)
+    html = BoundedEnvironment(autoescape=select_autoescape(("html", "htm")), **common)
+    text = BoundedEnvironment(autoescape=False, **common)
+    zone = zoneinfo.ZoneInfo(timezone)
+    for env in (html, text):
+        env.filters["datetime"] = functools.partial(format_datetime, zone=zone)
+        env.filters["duration"] = format_duration
     return _Environments(html=html, text=text)
+
+
+def format_datetime(value: object, fmt: str = "%Y-%m-%d %H:%M", *, zone: dt.tzinfo) -> str:
+    """The filter ``datetime``: a datetime (or ISO 8601 text) in ``zone``, as ``fmt``
+    (``strftime``); other text is shown as it is (a host may format its own). A naive datetime
+    is taken as UTC."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(moment, dt.datetime):
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(zone).strftime(fmt)
+
+
+def format_duration(value: object) -> str:
+    """The filter ``duration``: seconds as ``1 h 12 min``, ``3 min 5 s`` or ``42 s``; text is
+    shown as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return str(value)
+    hours, rest = divmod(max(0, round(value)), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
 
 
 def known_templates(settings: MailSettings, locale: str) -> list[str]:
@@ -130,7 +172,12 @@ def _locales(template_dirs: tuple[Path, ...]) -> tuple[str, ...]:
 
 
 def render(
-    settings: MailSettings, name: str, context: Mapping[str, Any], locale: str
+    settings: MailSettings,
+    name: str,
+    context: Mapping[str, Any],
+    locale: str,
+    *,
+    timezone: str = "UTC",
 ) -> RenderedEmail:
     """Render the template ``name`` in ``locale`` with ``context``.
 
@@ -139,6 +186,7 @@ def render(
         name: The template name, such as ``bot_finished``.
         context: The template's variables (see the docs for each template's list).
         locale: ``pt_BR`` or ``en`` (or a locale a host folder adds).
+        timezone: The zone the filter ``datetime`` shows times in (the app's ``timezone``).
 
     Returns:
         The subject (one line, no CR/LF), the HTML part and the text part.
@@ -147,8 +195,8 @@ def render(
         InvalidEmailError: the template or the locale is unknown, the context lacks a variable,
             or a host template is broken.
     """
-    envs = _environments(settings.template_dirs)
-    html_template = _find(settings, name, locale)
+    envs = _environments(settings.template_dirs, timezone)
+    html_template = _find(envs, settings.template_dirs, name, locale)
     text_template = _get(envs, envs.text, name, locale, "txt")
     if text_template is not None and not _siblings(html_template, text_template):
         text_template = None  # a host .html without its .txt: derive the text from the HTML
@@ -156,13 +204,24 @@ def render(
     assert subject_template is not None  # the same file as html_template, found just above
     values = dict(context)
     where = f"{name!r} ({locale})"
+    limits: dict[str, Any] = {
+        "max_bytes": settings.max_render_size,
+        "seconds": settings.render_timeout,
+    }
     try:
-        html = html_template.render(values)
-        text = html_to_text(html) if text_template is None else text_template.render(values)
+        html = render_bounded(html_template.generate(values), owner=envs.html, **limits)
+        if text_template is None:
+            text = html_to_text(html)
+        else:
+            text = render_bounded(text_template.generate(values), owner=envs.text, **limits)
         subject = _subject(subject_template, values, where)
+    except RenderLimitError as exc:
+        msg = f"mail template {where} was stopped: {exc}"
+        raise InvalidEmailError(msg) from exc
     except UndefinedError as exc:
         raise InvalidEmailError(_missing(exc, where)) from exc
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        # A host template's own mistake (a range past the sandbox's bound, a division by zero).
         msg = f"mail template {where} failed to render: {type(exc).__name__}: {exc}"
         raise InvalidEmailError(msg) from exc
     return RenderedEmail(subject=subject, html=html, text=_tidy(text))
@@ -182,12 +241,11 @@ def check_template(settings: MailSettings, name: str, locale: str) -> None:
         InvalidEmailError: the locale or the template is unknown (the message lists the known
             ones), or the template is not valid Jinja2.
     """
-    _find(settings, name, locale)
+    _find(_environments(settings.template_dirs), settings.template_dirs, name, locale)
 
 
-def _find(settings: MailSettings, name: str, locale: str) -> Template:
-    envs = _environments(settings.template_dirs)
-    locales = _locales(settings.template_dirs)
+def _find(envs: _Environments, template_dirs: tuple[Path, ...], name: str, locale: str) -> Template:
+    locales = _locales(template_dirs)
     if not _LOCALE.fullmatch(locale) or locale not in locales:
         msg = f"unknown mail locale {locale!r}; known locales: {', '.join(locales)}"
         raise InvalidEmailError(msg)

@@ -33,8 +33,8 @@ Locale = Literal["pt_BR", "en"]
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Attachment:
-    """A file to attach, by path (inside the configured roots: ``bots.allowed_roots`` and the
-    outbox's and reports' folders), never by content in the message."""
+    """A file to attach, by path (inside ``mail.attachment_roots``: by default
+    ``bots.allowed_roots`` and the reports folder), never by content in the message."""
 
     #: The file's path on the worker's machine (or a shared store).
     path: str

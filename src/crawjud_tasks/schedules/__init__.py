@@ -8,6 +8,7 @@ with :class:`ScheduleScheduler`. See the "Schedules" guide.
 """
 
 from crawjud_tasks.schedules._api import (
+    MAX_IMPORT_BYTES,
     SyncReport,
     add,
     declare,
@@ -27,6 +28,7 @@ from crawjud_tasks.schedules._spec import Overlap, Schedule, StoredSchedule, par
 from crawjud_tasks.schedules._store import RunRecord, ScheduleInfo
 
 __all__ = [
+    "MAX_IMPORT_BYTES",
     "Overlap",
     "RunRecord",
     "Schedule",
