@@ -298,14 +298,22 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
             nominal = int(pending)
             claims.append(new_fire(store, spec, nominal, field="pending", expected=nominal))
         answers = self._run_script(CLAIM, [claim_args(store, fire, self._token) for fire in claims])
-        send = [
-            fire
-            for fire, raw in zip(claims, answers, strict=True)
-            if bytes(raw).decode() in ("ok", "retaken")
-        ]
+        send: list[Fire] = []
+        done: list[Fire] = []  # sent already (a fire of the same millisecond): only advance
+        for fire, raw in zip(claims, answers, strict=True):
+            answer = bytes(raw).decode()
+            if answer == "lost":
+                self.leading = False
+                return
+            if answer in ("ok", "retaken"):
+                send.append(fire)
+            elif answer in ("sent", "held"):
+                done.append(fire)
         publish_fires(store, send)
         self._run_script(
-            ADVANCE, [advance_args(store, fire, self._token, sent=True) for fire in send]
+            ADVANCE,
+            [advance_args(store, fire, self._token, sent=True) for fire in send]
+            + [advance_args(store, fire, self._token, sent=False) for fire in done],
         )
 
     def _redbeat_entries(self) -> None:
