@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -122,6 +123,30 @@ def test_chord_header_failure_skips_the_body_and_calls_the_error_callback_once(
     assert add.delay(1, 1).get(timeout=20) == 2
     assert add.delay(2, 2).get(timeout=20) == 4
     assert entries(log) == [result.id]  # the callback ran once, with the body's id; total never ran
+
+
+def test_apply_async_on_error_sends_the_error_callback_with_the_failed_task_id(
+    host: Celery, worker: WorkerProcess, log: redis.Redis
+) -> None:
+    failing = c.fail.using(host).s("court site said no")
+    result = failing.apply_async(on_error=c.record.using(host).s())
+    with pytest.raises(TaskFailedError):
+        result.get(timeout=30)
+    wait_for(lambda: entries(log), timeout=20)
+    assert entries(log) == [result.id]
+    # A task that succeeds sends no error callback.
+    assert (
+        c.add.using(host).s(2, 3).apply_async(on_error=c.record.using(host).s()).get(timeout=20)
+        == 5
+    )
+    assert c.add.using(host).delay(1, 1).get(timeout=20) == 2
+    assert entries(log) == [result.id]
+
+
+def test_on_error_must_be_a_partial_signature(host: Celery) -> None:
+    complete: Any = c.record.using(host).s("no")
+    with pytest.raises(ContractError, match="on_error is a signature missing its first argument"):
+        c.add.using(host).s(1, 2).apply_async(on_error=complete)
 
 
 def test_map_chunks_flattens_in_order(host: Celery, worker: WorkerProcess) -> None:

@@ -12,13 +12,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from celery import Celery
+from celery.worker import WorkController
 
 from crawjud_tasks import (
     BrokerUnavailableError,
+    DuplicateRunError,
     Lease,
     LeaseError,
     LeaseHeldError,
@@ -26,7 +29,9 @@ from crawjud_tasks import (
     Settings,
     SettingsError,
     lease,
+    task_contract,
 )
+from crawjud_tasks._delivery import held_lease
 from crawjud_tasks._redis_server import free_port
 from crawjud_tasks.testing import RedisServer, settings_for, wait_for
 from tests.helpers import python_env
@@ -326,3 +331,59 @@ def test_invalid_arguments_are_refused_in_one_line(
     with pytest.raises(SettingsError, match=message) as info:
         lease(crawjud_app, **options)  # type: ignore[arg-type]  # wrong on purpose
     assert "\n" not in str(info.value)
+
+
+# -- the delivery guard's lease, named by the implementation ---------------------------------------
+
+
+@task_contract("tests.leased_run", delivery="at_least_once")
+def leased_run(run_id: str) -> list[str]:
+    """Answers the lease keys in Redis while it runs, the held lease's key first."""
+    raise NotImplementedError
+
+
+@pytest.fixture
+def leased_app(crawjud_app: Celery, backend: redis.Redis) -> Celery:
+    """``crawjud_app`` with ``leased_run`` guarded by the lease ``run:<run_id>``."""
+
+    @leased_run.implement_bound(crawjud_app, lease=lambda task, run_id: f"run:{run_id}")
+    def _run(task: Any, run_id: str) -> list[str]:
+        held = held_lease(task)
+        assert held is not None
+        held.check()
+        return [held.key, *sorted(key.decode() for key in backend.scan_iter("crawjud:lease:*"))]
+
+    return crawjud_app
+
+
+@pytest.mark.slow
+def test_the_guard_holds_the_lease_the_implementation_names_and_no_other(
+    leased_app: Celery, crawjud_worker: WorkController, backend: redis.Redis
+) -> None:
+    seen = leased_run.using(leased_app).delay("r1").get(timeout=PATIENCE)
+    assert seen == ["run:r1", "crawjud:lease:run:r1"]  # one lease, no task:<name>:<id> one
+    assert backend.get("crawjud:lease:run:r1") is None  # given back when the run ended
+
+
+@pytest.mark.slow
+def test_a_live_holder_of_the_named_lease_fails_the_run_as_a_duplicate(
+    leased_app: Celery, crawjud_worker: WorkController
+) -> None:
+    with lease(leased_app, "run:r2", 30.0, owner="elsewhere:1"):
+        result = leased_run.using(leased_app).delay("r2")
+        with pytest.raises(DuplicateRunError, match="run:r2 is running already"):
+            result.get(timeout=PATIENCE)
+
+
+@pytest.mark.slow
+def test_the_named_lease_of_a_dead_process_here_is_taken_over_at_once(
+    leased_app: Celery, crawjud_worker: WorkController, backend: redis.Redis
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # The dead process's lease, with 30 s still to run.
+    backend.set("crawjud:lease:run:r3", f"token {socket.gethostname()}:{dead.pid}", px=30_000)
+    started = time.monotonic()
+    seen = leased_run.using(leased_app).delay("r3").get(timeout=PATIENCE)
+    assert seen == ["run:r3", "crawjud:lease:run:r3"]
+    assert time.monotonic() - started < 10.0  # taken over at once, not after the ttl

@@ -28,7 +28,7 @@ from celery import Celery
 
 import crawjud_tasks
 from crawjud_tasks import create_app
-from crawjud_tasks._execution import _ENDED
+from crawjud_tasks._delivery._at_least_once import _ENDED
 from crawjud_tasks._state import app_state
 from crawjud_tasks.mail.contracts import EmailMessage, send_bulk, send_email
 from crawjud_tasks.testing import RedisServer, WorkerProcess, close_app, settings_for, wait_for

@@ -382,7 +382,7 @@ def test_a_fire_claimed_by_a_killed_leader_is_published_by_the_next(app: Celery)
 
 
 def test_a_fire_that_ran_before_its_leader_advanced_it_is_not_sent_again(app: Celery) -> None:
-    from crawjud_tasks._idempotency import store_result
+    from crawjud_tasks._delivery._replay import store_result
 
     clock = Clock(dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC))
     _add(app, clock, Schedule(id="o", task=tick.s("o"), every=60))

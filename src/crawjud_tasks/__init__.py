@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from crawjud_tasks._app import create_app, install
-from crawjud_tasks._canvas import ImmutableSig, PartialSig, Sig, chord, group, map_chunks, pipeline
 from crawjud_tasks._contracts import TaskRef, task_contract
+from crawjud_tasks._delivery import PoisonRecord, poison_messages
 from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
-from crawjud_tasks._execution import PoisonRecord, poison_messages
 from crawjud_tasks._lease import Lease, lease
 from crawjud_tasks._ping import PingResult, ping
 from crawjud_tasks._results import TypedResult
@@ -26,7 +25,9 @@ from crawjud_tasks._settings import (
     QueueSettings,
     Settings,
 )
+from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
 from crawjud_tasks._state import app_settings
+from crawjud_tasks._workflows import chord, group, map_chunks, pipeline
 from crawjud_tasks.errors import (
     BotParameterError,
     BrokerUnavailableError,

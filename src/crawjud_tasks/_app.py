@@ -10,8 +10,8 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Exchange, Queue
 
-from crawjud_tasks._canvas import register_canvas_tasks
-from crawjud_tasks._contracts import report_missing_implementations
+from crawjud_tasks._contracts import use_binder
+from crawjud_tasks._delivery import bind_contract, prepare_worker
 from crawjud_tasks._embedded import EmbeddedRedis
 from crawjud_tasks._guards import is_list_or_tuple
 from crawjud_tasks._keys import Keys
@@ -19,6 +19,7 @@ from crawjud_tasks._ping import register_ping
 from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
 from crawjud_tasks._state import close_state, has_state, new_state
+from crawjud_tasks._workflows import register_canvas_tasks
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.bots._register",
     "crawjud_tasks.schedules._register",
 )
+
+
+# Contracts (core) declare; delivery binds their implementations on the worker.
+use_binder(bind_contract)
 
 
 class _Registrar(Protocol):
@@ -115,26 +120,10 @@ def register_tasks(app: Celery, state: AppState) -> None:
     for module in DOMAIN_REGISTRARS:
         registrar: _Registrar = importlib.import_module(module).register
         registrar(app, state)
-    worker_init.connect(_prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
+    worker_init.connect(prepare_worker, weak=False, dispatch_uid=_PREPARE_UID)
 
 
 _PREPARE_UID = "crawjud_tasks.prepare_worker"
-
-
-def _prepare_worker(sender: Any, **_: Any) -> None:
-    """At worker start-up: report contracts routed to a consumed queue with no implementation,
-    give at-least-once tasks the request that frees a dead pool process's run lease, and keep
-    message payloads out of the log lines about refused messages."""
-    app = sender.app
-    if has_state(app):
-        # Worker-only modules: a host service never imports Celery's worker.
-        from crawjud_tasks._worker_logging import hide_message_payloads  # noqa: PLC0415
-        from crawjud_tasks._worker_requests import use_run_requests  # noqa: PLC0415
-
-        consumed = {str(name) for name in app.amqp.queues.consume_from}
-        report_missing_implementations(app, consumed)
-        use_run_requests(app)
-        hide_message_payloads()
 
 
 def close_app(app: Celery) -> None:

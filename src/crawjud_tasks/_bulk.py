@@ -16,18 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from celery.result import AsyncResult, GroupResult
 
-from crawjud_tasks._dispatch import translate_publish_errors
+from crawjud_tasks._dispatch import BATCH_SIZE, translate_publish_errors
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["BATCH_SIZE", "BULK_OPTIONS", "BatchCall", "publish_group"]
+__all__ = ["BULK_OPTIONS", "BatchCall", "publish_group"]
 
 #: The send options the bulk path handles (``task_id`` names the group); a group sent with any
 #: other option goes through Celery.
 BULK_OPTIONS = frozenset({"countdown", "eta", "priority", "queue", "task_id"})
-#: Publishes sent to Redis in one pipeline, at most.
-BATCH_SIZE = 500
 
 #: (full task name, JSON args, JSON kwargs)
 BatchCall = tuple[str, Sequence[Any], dict[str, Any]]

@@ -4,40 +4,101 @@
 contract (never the implementation) and dispatch with arguments the type checkers verify; the
 worker binds an implementation with :meth:`TaskRef.implement`, checked against the contract too.
 The task's wire name is ``<namespace>.<name>``: the namespace comes from the app's settings.
+
+Binding an implementation to its Celery task is the worker side (:mod:`crawjud_tasks._delivery`):
+this module records what :meth:`TaskRef.implement` was asked (an :class:`Implementation`) and
+hands it to the binder the assembly installed with :func:`use_binder`.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
-from crawjud_tasks._canvas import Call, ImmutableSig, PartialSig, Sig
+from crawjud_tasks._checks import is_count
 from crawjud_tasks._codec import ContractCodec
-from crawjud_tasks._dispatch import check_seconds, visibility_timeout
-from crawjud_tasks._execution import DEFAULT_MAX_DELIVERIES, Delivery, Execution
+from crawjud_tasks._dispatch import Call
 from crawjud_tasks._guards import is_instance
 from crawjud_tasks._results import TypedResult
-from crawjud_tasks._retry import RetryPolicy
+from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
 from crawjud_tasks._state import app_state, default_app
-from crawjud_tasks._tasks import CrawjudTask
-from crawjud_tasks.errors import ContractError, DispatchError, PayloadError
+from crawjud_tasks.errors import ContractError, PayloadError
 
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["TaskRef", "find_contract", "report_missing_implementations", "task_contract"]
+    from crawjud_tasks._retry import RetryPolicy
+
+__all__ = [
+    "DEFAULT_MAX_DELIVERIES",
+    "Binder",
+    "Delivery",
+    "Implementation",
+    "TaskRef",
+    "declared_contracts",
+    "task_contract",
+    "use_binder",
+]
 
 P = ParamSpec("P")
 Q = ParamSpec("Q")
 R = TypeVar("R")
 A = TypeVar("A")
 
-logger = logging.getLogger("crawjud_tasks.contracts")
+Delivery = Literal["at_most_once", "at_least_once"]
+#: Deliveries of one message before it counts as poison.
+DEFAULT_MAX_DELIVERIES = 3
 
 #: Every contract declared in this process, by name: the worker start-up check reads it.
 _CONTRACTS: dict[str, TaskRef[Any, Any]] = {}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Implementation:
+    """What :meth:`TaskRef.implement` (or ``implement_bound``) was asked to bind on an app."""
+
+    #: The contract.
+    ref: TaskRef[Any, Any]
+    #: The implementation.
+    func: Callable[..., Any]
+    #: Whether ``func`` receives the Celery task first.
+    bound: bool
+    retry: RetryPolicy | None
+    time_limit: float | None
+    soft_time_limit: float | None
+    #: At-least-once only: the name of the lease that guards a run, from the task and the
+    #: run's decoded arguments (``None``: one lease per message, ``task:<name>:<id>:<retry>``).
+    lease: Callable[..., str] | None = None
+
+
+class Binder(Protocol):
+    """Binds an :class:`Implementation` to its Celery task on ``app`` (the worker side)."""
+
+    def __call__(self, app: Celery, implementation: Implementation, /) -> None: ...
+
+
+_BINDER: list[Binder] = []
+
+
+def use_binder(binder: Binder) -> None:
+    """Make ``binder`` bind every implementation from now on (the assembly installs it)."""
+    _BINDER[:] = [binder]
+
+
+def declared_contracts() -> Iterator[TaskRef[Any, Any]]:
+    """Every contract declared in this process so far."""
+    return iter(list(_CONTRACTS.values()))
 
 
 def task_contract(
@@ -76,11 +137,7 @@ def task_contract(
     if delivery not in ("at_most_once", "at_least_once"):
         msg = f"delivery must be 'at_most_once' or 'at_least_once', got {delivery!r}"
         raise ContractError(msg)
-    if (
-        is_instance(max_deliveries, bool)
-        or not is_instance(max_deliveries, int)
-        or max_deliveries < 1
-    ):
+    if not is_count(max_deliveries):
         msg = f"max_deliveries must be an integer >= 1, got {max_deliveries!r}"
         raise ContractError(msg)
 
@@ -98,11 +155,6 @@ def task_contract(
         return ref
 
     return declare
-
-
-def find_contract(name: str) -> TaskRef[Any, Any] | None:
-    """The contract declared in this process under ``name`` (``reports.nightly``), if any."""
-    return _CONTRACTS.get(name)
 
 
 def _origin(func: Callable[..., Any]) -> str:
@@ -156,6 +208,16 @@ class TaskRef(Generic[P, R]):
     def codec(self) -> ContractCodec:
         """The contract's payload codec (its parameters and declared types)."""
         return self._shared.codec
+
+    @property
+    def delivery(self) -> Delivery:
+        """How the contract's messages are delivered (``task_contract(..., delivery=)``)."""
+        return self._shared.delivery
+
+    @property
+    def max_deliveries(self) -> int:
+        """Deliveries of one message before it is dropped as poison (at-least-once)."""
+        return self._shared.max_deliveries
 
     def full_name(self, app: Celery | None = None) -> str:
         """The task's wire name on ``app`` (``<namespace>.<name>``)."""
@@ -225,7 +287,7 @@ class TaskRef(Generic[P, R]):
             BrokerUnavailableError: the broker did not answer.
         """
         self._check_complete(args, kwargs)
-        return self._call(args, kwargs, immutable=False).send(self._app or default_app(), {})
+        return self._call(args, kwargs, immutable=False).send(self._app or default_app())
 
     def _check_complete(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
@@ -293,7 +355,7 @@ class TaskRef(Generic[P, R]):
         """
 
         def bind(func: Callable[P, R]) -> Callable[P, R]:
-            self._register(
+            self._bind(
                 app,
                 func,
                 bound=False,
@@ -312,24 +374,38 @@ class TaskRef(Generic[P, R]):
         retry: RetryPolicy | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
+        lease: Callable[Concatenate[Any, P], str] | None = None,
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Callable[Concatenate[Any, P], R]]:
         """Like :meth:`implement`, for a function that receives the Celery task first
-        (``task.request`` holds the delivery's id, retries, hostname...)."""
+        (``task.request`` holds the delivery's id, retries, hostname...).
+
+        Args:
+            lease: For an at-least-once contract: the name of the lease that guards a run,
+                computed from the task and the run's decoded arguments, like the
+                implementation (e.g. ``lambda task, run_id: f"run:{run_id}"``), instead of one
+                lease per message. The delivery guard takes
+                it (freeing it first if its holder is a dead process of this machine, waiting
+                for a holder that let it run down), renews it with the heartbeat that keeps the
+                message from being redelivered, and gives it back when the run ends; a live
+                holder fails this run with :class:`DuplicateRunError`. The run reads the lease
+                with ``crawjud_tasks._delivery.held_lease(task)``.
+        """
 
         def bind(func: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Any, P], R]:
-            self._register(
+            self._bind(
                 app,
                 func,
                 bound=True,
                 retry=retry,
                 time_limit=time_limit,
                 soft_time_limit=soft_time_limit,
+                lease=lease,
             )
             return func
 
         return bind
 
-    def _register(
+    def _bind(
         self,
         app: Celery,
         func: Callable[..., Any],
@@ -338,93 +414,14 @@ class TaskRef(Generic[P, R]):
         retry: RetryPolicy | None,
         time_limit: float | None,
         soft_time_limit: float | None,
+        lease: Callable[..., str] | None = None,
     ) -> None:
-        shared = self._shared
-        codec = shared.codec
-        codec.check_declaration()
-        if retry is not None and not is_instance(retry, RetryPolicy):
-            msg = f"retry must be a RetryPolicy, got {retry!r}; e.g. RetryPolicy.court_site()"
+        if not _BINDER:
+            msg = "no binder is installed: import crawjud_tasks (its assembly installs it)"
             raise ContractError(msg)
-        try:
-            for option, value in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
-                if value is not None:
-                    check_seconds(option, value)
-        except DispatchError as exc:
-            raise ContractError(str(exc)) from None
-        name = self.full_name(app)
-        if name in app.tasks:
-            msg = f"{name} is already implemented on this app; implement a contract once per app"
-            raise ContractError(msg)
-        if retry is not None:
-            limit = visibility_timeout(app)
-            if limit is not None:
-                retry.check_visibility(limit)
-        at_least_once = shared.delivery == "at_least_once"
-        execution = Execution(
-            codec=codec,
-            func=func,
-            bound=bound,
-            retry=retry,
-            delivery=shared.delivery,
-            max_deliveries=shared.max_deliveries,
+        implementation = Implementation(
+            self, func, bound, retry, time_limit, soft_time_limit, lease
         )
-        run = execution.runner()
-        _present(run, func, codec)
-        options: dict[str, Any] = {
-            "name": name,
-            "base": CrawjudTask,
-            "bind": True,
-            "shared": False,
-            "typing": False,
-            # Results are stored unless the message says otherwise: a contract returning None
-            # sent alone asks for none, while in a chain, group or chord its (null) result is
-            # what the next step or the chord waits for.
-            "ignore_result": False,
-            "time_limit": time_limit,
-            "soft_time_limit": soft_time_limit,
-            # Retries are the policy's to decide, not Celery's default of three.
-            "max_retries": None,
-            "acks_late": at_least_once,
-            "reject_on_worker_lost": at_least_once,
-        }
-        app.task(**options)(run)
+        _BINDER[0](app, implementation)
         if not bound:
-            shared.local = func
-
-
-def _present(run: Callable[..., Any], func: Callable[..., Any], codec: ContractCodec) -> None:
-    """Give ``run`` the implementation's names and the contract's parameters.
-
-    Celery reads the parameters (to tell old-style error callbacks, for instance) from the
-    signature: show it the contract's, behind the task itself.
-    """
-    for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
-        setattr(run, attribute, getattr(func, attribute, None))
-    parameters = list(codec.signature.parameters.values())
-    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    run.__signature__ = codec.signature.replace(parameters=[self_parameter, *parameters])  # type: ignore[attr-defined]  # read by inspect.signature
-
-
-def report_missing_implementations(app: Celery, consumed: set[str]) -> list[str]:
-    """Log (at ERROR) every declared contract routed to a queue in ``consumed`` that has no
-    implementation on ``app``, and return their names."""
-    missing: list[str] = []
-    router = app.amqp.router
-    for ref in _CONTRACTS.values():
-        name = ref.full_name(app)
-        if name in app.tasks:
-            continue
-        route: Any = router.route({}, name)
-        queue = route.get("queue")
-        queue_name = getattr(queue, "name", queue)
-        if queue_name in consumed:
-            missing.append(name)
-            logger.error(
-                "%s is routed to queue %s, which this worker consumes, but has no "
-                "implementation here: its messages would be dropped as unknown; bind one with "
-                "%s.implement(app) in the module the worker loads",
-                name,
-                queue_name,
-                ref.func.__name__,
-            )
-    return missing
+            self._shared.local = func

@@ -1,16 +1,16 @@
-"""Idempotency keys: one execution per key, however often a task is dispatched or delivered.
+"""Idempotency keys at dispatch: one execution per key, however often a task is dispatched.
 
 On dispatch, ``<prefix>idempotency:<task>:<key>`` is set to the new task's id only if it is not
 set yet (``SET NX``, one round trip): the first dispatch publishes, every later one within the
 TTL gets the first task's id back and publishes nothing. The message carries the key in a header;
 on the worker, a task whose key has a stored result (``...:<key>:result``) returns it without
 running again, so a redelivered or duplicated message has no second effect. Both keys expire
-after ``idempotency_ttl`` seconds (a setting; 24 hours by default).
+after ``idempotency_ttl`` seconds (a setting; 24 hours by default). The worker side (replay of a
+completed key) is :mod:`crawjud_tasks._delivery._replay`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._state import app_state
@@ -19,7 +19,7 @@ from crawjud_tasks.errors import DispatchError
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["HEADER", "check_key", "claim", "load_result", "release", "store_result"]
+__all__ = ["HEADER", "check_key", "claim", "release"]
 
 #: The message header that carries the key to the worker.
 HEADER = "crawjud_idempotency_key"
@@ -68,22 +68,3 @@ def release(app: Celery, task: str, key: str, task_id: str) -> None:
     state = app_state(app)
     with state.redis_errors():
         state.redis.eval(_RELEASE, 1, state.keys.idempotency(task, key), task_id)  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves eval's result unannotated)
-
-
-def load_result(app: Celery, task: str, key: str) -> tuple[bool, Any]:
-    """``(True, result)`` if a task with ``key`` completed (its JSON result), else
-    ``(False, None)``."""
-    state = app_state(app)
-    with state.redis_errors():
-        stored: Any = state.redis.get(state.keys.idempotency_result(task, key))
-    if stored is None:
-        return False, None
-    return True, json.loads(stored)
-
-
-def store_result(app: Celery, task: str, key: str, result: Any) -> None:
-    """Record the JSON ``result`` of the task with ``key`` (it completed)."""
-    state = app_state(app)
-    ttl = round(state.settings.idempotency_ttl * 1000)
-    with state.redis_errors():
-        state.redis.set(state.keys.idempotency_result(task, key), json.dumps(result), px=ttl)

@@ -12,7 +12,6 @@ while it holds this holder's token.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
 import socket
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, final
 
 import redis
 
+from crawjud_tasks._checks import is_seconds
 from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import (
     BrokerUnavailableError,
@@ -372,7 +372,6 @@ class Lease:
 
 
 def _check_seconds(name: str, value: Any, *, minimum: float) -> None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < minimum:
+    if not is_seconds(value, minimum=minimum):
         msg = f"lease {name} must be a finite number of at least {minimum} s, got {value!r}"
         raise SettingsError(msg)

@@ -18,22 +18,19 @@ import redis
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
+from crawjud_tasks._checks import REDIS_PY_SCHEMES, REDIS_SCHEMES, url_scheme
 from crawjud_tasks._redact import redact_url
 from crawjud_tasks.errors import BrokerUnavailableError, CrawjudTasksError
 
 __all__ = ["RedisLink", "is_redis_url", "library_url", "redis_py_url"]
 
-#: Schemes of kombu's and Celery's Redis transports.
-_KOMBU_REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "sentinel"})
-#: The ones redis-py opens from the URL alone (Sentinel needs its master name and options).
-_REDIS_PY_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket"})
 _ATTEMPT_SHARE = 0.4
 _PAUSE_SHARE = 0.1
 
 
 def is_redis_url(url: str | None) -> bool:
     """Whether ``url`` names a Redis broker or backend for kombu and Celery (Sentinel included)."""
-    return url is not None and _scheme(url) in _KOMBU_REDIS_SCHEMES
+    return url is not None and url_scheme(url) in REDIS_SCHEMES
 
 
 def redis_py_url(url: str) -> str:
@@ -96,7 +93,7 @@ class RedisLink:
             if self._broker is False:
                 url = str(self._conf.broker_url or "")
                 client = None
-                if _scheme(url) in _REDIS_PY_SCHEMES:
+                if url_scheme(url) in REDIS_PY_SCHEMES:
                     client = _new_client(self._timeout, redis_py_url(url.split(";", 1)[0]))
                 self._broker = client
             broker = self._broker
@@ -133,10 +130,6 @@ class RedisLink:
             raise CrawjudTasksError(msg) from exc
 
 
-def _scheme(url: str) -> str:
-    return url.split("://", 1)[0].lower()
-
-
 def library_url(conf: Any) -> str:
     """The URL of the library's Redis: the app's result backend, else its broker.
 
@@ -145,7 +138,7 @@ def library_url(conf: Any) -> str:
     """
     candidates = (("result_backend", conf.result_backend), ("broker_url", conf.broker_url))
     for _, url in candidates:
-        if isinstance(url, str) and _scheme(url) in _REDIS_PY_SCHEMES:
+        if isinstance(url, str) and url_scheme(url) in REDIS_PY_SCHEMES:
             return redis_py_url(url.split(";", 1)[0])
     shown = ", ".join(
         f"{name} {redact_url(str(url)) if url else None!r}" for name, url in candidates

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from celery.exceptions import SecurityError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import DecodeError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from crawjud_tasks._checks import is_connection_error
 from crawjud_tasks.errors import (
     BrokerUnavailableError,
     ContractError,
@@ -148,9 +147,9 @@ class TypedResult(Generic[R_co]):
             cause = exc.__cause__ if isinstance(exc, RuntimeError) else exc
             # Celery's Redis backend gives up reconnecting with a bare RuntimeError whose cause
             # is the connection error.
-            if isinstance(cause, RedisConnectionError | RedisTimeoutError) or (
-                cause is not exc and isinstance(cause, OSError)
-            ):
+            # A connection error raised here (not as a cause) that is a plain OSError is no
+            # answer about the backend: it is left alone.
+            if is_connection_error(cause) and not (cause is exc and isinstance(exc, OSError)):
                 raise self._unavailable(cause) from exc
             if isinstance(exc, ValueError | TypeError | KeyError | SecurityError | DecodeError):
                 msg = (

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeAlias, TypeVar
 
 import tenacity
 
+from crawjud_tasks._checks import is_count, is_seconds
 from crawjud_tasks._guards import is_list_or_tuple
 from crawjud_tasks._settings import RETRY_WAITS_ENV
 from crawjud_tasks.errors import (
@@ -353,14 +354,13 @@ def _exception_of(state: RetryCallState) -> BaseException | None:
 
 
 def _check_attempts(value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not is_count(value):
         msg = f"RetryPolicy.attempts must be a whole number of at least 1, got {value!r}"
         raise SettingsError(msg)
 
 
 def _check_seconds(name: str, value: Any, *, minimum: float) -> None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < minimum:
+    if not is_seconds(value, minimum=minimum):
         msg = f"RetryPolicy.{name} must be a finite number of at least {minimum}, got {value!r}"
         raise SettingsError(msg)
 

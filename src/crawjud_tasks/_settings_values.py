@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crawjud_tasks._checks import BACKEND_SCHEMES, BROKER_SCHEMES, url_scheme
 from crawjud_tasks._redact import redact_url
 from crawjud_tasks.errors import SettingsError
 
@@ -27,10 +28,6 @@ __all__ = ["ROOTS", "check_values", "suggest"]
 _MAX_LISTED = 30
 _CELERY_DOCS = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_BROKER_SCHEMES = frozenset(
-    {"redis", "rediss", "redis+socket", "socket", "sentinel", "amqp", "amqps", "pyamqp"}
-)
-_BACKEND_SCHEMES = frozenset({"redis", "rediss", "redis+socket", "socket", "sentinel", "rpc"})
 
 #: Celery settings that crawjud-tasks fixes itself, with where to set them instead.
 _PINNED_CELERY: Mapping[str, str] = {
@@ -82,8 +79,7 @@ def _positive(name: str, value: float) -> None:
 def _check_url(name: str, url: str | None, schemes: frozenset[str]) -> None:
     if url is None:
         return
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme not in schemes:
+    if url_scheme(url) not in schemes:
         shown = redact_url(url)
         msg = (
             f"setting {name!r} must be a URL with one of the schemes "
@@ -146,8 +142,8 @@ def check_values(settings: Settings) -> None:
             f"got {settings.timezone!r}"
         )
         raise SettingsError(msg) from exc
-    _check_url("broker_url", settings.broker_url, _BROKER_SCHEMES)
-    _check_url("result_backend", settings.result_backend, _BACKEND_SCHEMES)
+    _check_url("broker_url", settings.broker_url, BROKER_SCHEMES)
+    _check_url("result_backend", settings.result_backend, BACKEND_SCHEMES)
     _positive("broker_connection_timeout", settings.broker_connection_timeout)
     _positive("visibility_timeout", settings.visibility_timeout)
     _positive("result_expires", settings.result_expires)

@@ -11,7 +11,7 @@ from celery import Celery
 
 from crawjud_tasks import schedules
 from crawjud_tasks._cli._loader import fail, load_app
-from crawjud_tasks._contracts import find_contract
+from crawjud_tasks._contracts import declared_contracts
 from crawjud_tasks.errors import CrawjudTasksError
 
 __all__ = ["schedules_group"]
@@ -90,7 +90,7 @@ def add(ctx: click.Context, /, schedule_id: str, task_name: str, **options: Any)
     """Add a schedule of a declared contract (the --app module must declare it)."""
     app = load_app(ctx)
     name = task_name.removeprefix(f"{_namespace(app)}.")
-    contract = find_contract(name)
+    contract = next((ref for ref in declared_contracts() if ref.name == name), None)
     if contract is None:
         msg = f"no contract named {task_name!r} is declared by the app; --app must import it"
         raise fail(msg)

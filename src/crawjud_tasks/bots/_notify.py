@@ -155,7 +155,6 @@ def _send(
 ) -> None:
     if not parameters.notify:
         return
-    namespace = app_state(app).settings.namespace
     message = EmailMessage(
         to=list(parameters.notify),
         template=template,
@@ -164,11 +163,9 @@ def _send(
         attachments=attachments,
         idempotency_key=f"{run_id}:{template}",
     )
-    # Until Sig.apply_async takes on_error, the error callback rides in Celery's own option.
     errback = notification_failed.using(app).s(run_id=run_id, template=template)
-    link_error = errback.node.to_celery(app, namespace)
     try:
-        handle = send_email.using(app).s(message).node.send(app, {"link_error": link_error})
+        handle = send_email.using(app).s(message).apply_async(on_error=errback)
     except Exception as exc:
         _record(app, run_id, "error", f"the {template} notification was not sent: {_short(exc)}")
         return

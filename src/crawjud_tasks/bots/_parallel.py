@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from crawjud_tasks._canvas import chord
+from crawjud_tasks._workflows import chord
 from crawjud_tasks.bots._loop import process
 from crawjud_tasks.bots._outcome import finish, report, started
 from crawjud_tasks.bots.contracts import (

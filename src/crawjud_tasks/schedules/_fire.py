@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks import _idempotency as idempotency
-from crawjud_tasks._dispatch import translate_publish_errors
+from crawjud_tasks._dispatch import BATCH_SIZE, translate_publish_errors
 from crawjud_tasks.schedules._store import dispatch_ms, first_fire_after
 
 if TYPE_CHECKING:
@@ -51,8 +51,6 @@ __all__ = [
 #: The message header naming the fire (``<schedule id>@<nominal ms>``) that the worker reports.
 SCHEDULE_HEADER = "crawjud_schedule"
 _IDS = uuid.UUID("6f0b6b6e-3c36-4a53-9a64-7f6a9c1e5b10")
-#: Publishes sent to Redis in one pipeline, at most.
-PUBLISH_BATCH = 500
 
 #: KEYS: leader, state, fire, running, idempotency. ARGV: token ('' = no leader check), field
 #: ('next', 'pending', or '' for a manual fire: no pause and no next-fire check), expected,
@@ -303,7 +301,7 @@ def publish_fires(store: ScheduleStore, fires: Sequence[Fire]) -> None:
     with (
         translate_publish_errors(app),
         app.producer_or_acquire() as producer,
-        producer.batch(max_size=PUBLISH_BATCH),
+        producer.batch(max_size=BATCH_SIZE),
     ):
         for fire in fires:
             spec = fire.spec

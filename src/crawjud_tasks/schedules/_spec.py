@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from crawjud_tasks._canvas import Call, Sig
-from crawjud_tasks._contracts import find_contract
+from crawjud_tasks._contracts import TaskRef, declared_contracts
+from crawjud_tasks._dispatch import Call
 from crawjud_tasks._guards import is_instance
+from crawjud_tasks._signatures import Sig
 from crawjud_tasks.errors import PayloadError, ScheduleError
 from crawjud_tasks.schedules._timing import Timing, to_ms
 from crawjud_tasks.schedules._timing import timing as cached_timing
@@ -141,6 +142,11 @@ def check_stored(spec: StoredSchedule) -> StoredSchedule:
     spec.timing()  # checks the cron expression and the zone
     _check_arguments(spec)
     return spec
+
+
+def find_contract(name: str) -> TaskRef[Any, Any] | None:
+    """The contract declared in this process under ``name`` (``reports.nightly``), if any."""
+    return next((ref for ref in declared_contracts() if ref.name == name), None)
 
 
 def _check_arguments(spec: StoredSchedule) -> None:

@@ -19,7 +19,7 @@ from billiard.einfo import ExceptionWithTraceback  # type: ignore[attr-defined] 
 from billiard.exceptions import WorkerLostError
 from celery.worker.request import Request
 
-from crawjud_tasks._execution import run_lease_owner
+from crawjud_tasks._delivery._leases import lease_owner
 from crawjud_tasks._keys import task_lease_name
 from crawjud_tasks._lease import evict
 from crawjud_tasks._tasks import CrawjudTask
@@ -52,7 +52,7 @@ class RunRequest(Request):
             try:
                 retries: Any = self.request_dict.get("retries")
                 key = task_lease_name(self.task.name, self.id, retries)
-                evict(self.task.app, key, run_lease_owner(pid))
+                evict(self.task.app, key, lease_owner(pid))
             except BrokerUnavailableError as error:
                 _LOG.warning(
                     "%s[%s]: the run lease of the lost process %s was not freed (it expires "

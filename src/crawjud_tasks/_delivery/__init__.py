@@ -1,0 +1,43 @@
+"""Delivery: the worker side of each guarantee, one module each (Dramatiq's ``middleware/``).
+
+- ``_binding``: binding a contract's implementation to its Celery task (the binder that
+  :meth:`TaskRef.implement <crawjud_tasks.TaskRef.implement>` calls).
+- ``_execution``: the call, and the :class:`Guarantee` hook each guarantee implements.
+- ``_replay``: idempotent replay of a completed idempotency key.
+- ``_retries``: broker retries, with the countdown the retry policy computes.
+- ``_at_least_once``: delivery counting, poison records and their query.
+- ``_leases``: the run's lease, its heartbeat's touch of the unacked index, the takeover of a
+  dead holder's lease.
+- ``_worker_hooks`` (with ``_worker_requests`` and ``_worker_logging``): what a worker prepares
+  at start-up.
+
+This module is the library's way in: nothing outside ``_delivery/`` imports its modules.
+"""
+
+from __future__ import annotations
+
+from crawjud_tasks._delivery._at_least_once import PoisonRecord, poison_messages
+from crawjud_tasks._delivery._binding import bind_contract
+from crawjud_tasks._delivery._execution import Guarantee
+from crawjud_tasks._delivery._leases import (
+    dead_here,
+    held_lease,
+    lease_owner,
+    lease_ttl,
+    take_lease,
+)
+from crawjud_tasks._delivery._worker_hooks import prepare_worker, report_missing_implementations
+
+__all__ = [
+    "Guarantee",
+    "PoisonRecord",
+    "bind_contract",
+    "dead_here",
+    "held_lease",
+    "lease_owner",
+    "lease_ttl",
+    "poison_messages",
+    "prepare_worker",
+    "report_missing_implementations",
+    "take_lease",
+]
