@@ -110,3 +110,36 @@ def test_dispatch_works_again_when_the_broker_is_back(
         crawjud_redis.start()
     with start_worker(app, pool="solo", perform_ping_check=False):
         assert ping(app, timeout=20).version
+
+
+def test_every_dispatch_path_raises_the_typed_error() -> None:
+    """Celery's own paths (send_task, a plain task's delay) raise BrokerUnavailableError too,
+    on an app made by create_app and on a host app given to install()."""
+    from celery import Celery
+
+    from crawjud_tasks import install
+    from crawjud_tasks._redis_server import free_port
+
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    made = create_app({"broker_url": url, "broker_connection_timeout": 1.0})
+    # The host's own connection settings are kept by install(): no result backend here, whose
+    # default reconnection policy would take 20 s.
+    host = install(Celery("host", broker=url, set_as_current=False))
+    try:
+        for app in (made, host):
+
+            @app.task(name="host.plain", shared=False)
+            def plain() -> None: ...
+
+            for dispatch in (
+                lambda app=app: app.send_task("host.anything", args=(1,)),
+                plain.delay,
+                lambda app=app: c.add.using(app).delay(1),
+            ):
+                with pytest.raises(BrokerUnavailableError) as info:
+                    dispatch()
+                assert "hunter2" not in str(info.value)
+                assert "did not answer" in str(info.value)
+    finally:
+        close_app(made)
+        close_app(host)

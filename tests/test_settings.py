@@ -278,3 +278,24 @@ def test_the_same_rules_hold_for_settings_built_directly() -> None:
 def test_home_relative_roots_are_accepted() -> None:
     settings = Settings.from_mapping({"bots": {"allowed_roots": ["~/crawjud/in", "/srv/in"]}})
     assert settings.bots.allowed_roots == (Path("~/crawjud/in"), Path("/srv/in"))
+
+
+def test_tls_and_strict_redis_from_the_environment(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = Settings.from_env(
+        {
+            "CRAWJUD_TASKS_TLS__CA_FILE": str(ca_file),
+            "CRAWJUD_TASKS_TLS__VERIFY": "false",
+            "CRAWJUD_TASKS_STRICT_REDIS": "true",
+        }
+    )
+    assert settings.tls.ca_file == ca_file
+    assert settings.tls.verify is False
+    assert settings.strict_redis is True
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_a_missing_ca_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^setting 'tls.ca_file' is .*, which is no file;"):
+        Settings.from_mapping({"tls": {"ca_file": str(tmp_path / "none.pem")}})

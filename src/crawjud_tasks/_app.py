@@ -10,6 +10,7 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Exchange, Queue
 
+from crawjud_tasks._checks import REDIS_PY_SCHEMES, url_scheme
 from crawjud_tasks._contracts import use_binder
 from crawjud_tasks._delivery import bind_contract, prepare_worker
 from crawjud_tasks._embedded import EmbeddedRedis
@@ -18,7 +19,9 @@ from crawjud_tasks._keys import Keys
 from crawjud_tasks._ping import register_ping
 from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
-from crawjud_tasks._state import close_state, has_state, new_state
+from crawjud_tasks._state import APP_OPTION, close_state, has_state, new_state
+from crawjud_tasks._tls import tls_config, warn_if_unverified
+from crawjud_tasks._typed_send import use_typed_send
 from crawjud_tasks._workflows import register_canvas_tasks
 from crawjud_tasks.errors import CrawjudTasksError, SettingsError
 
@@ -33,6 +36,8 @@ __all__ = ["DOMAIN_REGISTRARS", "close_app", "create_app", "install"]
 DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.mail._register",
     "crawjud_tasks.bots._register",
+    "crawjud_tasks.maintenance._register",
+    "crawjud_tasks.monitoring._register",
     "crawjud_tasks.schedules._register",
 )
 
@@ -72,8 +77,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Celery:
     """
     settings = _resolve_connection(load_settings(config))
     app = Celery(settings.namespace, set_as_current=False, fixups=[], autofinalize=True)
-    app.conf.update(_celery_config(settings))
-    register_tasks(app, new_state(app, settings))
+    state = new_state(app, settings)
+    app.conf.update(_celery_config(settings, state.ident))
+    register_tasks(app, state)
     return app
 
 
@@ -108,13 +114,27 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
     )
     conf.task_routes = (_routes(settings), *host_routes)
-    register_tasks(app, new_state(app, settings))
+    for key, value in tls_config(conf.broker_url, conf.result_backend, settings.tls).items():
+        if not conf.get(key):  # the host's own TLS options win
+            conf[key] = value
+    state = new_state(app, settings)
+    guarded = _guarded_transport(str(conf.broker_url or ""), settings, state.ident)
+    if guarded and not conf.get("broker_transport"):  # a host's own transport is kept as it is
+        transport = guarded.pop("broker_transport_options")
+        conf.broker_transport_options = {**(conf.broker_transport_options or {}), **transport}
+        conf.broker_transport = guarded["broker_transport"]
+        if conf.get("worker_consumer") == "celery.worker.consumer:Consumer":
+            conf.worker_consumer = guarded["worker_consumer"]
+    register_tasks(app, state)
     return app
 
 
 def register_tasks(app: Celery, state: AppState) -> None:
     """Bind every contract of the library to its implementation on ``app``: the core tasks,
-    then each domain's, through its registrar."""
+    then each domain's, through its registrar; every dispatch of ``app`` raises the library's
+    errors."""
+    use_typed_send(app)
+    warn_if_unverified(app.conf, state.settings.tls)
     register_ping(app)
     register_canvas_tasks(app)
     for module in DOMAIN_REGISTRARS:
@@ -178,7 +198,28 @@ def _routes(settings: Settings) -> dict[str, dict[str, str]]:
     return routes
 
 
-def _celery_config(settings: Settings) -> dict[str, Any]:
+#: The worker's broker transport for Redis brokers: kombu's, checking every message on arrival.
+_GUARDED_TRANSPORT = "crawjud_tasks._delivery._transport:GuardedTransport"
+#: The worker's consumer: Celery's, recording each message it refuses as a poison record.
+_GUARDED_CONSUMER = "crawjud_tasks._delivery._consumer:GuardedConsumer"
+
+
+def _guarded_transport(broker: str, settings: Settings, ident: str) -> dict[str, Any]:
+    """The configuration that makes a worker refuse and record a malformed message instead of
+    crashing on it (``{}`` for a broker the guarded transport does not serve)."""
+    if url_scheme(broker) not in REDIS_PY_SCHEMES:
+        return {}
+    return {
+        "worker_consumer": _GUARDED_CONSUMER,
+        "broker_transport": _GUARDED_TRANSPORT,
+        "broker_transport_options": {
+            APP_OPTION: ident,
+            "max_message_bytes": settings.max_message_bytes,
+        },
+    }
+
+
+def _celery_config(settings: Settings, ident: str) -> dict[str, Any]:
     timeout = settings.broker_connection_timeout
     per_attempt = timeout * _ATTEMPT_SHARE
     socket_timeout = max(per_attempt, _MIN_SOCKET_TIMEOUT)
@@ -225,6 +266,11 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
         "control_exchange": settings.namespace,
         "event_exchange": f"{settings.namespace}.events",
     }
+    # rediss:// URLs check certificates (the passthrough's own options win).
+    for key, value in tls_config(
+        settings.broker_url, settings.result_backend, settings.tls
+    ).items():
+        config.setdefault(key, value)
     if is_redis_url(settings.broker_url):
         transport = dict(settings.celery.get("broker_transport_options", {}))
         # kombu scans for messages past their visibility timeout every 10 s, but by default
@@ -240,7 +286,10 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
             # naming the few keys kombu keeps costs nothing.
             **keys.kombu_transport(),
         )
+        guarded = _guarded_transport(settings.broker_url or "", settings, ident)
+        transport.update(guarded.pop("broker_transport_options", {}))
         config["broker_transport_options"] = transport
+        config.update({k: v for k, v in guarded.items() if k not in settings.celery})
     if is_redis_url(settings.broker_url) and settings.broker_url is not None:
         # Beat keeps its schedules in Redis as JSON and fires each (schedule, time) once, under
         # a fenced leader lock renewed every tick (see "Schedules").

@@ -16,13 +16,13 @@ from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from kombu.exceptions import OperationalError
+from kombu.exceptions import ChannelError, OperationalError
 
 from crawjud_tasks import _idempotency as idempotency
 from crawjud_tasks._checks import is_connection_error, is_count, is_seconds
 from crawjud_tasks._codec import encode
 from crawjud_tasks._redact import redact_url
-from crawjud_tasks._redis import is_redis_url
+from crawjud_tasks._redis import is_redis_url, redis_full
 from crawjud_tasks._results import TypedResult
 from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import BrokerUnavailableError, DispatchError, VisibilityTimeoutError
@@ -64,10 +64,16 @@ def broker_unavailable(app: Celery, exc: BaseException) -> BrokerUnavailableErro
 
 @contextmanager
 def translate_publish_errors(app: Celery) -> Generator[None, None, None]:
-    """Turn the errors of an unreachable broker or result backend into BrokerUnavailableError."""
+    """Turn the errors of an unreachable broker or result backend into BrokerUnavailableError,
+    and a Redis that reached its ``maxmemory`` into RedisFullError."""
     try:
         yield
-    except OperationalError as exc:
+    except (OperationalError, ChannelError) as exc:
+        full = redis_full(exc, str(app.conf.broker_url))
+        if full is not None:
+            raise full from exc
+        if isinstance(exc, ChannelError):
+            raise
         raise broker_unavailable(app, exc) from exc
     except RuntimeError as exc:
         # The Redis result backend gives up on an unreachable server with a bare RuntimeError

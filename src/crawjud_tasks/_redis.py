@@ -20,9 +20,11 @@ from redis.retry import Retry
 
 from crawjud_tasks._checks import REDIS_PY_SCHEMES, REDIS_SCHEMES, url_scheme
 from crawjud_tasks._redact import redact_url
-from crawjud_tasks.errors import BrokerUnavailableError, CrawjudTasksError
+from crawjud_tasks._settings import TlsSettings
+from crawjud_tasks._tls import is_tls_url, ssl_options
+from crawjud_tasks.errors import BrokerUnavailableError, CrawjudTasksError, RedisFullError
 
-__all__ = ["RedisLink", "is_redis_url", "library_url", "redis_py_url"]
+__all__ = ["RedisLink", "is_redis_url", "library_url", "redis_full", "redis_py_url"]
 
 _ATTEMPT_SHARE = 0.4
 _PAUSE_SHARE = 0.1
@@ -53,10 +55,17 @@ class RedisLink:
     configuration on first use, so that an app given to ``install()`` uses its own.
     """
 
-    __slots__ = ("_broker", "_client", "_conf", "_lock", "_timeout", "_url")
+    __slots__ = ("_broker", "_client", "_conf", "_lock", "_timeout", "_tls", "_url")
 
-    def __init__(self, conf: Any, timeout: float, lock: AbstractContextManager[Any]) -> None:
+    def __init__(
+        self,
+        conf: Any,
+        timeout: float,
+        lock: AbstractContextManager[Any],
+        tls: TlsSettings | None = None,
+    ) -> None:
         self._conf = conf
+        self._tls = tls
         self._timeout = timeout
         self._lock = lock
         self._url: str | None = None
@@ -82,7 +91,7 @@ class RedisLink:
             with self._lock:
                 client = self._client
                 if client is None:
-                    client = self._client = _new_client(self._timeout, self.url)
+                    client = self._client = _new_client(self._timeout, self.url, self._tls)
         return client
 
     @property
@@ -94,7 +103,9 @@ class RedisLink:
                 url = str(self._conf.broker_url or "")
                 client = None
                 if url_scheme(url) in REDIS_PY_SCHEMES:
-                    client = _new_client(self._timeout, redis_py_url(url.split(";", 1)[0]))
+                    client = _new_client(
+                        self._timeout, redis_py_url(url.split(";", 1)[0]), self._tls
+                    )
                 self._broker = client
             broker = self._broker
         return broker if isinstance(broker, redis.Redis) else None
@@ -118,6 +129,11 @@ class RedisLink:
         """
         try:
             yield
+        except redis.OutOfMemoryError as exc:
+            raise _full_error(self.url) from exc
+        except redis.AuthenticationError as exc:
+            msg = f"Redis at {redact_url(self.url)} refused the password: {exc}; fix the URL"
+            raise BrokerUnavailableError(msg) from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             msg = (
                 f"Redis at {redact_url(self.url)} did not answer within {self._timeout} s "
@@ -128,6 +144,32 @@ class RedisLink:
             # A read-only replica after a failover, out of memory, a refused script...
             msg = f"Redis at {redact_url(self.url)} refused a command: {type(exc).__name__}: {exc}"
             raise CrawjudTasksError(msg) from exc
+
+
+#: What Redis answers to a write once it reached ``maxmemory`` with ``noeviction``.
+_OOM_REPLY = "command not allowed when used memory > 'maxmemory'"
+
+
+def redis_full(exc: BaseException, url: str) -> RedisFullError | None:
+    """The :class:`RedisFullError` to raise if ``exc`` (or an error it was raised from) is
+    Redis's "out of memory" reply, else ``None``. kombu wraps the reply of a pipeline in its
+    own errors, so the reply's text counts as much as redis-py's type."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain: kombu and Celery wrap the reply once or twice
+        if seen is None:
+            break
+        if isinstance(seen, redis.OutOfMemoryError) or _OOM_REPLY in str(seen):
+            return _full_error(url)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _full_error(url: str) -> RedisFullError:
+    return RedisFullError(
+        f"Redis at {redact_url(url.split(';', 1)[0])} is full (it reached its maxmemory and "
+        "refuses writes); free memory in it or raise maxmemory (redis-cli CONFIG SET maxmemory "
+        "<bytes>): no retry helps until then"
+    )
 
 
 def library_url(conf: Any) -> str:
@@ -150,12 +192,15 @@ def library_url(conf: Any) -> str:
     raise CrawjudTasksError(msg)
 
 
-def _new_client(timeout: float, url: str) -> redis.Redis:
+def _new_client(timeout: float, url: str, tls: TlsSettings | None) -> redis.Redis:
     per_attempt = timeout * _ATTEMPT_SHARE
+    # A rediss:// URL checks the server's certificate (ssl_* parameters in the URL win).
+    ssl = ssl_options(tls or TlsSettings()) if is_tls_url(url) else {}
     return redis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves **kwargs unannotated)
         url,
         socket_connect_timeout=per_attempt,
         socket_timeout=per_attempt,
         retry=Retry(ConstantBackoff(timeout * _PAUSE_SHARE), retries=1),
         decode_responses=False,
+        **ssl,
     )

@@ -30,6 +30,7 @@ import msgspec
 from crawjud_tasks._guards import is_dict, is_list, is_list_or_tuple, is_mapping, is_mapping_proxy
 from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
 from crawjud_tasks._secret import Secret
+from crawjud_tasks._settings_maintenance import MaintenanceSettings
 from crawjud_tasks._settings_values import ROOTS, check_values, suggest
 from crawjud_tasks.errors import SettingsError
 
@@ -51,6 +52,7 @@ __all__ = [
     "QueueSettings",
     "SchedulesSettings",
     "Settings",
+    "TlsSettings",
     "load_settings",
 ]
 
@@ -60,6 +62,7 @@ DEFAULT_BROKER_CONNECTION_TIMEOUT = 5.0
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 DEFAULT_RESULT_EXPIRES = 86400.0
 DEFAULT_IDEMPOTENCY_TTL = 86400.0
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 ENV_PREFIX = "CRAWJUD_TASKS_"
 #: ``0`` turns retry waits off in a process (tests); read by :mod:`crawjud_tasks._retry`.
 RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
@@ -140,19 +143,44 @@ class MailSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class MaintenanceSettings:
-    """Settings of the maintenance domain."""
-
-    #: Folders that maintenance tasks may act in; nothing outside them is touched. Absolute.
-    roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MonitoringSettings:
     """Settings of monitoring."""
 
     #: Seconds between flushes of worker metrics to Redis (one pipelined write each).
     metrics_flush_interval: float = 5.0
+    #: Collect metrics in workers and publishers (off: no signal handler is connected).
+    metrics_enabled: bool = True
+    #: Label task metrics with the worker's hostname (off: ``hostname="generic"``).
+    hostname_labels: bool = False
+    #: Exception classes counted by name per task; the rest count as ``other``.
+    top_exceptions: int = 10
+    #: Distinct metric series a process keeps while Redis is down; past it, deltas are dropped.
+    max_pending_series: int = 10_000
+    #: Seconds the per-minute rollups behind ``stats(window=...)`` are kept.
+    rollup_retention: float = 86400.0
+    #: Seconds after its last flush that a worker process counts as gone.
+    worker_timeout: float = 60.0
+    #: Where workers write their health records (default: ``<data_dir>/health``).
+    health_dir: Path | None = None
+    #: Seconds between a worker's health records (and beat heartbeats).
+    health_interval: float = 2.0
+    #: A health record older than this many seconds means the worker is not live.
+    health_timeout: float = 30.0
+    #: Seconds with messages waiting, free slots and nothing received before a worker counts
+    #: as stalled (not live).
+    stall_timeout: float = 120.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TlsSettings:
+    """Certificate checks of ``rediss://`` URLs (broker, result backend, Beat, the library's
+    own client). ``ssl_cert_reqs``/``ssl_ca_certs`` in a URL, or a ``celery.broker_use_ssl``
+    passthrough, take precedence."""
+
+    #: A PEM file of the certificate authorities to trust (default: the system's store).
+    ca_file: Path | None = None
+    #: Check the server's certificate and name; ``False`` is logged as a WARNING once per app.
+    verify: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,6 +238,12 @@ class Settings:
     idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
     #: Send Celery task events (costs Redis writes per task; Flower can switch them on live).
     task_events: bool = False
+    #: Refuse to start a worker on a Redis that would lose messages (no persistence, eviction).
+    strict_redis: bool = False
+    #: The most bytes a worker takes a message body to be (a compressed one, once inflated):
+    #: a larger message is refused and recorded with the poison records, never inflated whole.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    tls: TlsSettings = dataclasses.field(default_factory=TlsSettings)
     bots: BotSettings = dataclasses.field(default_factory=BotSettings)
     mail: MailSettings = dataclasses.field(default_factory=MailSettings)
     maintenance: MaintenanceSettings = dataclasses.field(default_factory=MaintenanceSettings)

@@ -149,18 +149,71 @@ def check_values(settings: Settings) -> None:
     _positive("result_expires", settings.result_expires)
     _positive("idempotency_ttl", settings.idempotency_ttl)
     _positive("mail.timeout", settings.mail.timeout)
-    _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
+    monitoring = settings.monitoring
+    for name in (
+        "metrics_flush_interval",
+        "rollup_retention",
+        "worker_timeout",
+        "health_interval",
+        "health_timeout",
+        "stall_timeout",
+        "top_exceptions",
+        "max_pending_series",
+    ):
+        _positive(f"monitoring.{name}", getattr(monitoring, name))
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
     _check_schedules(settings)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
+    _positive("max_message_bytes", settings.max_message_bytes)
+    _check_maintenance(settings)
     if not 0 < settings.mail.port < 65536:
         msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
+        raise SettingsError(msg)
+    ca_file = settings.tls.ca_file
+    if ca_file is not None and not ca_file.expanduser().is_file():
+        msg = (
+            f"setting 'tls.ca_file' is {str(ca_file)!r}, which is no file; give the PEM file of "
+            "the certificate authorities that signed your Redis server's certificate"
+        )
         raise SettingsError(msg)
     _check_celery(settings.celery)
 
 
+def _check_maintenance(settings: Settings) -> None:
+    section = settings.maintenance
+    for name in (
+        "log_retention",
+        "outbox_retention",
+        "backup_max_age",
+        "hygiene_budget",
+        "hygiene_batch",
+        "health_timeout",
+        "alert_cooldown",
+        "backup_keep_daily",
+    ):
+        _positive(f"maintenance.{name}", getattr(section, name))
+    for name in ("grace_period", "backup_keep_weekly", "backup_keep_monthly"):
+        if getattr(section, name) < 0:
+            msg = f"setting 'maintenance.{name}' must be 0 or more, got {getattr(section, name)!r}"
+            raise SettingsError(msg)
+    if section.health_timeout > 10:
+        msg = (
+            "setting 'maintenance.health_timeout' must be at most 10 s (a health report never "
+            f"waits longer), got {section.health_timeout!r}"
+        )
+        raise SettingsError(msg)
+    if not 0 <= section.disk_min_free < 1:
+        msg = (
+            "setting 'maintenance.disk_min_free' must be a fraction from 0 to 1 (0.1 = 10%), "
+            f"got {section.disk_min_free!r}"
+        )
+        raise SettingsError(msg)
+
+
 def _check_celery(options: Mapping[str, Any]) -> None:
+    if not options:
+        return  # nothing to check: settings alone (the health probe) import no Celery
     from celery.app.defaults import DEFAULTS  # noqa: PLC0415  (celery is heavy; only when used)
 
     known = [key for key in DEFAULTS if key not in _PINNED_CELERY]

@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._contracts import declared_contracts
+from crawjud_tasks._redis_checks import check_worker_redis
 from crawjud_tasks._state import has_state
 
 if TYPE_CHECKING:
@@ -27,9 +28,11 @@ logger = logging.getLogger("crawjud_tasks.contracts")
 
 
 def prepare_worker(sender: Any, **_: Any) -> None:
-    """The ``worker_init`` receiver: prepare the worker of a crawjud-tasks app."""
+    """The ``worker_init`` receiver: prepare the worker of a crawjud-tasks app (its Redis
+    checked first: a worker that would lose messages, or cannot log in, says so at once)."""
     app = sender.app
     if has_state(app):
+        check_worker_redis(app)
         # Worker-only modules: a host service never imports Celery's worker.
         from crawjud_tasks._delivery._worker_logging import hide_message_payloads  # noqa: PLC0415
         from crawjud_tasks._delivery._worker_requests import use_run_requests  # noqa: PLC0415
