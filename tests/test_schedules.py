@@ -400,3 +400,44 @@ def test_a_fire_that_ran_before_its_leader_advanced_it_is_not_sent_again(app: Ce
     assert [m["id"] for m in _queued(app)] == [task_id]  # only the dead leader's message
     assert schedules.describe(app, "o").next_fires[0] == dt.datetime(2026, 1, 5, 12, 2, tzinfo=UTC)
     beat.close()
+
+
+def test_builtins_are_off_until_named_and_refuse_what_is_not_there(
+    crawjud_redis: RedisServer, crawjud_data_dir: object
+) -> None:
+    from crawjud_tasks import create_app
+    from crawjud_tasks._app import close_app
+    from crawjud_tasks.errors import SettingsError
+    from crawjud_tasks.schedules._api import sync_declared
+
+    settings = settings_for(
+        crawjud_redis,
+        crawjud_data_dir,  # type: ignore[arg-type]
+        namespace="cjbi",
+        schedules={"builtins": ["health_check", "cache_cleanup"]},
+    )
+    application = create_app(settings)
+    try:
+        assert sync_declared(application).added == [
+            "builtin.health_check",
+            "builtin.cache_cleanup.files",
+            "builtin.cache_cleanup.redis",
+        ]
+        check = schedules.describe(application, "builtin.health_check").schedule
+        assert check.task == "maintenance.health_check" and check.every == 300
+    finally:
+        close_app(application)
+    for name, message in (("periodic_report", "needs a monitoring contract"), ("x", "unknown")):
+        other = create_app(
+            settings_for(
+                crawjud_redis,
+                crawjud_data_dir,  # type: ignore[arg-type]
+                namespace="cjbi",
+                schedules={"builtins": [name]},
+            )
+        )
+        try:
+            with pytest.raises(SettingsError, match=message):
+                sync_declared(other)
+        finally:
+            close_app(other)

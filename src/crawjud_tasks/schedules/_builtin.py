@@ -1,8 +1,14 @@
 """The library's built-in schedules, each off until named in ``schedules.builtins``.
 
-Each built-in fires a contract of the library. The product's jobs (automatic reports, external
-sync, health check, cache cleanup) join this table as their contracts land in the maintenance
-and monitoring domains; until then naming them is refused with a clear error.
+Each built-in fires contracts of another domain, reached through its ``contracts`` module:
+
+- ``health_check``: ``maintenance.health_check()`` every 5 minutes;
+- ``cache_cleanup``: ``maintenance.clean_defaults()`` daily at 03:30 and
+  ``maintenance.redis_hygiene()`` hourly at :15 (in the ``timezone`` setting).
+
+A host that wants other times declares its own schedules of the same contracts instead. The
+product's other jobs (automatic reports, external sync) join this table when their domains
+offer what they need (:data:`PLANNED`); until then naming them is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -11,24 +17,61 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from crawjud_tasks.errors import SettingsError
+from crawjud_tasks.maintenance.contracts import clean_defaults, health_check, redis_hygiene
+from crawjud_tasks.schedules._spec import Schedule
 
 if TYPE_CHECKING:
     from crawjud_tasks._settings import Settings
-    from crawjud_tasks.schedules._spec import Schedule
 
 __all__ = ["BUILTINS", "PLANNED", "builtin_schedules"]
 
-#: Built-in schedule name -> a function building it from the settings.
-BUILTINS: dict[str, Callable[[Settings], Schedule]] = {}
-#: Built-ins whose contracts arrive with another domain (name -> what it needs).
+
+def _health_check(settings: Settings) -> list[Schedule]:
+    del settings
+    return [
+        Schedule(
+            id="builtin.health_check",
+            task=health_check.s(),
+            every="5m",
+            description="built-in: the deployment's health check",
+        )
+    ]
+
+
+def _cache_cleanup(settings: Settings) -> list[Schedule]:
+    return [
+        Schedule(
+            id="builtin.cache_cleanup.files",
+            task=clean_defaults.s(),
+            cron="30 3 * * *",
+            timezone=settings.timezone,
+            description="built-in: clean the library's folders (logs, old reports, outbox)",
+        ),
+        Schedule(
+            id="builtin.cache_cleanup.redis",
+            task=redis_hygiene.s(),
+            cron="15 * * * *",
+            timezone=settings.timezone,
+            description="built-in: one time-budgeted hygiene pass over the library's Redis keys",
+        ),
+    ]
+
+
+#: Built-in name -> a function building its schedules from the settings.
+BUILTINS: dict[str, Callable[[Settings], list[Schedule]]] = {
+    "cache_cleanup": _cache_cleanup,
+    "health_check": _health_check,
+}
+#: Built-ins that wait for another domain (name -> what they need).
 PLANNED = {
     "periodic_report": (
         "a monitoring contract that mails the last period's runs and task stats with the "
         "'periodic_report' template"
     ),
-    "external_sync": "the maintenance contract sync(name) and the host's sync job names",
-    "health_check": "the maintenance contract health_check()",
-    "cache_cleanup": "the maintenance contracts clean_defaults() and redis_hygiene()",
+    "external_sync": (
+        "the host's sync job names in the maintenance contracts module (or a setting), to "
+        "schedule maintenance.sync(name) for each"
+    ),
 }
 
 
@@ -51,5 +94,5 @@ def builtin_schedules(settings: Settings) -> list[Schedule]:
                 known = ", ".join(repr(n) for n in sorted({*BUILTINS, *PLANNED}))
                 msg = f"setting 'schedules.builtins': unknown built-in {name!r}; known: {known}"
             raise SettingsError(msg)
-        chosen.append(build(settings))
+        chosen.extend(build(settings))
     return chosen
