@@ -66,6 +66,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
         "crawjud.bots.finish_run",
         "crawjud.bots.notification_failed",
         "crawjud.bots.run_chunk",
+        "crawjud.bots.run_failed",
         "crawjud.canvas.flatten",
         "crawjud.canvas.map_chunk",
         "crawjud.mail.send_bulk",

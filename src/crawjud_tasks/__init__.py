@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from crawjud_tasks._lazy import lazy_names
 from crawjud_tasks.errors import (
     ArchiveError,
     BackupError,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from crawjud_tasks._delivery import PoisonRecord, poison_messages
     from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
     from crawjud_tasks._lease import Lease, lease
-    from crawjud_tasks._ping import PingResult, ping
+    from crawjud_tasks._ping import PingResult, aping, ping
     from crawjud_tasks._results import TypedResult
     from crawjud_tasks._retry import RetryPolicy
     from crawjud_tasks._secret import Secret
@@ -117,6 +117,7 @@ __all__ = [
     "UnknownSyncJobError",
     "UnsafePathError",
     "VisibilityTimeoutError",
+    "aping",
     "app_settings",
     "chord",
     "create_app",
@@ -134,52 +135,46 @@ __all__ = [
 #: Where each name that loads on first use lives: importing ``crawjud_tasks`` (and so
 #: ``crawjud_tasks.errors`` or a domain's contracts) does not import Celery.
 _LAZY = {
-    "BotSettings": "crawjud_tasks._settings",
-    "EmbeddedRedis": "crawjud_tasks._embedded",
-    "EmbeddedStatus": "crawjud_tasks._embedded",
-    "ImmutableSig": "crawjud_tasks._signatures",
-    "Lease": "crawjud_tasks._lease",
-    "MailSettings": "crawjud_tasks._settings",
-    "MaintenanceSettings": "crawjud_tasks._settings",
-    "MonitoringSettings": "crawjud_tasks._settings",
-    "PartialSig": "crawjud_tasks._signatures",
-    "PingResult": "crawjud_tasks._ping",
-    "PoisonRecord": "crawjud_tasks._delivery",
-    "QueueSettings": "crawjud_tasks._settings",
-    "RetryPolicy": "crawjud_tasks._retry",
-    "Secret": "crawjud_tasks._secret",
-    "Settings": "crawjud_tasks._settings",
-    "Sig": "crawjud_tasks._signatures",
-    "TaskRef": "crawjud_tasks._contracts",
-    "TlsSettings": "crawjud_tasks._settings",
-    "TypedResult": "crawjud_tasks._results",
-    "app_settings": "crawjud_tasks._state",
-    "chord": "crawjud_tasks._workflows",
-    "create_app": "crawjud_tasks._app",
-    "group": "crawjud_tasks._workflows",
-    "install": "crawjud_tasks._app",
-    "lease": "crawjud_tasks._lease",
-    "map_chunks": "crawjud_tasks._workflows",
-    "ping": "crawjud_tasks._ping",
-    "pipeline": "crawjud_tasks._workflows",
-    "poison_messages": "crawjud_tasks._delivery",
-    "task_contract": "crawjud_tasks._contracts",
+    "BotSettings": "_settings",
+    "EmbeddedRedis": "_embedded",
+    "EmbeddedStatus": "_embedded",
+    "ImmutableSig": "_signatures",
+    "Lease": "_lease",
+    "MailSettings": "_settings",
+    "MaintenanceSettings": "_settings",
+    "MonitoringSettings": "_settings",
+    "PartialSig": "_signatures",
+    "PingResult": "_ping",
+    "PoisonRecord": "_delivery",
+    "QueueSettings": "_settings",
+    "RetryPolicy": "_retry",
+    "Secret": "_secret",
+    "Settings": "_settings",
+    "Sig": "_signatures",
+    "TaskRef": "_contracts",
+    "TlsSettings": "_settings",
+    "TypedResult": "_results",
+    "app_settings": "_state",
+    "aping": "_ping",
+    "chord": "_workflows",
+    "create_app": "_app",
+    "group": "_workflows",
+    "install": "_app",
+    "lease": "_lease",
+    "map_chunks": "_workflows",
+    "ping": "_ping",
+    "pipeline": "_workflows",
+    "poison_messages": "_delivery",
+    "task_contract": "_contracts",
 }
 
 
+_load, __dir__ = lazy_names(__name__, _LAZY, globals())
+
+
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
     if name == "__version__":
         from crawjud_tasks._metadata import version  # noqa: PLC0415
 
         return version()
-    msg = f"module 'crawjud_tasks' has no attribute {name!r}"
-    raise AttributeError(msg)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return _load(name)

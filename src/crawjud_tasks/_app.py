@@ -87,9 +87,11 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
     """Register the CrawJUD tasks on a Celery app the host already has, and return it.
 
     The host's broker, backend, serializers and other settings are kept. crawjud-tasks adds its
-    queues and routes (ahead of the host's routes) and sends its own messages as JSON; it
-    refuses an app whose ``accept_content`` leaves JSON out. ``broker_url``, ``result_backend``
-    and the ``celery`` passthrough of ``config`` are ignored here: the host's app owns them.
+    queues next to the host's (its default queue when it declared none, so that a worker with
+    no ``-Q`` consumes both) and its routes (ahead of the host's routes), and sends its own
+    messages as JSON; it refuses an app whose ``accept_content`` leaves JSON out.
+    ``broker_url``, ``result_backend`` and the ``celery`` passthrough of ``config`` are ignored
+    here: the host's app owns them.
 
     Raises:
         SettingsError: the configuration is invalid, or the app does not accept JSON.
@@ -105,10 +107,7 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         if accepted is not None and "json" not in accepted and "application/json" not in accepted:
             msg = f"the app's {key} is {list(accepted)!r}; crawjud-tasks needs 'json' in it"
             raise SettingsError(msg)
-    queues = _queues(settings)
-    if conf.task_queues is not None:
-        known = {queue.name for queue in conf.task_queues}
-        conf.task_queues = [*conf.task_queues, *(q for q in queues if q.name not in known)]
+    _add_queues(app, _queues(settings))
     existing = conf.task_routes
     host_routes: tuple[Any, ...] = (
         () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
@@ -127,6 +126,23 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
             conf.worker_consumer = guarded["worker_consumer"]
     register_tasks(app, state)
     return app
+
+
+def _add_queues(app: Celery, queues: list[Queue]) -> None:
+    """Declare ``queues`` on ``app`` next to the host's, so that a worker started with no ``-Q``
+    consumes both. With no ``task_queues``, Celery's workers consume only the default queue; it
+    is declared explicitly here (as Celery would make it) before the CrawJUD ones."""
+    conf = app.conf
+    # Celery's own declaration of the host's queues (its default queue when there are none).
+    host_queues = list(app.amqp.Queues(conf.task_queues).values())
+    known = {queue.name for queue in host_queues}
+    conf.task_queues = [*host_queues, *(queue for queue in queues if queue.name not in known)]
+    # app.amqp.queues is made once, on first use: one made before install() learns them too.
+    made: Any = app.amqp.__dict__.get("queues")
+    if made is not None:
+        for queue in queues:
+            if queue.name not in made:
+                made.add(queue)
 
 
 def register_tasks(app: Celery, state: AppState) -> None:

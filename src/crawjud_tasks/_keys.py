@@ -17,7 +17,8 @@ Each line: key, type, TTL, who writes -> who reads (``<p>`` is the prefix).
 - ``<p>idempotency:<task>:<key>``, string, ``idempotency_ttl``; dispatch (claim) -> dispatch.
 - ``<p>idempotency:<task>:<key>:result``, string, ``idempotency_ttl``; worker -> worker (replay).
 - ``<p>run:<run id>:state``, hash, ``bots.retention``; bot runs -> ``run_state``, the CLI.
-- ``<p>run:<run id>:items``, list, ``bots.retention``; bot runs -> resumed runs, the report.
+- ``<p>run:<run id>:items[:<n>]``, list, ``bots.retention``; a sequential run (chunk ``n`` of a
+  parallel run) -> its resumed deliveries.
 - ``<p>run:<run id>:events``, stream, ``bots.retention``; bot runs, the notification errback ->
   ``run_events``, the CLI.
 - ``<p>run:<run id>:cancel``, string, ``bots.retention``; ``cancel_run`` -> bot runs.
@@ -169,6 +170,11 @@ class Keys:
     def run(self, run_id: str, part: RunPart) -> str:
         """One of the records of bot run ``run_id``."""
         return f"{self.prefix}run:{run_id}:{part}"
+
+    def run_checkpoint(self, run_id: str, chunk: int | None) -> str:
+        """The checkpoint of bot run ``run_id`` (of its chunk ``chunk`` in a parallel run)."""
+        base = f"{self.prefix}run:{run_id}:items"
+        return base if chunk is None else f"{base}:{chunk}"
 
     def run_pattern(self, run_id: str = "*") -> str:
         """A ``SCAN MATCH`` pattern of every record of run ``run_id`` (of every run by default)."""

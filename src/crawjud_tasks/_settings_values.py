@@ -70,6 +70,13 @@ def suggest(
     return f"valid names are: {', '.join(sorted(candidates))}"
 
 
+#: The most input columns a run may have: a report sheet adds up to 4 columns to them, and a
+#: spreadsheet holds 16,384.
+MAX_REPORT_COLUMNS = 16_380
+#: The rows a spreadsheet's sheet holds.
+MAX_SHEET_ROWS = 1_048_576
+
+
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         msg = f"setting {name!r} must be greater than 0, got {value!r}"
@@ -165,6 +172,29 @@ def check_values(settings: Settings) -> None:
     _check_schedules(settings)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
+    for name in (
+        "max_input_bytes",
+        "max_input_rows",
+        "max_xlsx_unpacked_bytes",
+        "max_cell_chars",
+        "max_columns",
+        "checkpoint_batch",
+        "checkpoint_window",
+        "report_xlsx_max_items",
+    ):
+        _positive(f"bots.{name}", getattr(settings.bots, name))
+    if settings.bots.report_xlsx_max_items > MAX_SHEET_ROWS - 1:
+        msg = (
+            f"setting 'bots.report_xlsx_max_items' must be at most {MAX_SHEET_ROWS - 1} (a sheet "
+            f"holds {MAX_SHEET_ROWS} rows), got {settings.bots.report_xlsx_max_items!r}"
+        )
+        raise SettingsError(msg)
+    if settings.bots.max_columns > MAX_REPORT_COLUMNS:
+        msg = (
+            f"setting 'bots.max_columns' must be at most {MAX_REPORT_COLUMNS} (a spreadsheet "
+            f"holds 16,384 columns and a report adds a few), got {settings.bots.max_columns!r}"
+        )
+        raise SettingsError(msg)
     _positive("max_message_bytes", settings.max_message_bytes)
     _check_maintenance(settings)
     if not 0 < settings.mail.port < 65536:
