@@ -90,6 +90,9 @@ def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     stop_health_writer()
     for state in all_states():
         state.stop()
+        # The process is a worker no more (a thread worker in a test, say): what it publishes
+        # from now on is a publisher's, never a record of the stopped worker.
+        state.process = None
 
 
 def _on_beat_init(sender: Any = None, **_: Any) -> None:
