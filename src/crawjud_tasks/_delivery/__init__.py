@@ -8,8 +8,10 @@
 - ``_at_least_once``: delivery counting, poison records and their query.
 - ``_leases``: the run's lease, its heartbeat's touch of the unacked index, the takeover of a
   dead holder's lease.
-- ``_worker_hooks`` (with ``_worker_requests`` and ``_worker_logging``): what a worker prepares
-  at start-up.
+- ``_outcomes``: a run's outcome writes (end-of-run mark, result) retried through a short
+  outage of Redis, within a budget bounded by the visibility timeout.
+- ``_worker_hooks`` (with ``_worker_requests``, ``_worker_logging`` and ``_reconnect``): what a
+  worker prepares at start-up.
 
 This module is the library's way in: nothing outside ``_delivery/`` imports its modules.
 """
