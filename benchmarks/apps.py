@@ -16,6 +16,11 @@ from typing import Any
 
 from celery import Celery
 
+#: ``off`` builds the library app with monitoring metrics off, ``quiet`` with them on but the
+#: flush and health threads firing once an hour, ``off-quiet`` off with the health thread firing
+#: once an hour (benchmarks/monitoring.py).
+METRICS_ENV = "BENCH_METRICS"
+
 __all__ = [
     "KINDS",
     "LIB_QUEUE",
@@ -105,7 +110,15 @@ def make_app(
         return app
     from crawjud_tasks import create_app  # noqa: PLC0415  (a raw worker never imports it)
 
-    app = create_app({"broker_url": broker_url, "result_backend": result_backend})
+    config: dict[str, Any] = {"broker_url": broker_url, "result_backend": result_backend}
+    mode = os.environ.get(METRICS_ENV)  # benchmarks/monitoring.py: metrics on against off
+    if mode == "off":
+        config["monitoring"] = {"metrics_enabled": False}
+    elif mode == "off-quiet":
+        config["monitoring"] = {"metrics_enabled": False, "health_interval": 3600.0}
+    elif mode == "quiet":
+        config["monitoring"] = {"metrics_flush_interval": 3600.0, "health_interval": 3600.0}
+    app = create_app(config)
     stored, ignored = _contracts()
     stored.implement(app)(stored_body)
     ignored.implement(app)(ignored_body)

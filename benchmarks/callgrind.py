@@ -23,7 +23,7 @@ from typing import Any
 from apps import LIB_QUEUE, RAW_FOUR_QUEUES
 from common import BENCH_DIR, child_env, flush, median, python
 
-__all__ = ["JOBS", "Job", "call_diff", "find_job", "run_jobs"]
+__all__ = ["JOBS", "Job", "call_diff", "callgrind_job", "find_job", "run_jobs"]
 
 DRIVER = BENCH_DIR / "cg_driver.py"
 _TOTALS = re.compile(rb"^(?:totals|summary):\s*(\d+)", re.MULTILINE)
@@ -104,7 +104,11 @@ def run_jobs(
 
 
 def _callgrind(
-    job: Job, args: list[str], per_segment: int, keep_dir: Path | None
+    job: Job,
+    args: list[str],
+    per_segment: int,
+    keep_dir: Path | None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cjb-cg-") as tmp:
         out = Path(tmp) / "cg.out"
@@ -114,7 +118,7 @@ def _callgrind(
             f"--callgrind-out-file={out}",
             python(), str(DRIVER), job.mode, *args, "--out", str(labels_file),
         ]  # fmt: skip
-        env = child_env() | {"PYTHONHASHSEED": "0"}
+        env = child_env() | {"PYTHONHASHSEED": "0"} | (extra_env or {})
         run = subprocess.run(
             command, env=env, cwd=BENCH_DIR, capture_output=True, text=True, check=False
         )
@@ -143,6 +147,9 @@ def _callgrind(
         }
         for group, values in per_group.items()
     }
+
+
+callgrind_job = _callgrind
 
 
 def _total(path: Path) -> int:

@@ -61,11 +61,13 @@ import redis
 from crawjud_tasks import create_app
 from crawjud_tasks._state import app_state
 from crawjud_tasks.bots import run_events
-from crawjud_tasks.bots._checkpoint import load_checkpoint
+from crawjud_tasks.bots._bot import ItemRecord
+from crawjud_tasks.bots._checkpoint import saved_outcomes
 from crawjud_tasks.bots._inputs import read_items
 from crawjud_tasks.bots._parallel import split
 from crawjud_tasks.bots._reports import ReportRun, write_report
 from crawjud_tasks.bots._run import run_folder
+from crawjud_tasks.bots._store import RunStore
 from crawjud_tasks.bots.cnj import compute_check_digits
 from crawjud_tasks.bots.contracts import (
     BotInput,
@@ -282,7 +284,16 @@ def explain(app: Any, settings: Any, path: Path, run_id: str) -> dict[str, float
             t0 = time.perf_counter()
             items = read_items(BotInput.from_file(str(path)), roots=roots, max_inline_rows=inline)
             t1 = time.perf_counter()
-            records, counts = load_checkpoint(app, run_id, items, RunCounts(total=len(items)))
+            lines = RunStore(app, run_id).checkpoint()
+            records = [
+                ItemRecord(item.index, item.row, status, item.data, data, reason)
+                for item, (status, data, reason) in zip(items, saved_outcomes(lines), strict=False)
+            ]
+            counts = RunCounts(
+                total=len(items),
+                succeeded=sum(1 for r in records if r.status == "succeeded"),
+                failed=sum(1 for r in records if r.status == "failed"),
+            )
             t2 = time.perf_counter()
             columns: dict[str, None] = {}
             for item in items:

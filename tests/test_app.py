@@ -138,6 +138,14 @@ def test_two_apps_in_one_process_never_share_tasks(
         "bots.run_chunk",
         "bots.finish_run",
         "bots.notification_failed",
+        "bots.run_failed",
+        "maintenance.clean_files",
+        "maintenance.clean_defaults",
+        "maintenance.backup",
+        "maintenance.restore",
+        "maintenance.redis_hygiene",
+        "maintenance.health_check",
+        "maintenance.sync",
     }
     assert first_tasks == {f"one.{name}" for name in own}
     assert second_tasks == {f"two.{name}" for name in own}

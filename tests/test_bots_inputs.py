@@ -225,13 +225,13 @@ def test_xlsx_damaged_workbook(root: Path) -> None:
         read(path, root)
 
 
-def test_xlsx_without_openpyxl(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xlsx_without_calamine(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_xlsx(root / "capa.xlsx", {"S": [["a"], [1]]})
-    monkeypatch.setitem(sys.modules, "openpyxl", None)  # import openpyxl now fails
+    monkeypatch.setitem(sys.modules, "python_calamine", None)  # its import now fails
     with pytest.raises(
         BotParameterError,
-        match=r"reading one needs openpyxl: install the xlsx extra on the worker \(pip install "
-        r"'crawjud-tasks\[xlsx\]'\), or pass a \.csv file",
+        match=r"reading one needs python-calamine: install the xlsx extra on the worker "
+        r"\(pip install 'crawjud-tasks\[xlsx\]'\), or pass a \.csv file",
     ):
         read(path, root)
 

@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 import json
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,24 @@ def read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(file, delimiter=";"))
 
 
+_ESCAPE = re.compile(r"_x([0-9A-F]{4})_")
+
+
+def unescape(cell: Any) -> Any:
+    """A cell as Excel reads it: the writer escapes control characters as ``_xHHHH_`` (OOXML's
+    ST_Xstring), which Excel decodes and openpyxl leaves as they are."""
+    if isinstance(cell, str):
+        return _ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), cell)
+    return cell
+
+
 def read_sheets(path: Path) -> dict[str, list[list[Any]]]:
     workbook = openpyxl.load_workbook(path)
     try:
         return {
-            sheet.title: [list(row) for row in sheet.iter_rows(values_only=True)]
+            sheet.title: [
+                [unescape(cell) for cell in row] for row in sheet.iter_rows(values_only=True)
+            ]
             for sheet in workbook.worksheets
         }
     finally:
@@ -187,7 +201,7 @@ def test_formulas_are_neutralised_everywhere(tmp_path: Path) -> None:
     sheet = workbook["Sucessos"]
     assert [cell.value for cell in sheet[1]] == header
     for row in sheet.iter_rows(min_row=2):
-        assert row[0].value in quoted
+        assert unescape(row[0].value) in quoted
         assert row[3].value == row[0].value
         assert row[1].value == "'-"
         assert (row[5].value, row[6].value) == (-5, -2.5)  # numbers stay numbers
@@ -196,7 +210,7 @@ def test_formulas_are_neutralised_everywhere(tmp_path: Path) -> None:
         for cell in row:
             if isinstance(cell.value, str):
                 assert cell.data_type == "s"  # text is never a formula
-    assert [row[3].value for row in workbook["Erros"].iter_rows(min_row=2)] == quoted
+    assert [unescape(row[3].value) for row in workbook["Erros"].iter_rows(min_row=2)] == quoted
     workbook.close()
 
 

@@ -56,7 +56,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
         "CRAWJUD_TASKS_MAIL__PASSWORD": "hunter3",
     }
     out = run_cli("info", "--json", env=env)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr  # the broker is unreachable: the report, then exit 3
     assert "hunter2" not in out.stdout and "hunter3" not in out.stdout
     report = json.loads(out.stdout)
     assert report["broker"] == f"redis://:***@127.0.0.1:{port}/0"
@@ -66,10 +66,18 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
         "crawjud.bots.finish_run",
         "crawjud.bots.notification_failed",
         "crawjud.bots.run_chunk",
+        "crawjud.bots.run_failed",
         "crawjud.canvas.flatten",
         "crawjud.canvas.map_chunk",
         "crawjud.mail.send_bulk",
         "crawjud.mail.send_email",
+        "crawjud.maintenance.backup",
+        "crawjud.maintenance.clean_defaults",
+        "crawjud.maintenance.clean_files",
+        "crawjud.maintenance.health_check",
+        "crawjud.maintenance.redis_hygiene",
+        "crawjud.maintenance.restore",
+        "crawjud.maintenance.sync",
         "crawjud.ping",
     ]
     assert report["queues"] == ["crawjud", "crawjud.bots", "crawjud.mail", "crawjud.maintenance"]

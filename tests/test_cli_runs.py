@@ -338,15 +338,16 @@ def test_a_missing_or_wrong_input_file_is_a_usage_error(
     assert "is not a .csv or .xlsx file" in wrong.stderr
 
 
-def test_a_file_outside_the_local_allowed_roots_is_warned_about_then_refused(
+def test_a_file_outside_the_local_allowed_roots_is_refused_before_dispatch(
     env: dict[str, str], cli_worker: WorkerProcess, tmp_path: Path
 ) -> None:
     outside = csv_file(tmp_path, 1)
     out = cli(env, "run", "test.echo", "--input", str(outside))
     assert out.returncode == 1, out.stdout + out.stderr
-    warning, error = out.stderr.strip().splitlines()
-    assert warning.startswith(f"warning: {outside} is not inside bots.allowed_roots")
-    assert error.startswith("Error: run ") and "outside bots.allowed_roots" in error
+    (error,) = out.stderr.strip().splitlines()
+    assert error.startswith(f"Error: {outside} is not inside bots.allowed_roots")
+    assert "not dispatched" in error
+    assert "CRAWJUD_TASKS_BOTS__ALLOWED_ROOTS" in error
 
 
 def test_watching_an_unknown_run_waits_then_times_out(

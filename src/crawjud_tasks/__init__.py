@@ -6,30 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._app import create_app, install
-from crawjud_tasks._contracts import TaskRef, task_contract
-from crawjud_tasks._delivery import PoisonRecord, poison_messages
-from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
-from crawjud_tasks._lease import Lease, lease
-from crawjud_tasks._ping import PingResult, ping
-from crawjud_tasks._results import TypedResult
-from crawjud_tasks._retry import RetryPolicy
-from crawjud_tasks._secret import Secret
-from crawjud_tasks._settings import (
-    BotSettings,
-    MailSettings,
-    MaintenanceSettings,
-    MonitoringSettings,
-    QueueSettings,
-    Settings,
-    TlsSettings,
-)
-from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
-from crawjud_tasks._state import app_settings
-from crawjud_tasks._workflows import chord, group, map_chunks, pipeline
+from crawjud_tasks._lazy import lazy_names
 from crawjud_tasks.errors import (
+    ArchiveError,
+    BackupError,
     BotParameterError,
     BrokerUnavailableError,
     ContractError,
@@ -56,10 +38,37 @@ from crawjud_tasks.errors import (
     TaskFailedError,
     TransientError,
     UnknownBotError,
+    UnknownSyncJobError,
+    UnsafePathError,
     VisibilityTimeoutError,
 )
 
+if TYPE_CHECKING:
+    from crawjud_tasks._app import create_app, install
+    from crawjud_tasks._contracts import TaskRef, task_contract
+    from crawjud_tasks._delivery import PoisonRecord, poison_messages
+    from crawjud_tasks._embedded import EmbeddedRedis, EmbeddedStatus
+    from crawjud_tasks._lease import Lease, lease
+    from crawjud_tasks._ping import PingResult, aping, ping
+    from crawjud_tasks._results import TypedResult
+    from crawjud_tasks._retry import RetryPolicy
+    from crawjud_tasks._secret import Secret
+    from crawjud_tasks._settings import (
+        BotSettings,
+        MailSettings,
+        MaintenanceSettings,
+        MonitoringSettings,
+        QueueSettings,
+        Settings,
+        TlsSettings,
+    )
+    from crawjud_tasks._signatures import ImmutableSig, PartialSig, Sig
+    from crawjud_tasks._state import app_settings
+    from crawjud_tasks._workflows import chord, group, map_chunks, pipeline
+
 __all__ = [
+    "ArchiveError",
+    "BackupError",
     "BotParameterError",
     "BotSettings",
     "BrokerUnavailableError",
@@ -105,7 +114,10 @@ __all__ = [
     "TransientError",
     "TypedResult",
     "UnknownBotError",
+    "UnknownSyncJobError",
+    "UnsafePathError",
     "VisibilityTimeoutError",
+    "aping",
     "app_settings",
     "chord",
     "create_app",
@@ -120,10 +132,49 @@ __all__ = [
 ]
 
 
+#: Where each name that loads on first use lives: importing ``crawjud_tasks`` (and so
+#: ``crawjud_tasks.errors`` or a domain's contracts) does not import Celery.
+_LAZY = {
+    "BotSettings": "_settings",
+    "EmbeddedRedis": "_embedded",
+    "EmbeddedStatus": "_embedded",
+    "ImmutableSig": "_signatures",
+    "Lease": "_lease",
+    "MailSettings": "_settings",
+    "MaintenanceSettings": "_settings",
+    "MonitoringSettings": "_settings",
+    "PartialSig": "_signatures",
+    "PingResult": "_ping",
+    "PoisonRecord": "_delivery",
+    "QueueSettings": "_settings",
+    "RetryPolicy": "_retry",
+    "Secret": "_secret",
+    "Settings": "_settings",
+    "Sig": "_signatures",
+    "TaskRef": "_contracts",
+    "TlsSettings": "_settings",
+    "TypedResult": "_results",
+    "app_settings": "_state",
+    "aping": "_ping",
+    "chord": "_workflows",
+    "create_app": "_app",
+    "group": "_workflows",
+    "install": "_app",
+    "lease": "_lease",
+    "map_chunks": "_workflows",
+    "ping": "_ping",
+    "pipeline": "_workflows",
+    "poison_messages": "_delivery",
+    "task_contract": "_contracts",
+}
+
+
+_load, __dir__ = lazy_names(__name__, _LAZY, globals())
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         from crawjud_tasks._metadata import version  # noqa: PLC0415
 
         return version()
-    msg = f"module 'crawjud_tasks' has no attribute {name!r}"
-    raise AttributeError(msg)
+    return _load(name)

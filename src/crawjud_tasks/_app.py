@@ -10,6 +10,7 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Exchange, Queue
 
+from crawjud_tasks._checks import REDIS_PY_SCHEMES, url_scheme
 from crawjud_tasks._contracts import use_binder
 from crawjud_tasks._delivery import bind_contract, prepare_worker
 from crawjud_tasks._embedded import EmbeddedRedis
@@ -18,7 +19,7 @@ from crawjud_tasks._keys import Keys
 from crawjud_tasks._ping import register_ping
 from crawjud_tasks._redis import is_redis_url, redis_py_url
 from crawjud_tasks._settings import DOMAINS, Settings, load_settings
-from crawjud_tasks._state import close_state, has_state, new_state
+from crawjud_tasks._state import APP_OPTION, close_state, has_state, new_state
 from crawjud_tasks._tls import tls_config, warn_if_unverified
 from crawjud_tasks._typed_send import use_typed_send
 from crawjud_tasks._workflows import register_canvas_tasks
@@ -35,6 +36,8 @@ __all__ = ["DOMAIN_REGISTRARS", "close_app", "create_app", "install"]
 DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.mail._register",
     "crawjud_tasks.bots._register",
+    "crawjud_tasks.maintenance._register",
+    "crawjud_tasks.monitoring._register",
 )
 
 
@@ -73,8 +76,9 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Celery:
     """
     settings = _resolve_connection(load_settings(config))
     app = Celery(settings.namespace, set_as_current=False, fixups=[], autofinalize=True)
-    app.conf.update(_celery_config(settings))
-    register_tasks(app, new_state(app, settings))
+    state = new_state(app, settings)
+    app.conf.update(_celery_config(settings, state.ident))
+    register_tasks(app, state)
     return app
 
 
@@ -82,9 +86,11 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
     """Register the CrawJUD tasks on a Celery app the host already has, and return it.
 
     The host's broker, backend, serializers and other settings are kept. crawjud-tasks adds its
-    queues and routes (ahead of the host's routes) and sends its own messages as JSON; it
-    refuses an app whose ``accept_content`` leaves JSON out. ``broker_url``, ``result_backend``
-    and the ``celery`` passthrough of ``config`` are ignored here: the host's app owns them.
+    queues next to the host's (its default queue when it declared none, so that a worker with
+    no ``-Q`` consumes both) and its routes (ahead of the host's routes), and sends its own
+    messages as JSON; it refuses an app whose ``accept_content`` leaves JSON out.
+    ``broker_url``, ``result_backend`` and the ``celery`` passthrough of ``config`` are ignored
+    here: the host's app owns them.
 
     Raises:
         SettingsError: the configuration is invalid, or the app does not accept JSON.
@@ -100,10 +106,7 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
         if accepted is not None and "json" not in accepted and "application/json" not in accepted:
             msg = f"the app's {key} is {list(accepted)!r}; crawjud-tasks needs 'json' in it"
             raise SettingsError(msg)
-    queues = _queues(settings)
-    if conf.task_queues is not None:
-        known = {queue.name for queue in conf.task_queues}
-        conf.task_queues = [*conf.task_queues, *(q for q in queues if q.name not in known)]
+    _add_queues(app, _queues(settings))
     existing = conf.task_routes
     host_routes: tuple[Any, ...] = (
         () if existing is None else tuple(existing) if is_list_or_tuple(existing) else (existing,)
@@ -112,8 +115,33 @@ def install(app: Celery, config: Settings | Mapping[str, Any] | None = None) -> 
     for key, value in tls_config(conf.broker_url, conf.result_backend, settings.tls).items():
         if not conf.get(key):  # the host's own TLS options win
             conf[key] = value
-    register_tasks(app, new_state(app, settings))
+    state = new_state(app, settings)
+    guarded = _guarded_transport(str(conf.broker_url or ""), settings, state.ident)
+    if guarded and not conf.get("broker_transport"):  # a host's own transport is kept as it is
+        transport = guarded.pop("broker_transport_options")
+        conf.broker_transport_options = {**(conf.broker_transport_options or {}), **transport}
+        conf.broker_transport = guarded["broker_transport"]
+        if conf.get("worker_consumer") == "celery.worker.consumer:Consumer":
+            conf.worker_consumer = guarded["worker_consumer"]
+    register_tasks(app, state)
     return app
+
+
+def _add_queues(app: Celery, queues: list[Queue]) -> None:
+    """Declare ``queues`` on ``app`` next to the host's, so that a worker started with no ``-Q``
+    consumes both. With no ``task_queues``, Celery's workers consume only the default queue; it
+    is declared explicitly here (as Celery would make it) before the CrawJUD ones."""
+    conf = app.conf
+    # Celery's own declaration of the host's queues (its default queue when there are none).
+    host_queues = list(app.amqp.Queues(conf.task_queues).values())
+    known = {queue.name for queue in host_queues}
+    conf.task_queues = [*host_queues, *(queue for queue in queues if queue.name not in known)]
+    # app.amqp.queues is made once, on first use: one made before install() learns them too.
+    made: Any = app.amqp.__dict__.get("queues")
+    if made is not None:
+        for queue in queues:
+            if queue.name not in made:
+                made.add(queue)
 
 
 def register_tasks(app: Celery, state: AppState) -> None:
@@ -185,7 +213,28 @@ def _routes(settings: Settings) -> dict[str, dict[str, str]]:
     return routes
 
 
-def _celery_config(settings: Settings) -> dict[str, Any]:
+#: The worker's broker transport for Redis brokers: kombu's, checking every message on arrival.
+_GUARDED_TRANSPORT = "crawjud_tasks._delivery._transport:GuardedTransport"
+#: The worker's consumer: Celery's, recording each message it refuses as a poison record.
+_GUARDED_CONSUMER = "crawjud_tasks._delivery._consumer:GuardedConsumer"
+
+
+def _guarded_transport(broker: str, settings: Settings, ident: str) -> dict[str, Any]:
+    """The configuration that makes a worker refuse and record a malformed message instead of
+    crashing on it (``{}`` for a broker the guarded transport does not serve)."""
+    if url_scheme(broker) not in REDIS_PY_SCHEMES:
+        return {}
+    return {
+        "worker_consumer": _GUARDED_CONSUMER,
+        "broker_transport": _GUARDED_TRANSPORT,
+        "broker_transport_options": {
+            APP_OPTION: ident,
+            "max_message_bytes": settings.max_message_bytes,
+        },
+    }
+
+
+def _celery_config(settings: Settings, ident: str) -> dict[str, Any]:
     timeout = settings.broker_connection_timeout
     per_attempt = timeout * _ATTEMPT_SHARE
     socket_timeout = max(per_attempt, _MIN_SOCKET_TIMEOUT)
@@ -252,7 +301,10 @@ def _celery_config(settings: Settings) -> dict[str, Any]:
             # naming the few keys kombu keeps costs nothing.
             **keys.kombu_transport(),
         )
+        guarded = _guarded_transport(settings.broker_url or "", settings, ident)
+        transport.update(guarded.pop("broker_transport_options", {}))
         config["broker_transport_options"] = transport
+        config.update({k: v for k, v in guarded.items() if k not in settings.celery})
     if is_redis_url(settings.broker_url) and settings.broker_url is not None:
         # Beat keeps its schedule in Redis as JSON, under a lock (RedBeat): never a pickled
         # shelve file, and two beat processes never both fire.

@@ -9,9 +9,6 @@ from __future__ import annotations
 import math
 from typing import TypeGuard
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 __all__ = [
     "BACKEND_SCHEMES",
     "BROKER_SCHEMES",
@@ -60,4 +57,8 @@ def is_connection_error(exc: object) -> TypeGuard[BaseException]:
     Celery's Redis result backend gives up on an unreachable server with a bare ``RuntimeError``
     whose ``__cause__`` is such an error: callers test the cause.
     """
+    # redis-py loads on use: settings (and the container probe that reads them) import no Redis.
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+
     return isinstance(exc, OSError | RedisConnectionError | RedisTimeoutError)

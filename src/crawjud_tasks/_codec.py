@@ -15,7 +15,8 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from inspect import Parameter
 from typing import Any
 
 import msgspec
@@ -45,21 +46,29 @@ def encode(value: Any) -> Any:
 class ContractCodec:
     """Checks and converts one contract's arguments and result."""
 
-    __slots__ = ("_hints", "_name", "_signature", "func")
+    __slots__ = ("_hints", "_name", "_positional_names", "_signature", "func")
 
     def __init__(self, func: Callable[..., Any], name: str) -> None:
         self.func = func
         self._name = name
         self._signature: inspect.Signature | None = None
         self._hints: dict[str, Any] | None = None
+        self._positional_names: tuple[str, ...] | None = None
 
     @property
     def signature(self) -> inspect.Signature:
         """The contract's parameters (names, kinds, defaults), without annotations."""
         if self._signature is None:
             signature = inspect.signature(self.func)
+            parameters = signature.parameters.values()
+            kinds = (Parameter.POSITIONAL_ONLY, Parameter.POSITIONAL_OR_KEYWORD)
+            self._positional_names = (
+                None
+                if any(p.kind is Parameter.VAR_POSITIONAL for p in parameters)
+                else tuple(p.name for p in parameters if p.kind in kinds)
+            )
             self._signature = signature.replace(
-                parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+                parameters=[p.replace(annotation=p.empty) for p in parameters],
                 return_annotation=signature.empty,
             )
         return self._signature
@@ -122,16 +131,13 @@ class ContractCodec:
             PayloadError: an argument cannot be sent as JSON, does not fit its declared type, or
                 the arguments take more than :data:`MAX_ARGUMENT_BYTES`.
         """
-        encoded_args = tuple(self._encode(value, index) for index, value in enumerate(args))
-        encoded_kwargs = {name: self._encode(value, name) for name, value in kwargs.items()}
-        if partial:
-            bound = self.signature.bind_partial(None, *encoded_args, **encoded_kwargs)
-            bound.arguments.pop(next(iter(self.signature.parameters)), None)
-        else:
-            bound = self.signature.bind(*encoded_args, **encoded_kwargs)
+        encoded_args = tuple(self._encode_all(args)) if args else ()
+        encoded_kwargs: dict[str, Any] = self._encode_all(kwargs) if kwargs else {}
         hints = self.hints
-        for name, value in bound.arguments.items():
-            self._convert(value, hints[name], f"argument {name!r}", name)
+        for name, value in self._named(encoded_args, encoded_kwargs, partial=partial):
+            hint = hints[name]
+            if hint is not Any:
+                self._convert(value, hint, f"argument {name!r}", name)
         size = len(msgspec.json.encode((encoded_args, encoded_kwargs)))
         if size > MAX_ARGUMENT_BYTES:
             msg = (
@@ -141,6 +147,44 @@ class ContractCodec:
             )
             raise PayloadError(msg)
         return encoded_args, encoded_kwargs
+
+    def _named(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], *, partial: bool
+    ) -> Iterator[tuple[str, Any]]:
+        """Each argument with its parameter's name (the call was bound already: it fits)."""
+        names = self._positional_names if self._signature is not None else self._positional()
+        if names is None:  # *args in the contract: let inspect place them
+            bound = (
+                self.signature.bind_partial(None, *args, **kwargs)
+                if partial
+                else self.signature.bind(*args, **kwargs)
+            )
+            if partial:
+                bound.arguments.pop(next(iter(self.signature.parameters)), None)
+            yield from bound.arguments.items()
+            return
+        yield from zip(names[1:] if partial else names, args, strict=False)
+        yield from kwargs.items()
+
+    def _positional(self) -> tuple[str, ...] | None:
+        """The names of the parameters a positional argument can fill, in order (``None`` when
+        the contract takes ``*args``); known once the signature is."""
+        _ = self.signature
+        return self._positional_names
+
+    def _encode_all(self, values: tuple[Any, ...] | dict[str, Any]) -> Any:
+        """``values`` (the positional tuple or the keyword dict) as JSON data, in one call;
+        when that fails, value by value, to name the argument."""
+        try:
+            return msgspec.to_builtins(values)
+        except (TypeError, msgspec.EncodeError):
+            if isinstance(values, dict):
+                for name, value in values.items():
+                    self._encode(value, name)
+            else:
+                for index, value in enumerate(values):
+                    self._encode(value, index)
+            raise
 
     def _encode(self, value: Any, where: int | str) -> Any:
         try:

@@ -12,6 +12,7 @@ hands it to the binder the assembly installed with :func:`use_binder`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from typing import (
@@ -288,6 +289,18 @@ class TaskRef(Generic[P, R]):
         """
         self._check_complete(args, kwargs)
         return self._call(args, kwargs, immutable=False).send(self._app or default_app())
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> TypedResult[R]:
+        """:meth:`delay` for asyncio code: the event loop is not blocked while the message is
+        published (kombu has no asyncio producer: the publish runs in a worker thread, as
+        ``asyncio.to_thread`` does; see "Using crawjud-tasks from a web service").
+
+        Raises:
+            PayloadError: the arguments do not fit the contract's parameters (before any thread).
+            BrokerUnavailableError: the broker did not answer.
+        """
+        self._check_complete(args, kwargs)
+        return await asyncio.to_thread(self.delay, *args, **kwargs)
 
     def _check_complete(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from kombu.exceptions import ChannelError, OperationalError
 
 from crawjud_tasks import _idempotency as idempotency
+from crawjud_tasks._broker_hint import broker_unanswered
 from crawjud_tasks._checks import is_connection_error, is_count, is_seconds
 from crawjud_tasks._codec import encode
-from crawjud_tasks._redact import redact_url
 from crawjud_tasks._redis import is_redis_url, redis_full
 from crawjud_tasks._results import TypedResult
 from crawjud_tasks._state import app_state
@@ -56,10 +56,7 @@ _KOMBU_VISIBILITY_TIMEOUT = 3600.0
 
 def broker_unavailable(app: Celery, exc: BaseException) -> BrokerUnavailableError:
     """The error to raise when a publish to ``app``'s broker failed with ``exc``."""
-    url = redact_url(str(app.conf.broker_url))
-    return BrokerUnavailableError(
-        f"the broker at {url} did not answer ({exc}); start it or check the broker URL"
-    )
+    return BrokerUnavailableError(broker_unanswered(app, exc))
 
 
 @contextmanager

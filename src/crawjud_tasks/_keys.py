@@ -17,16 +17,36 @@ Each line: key, type, TTL, who writes -> who reads (``<p>`` is the prefix).
 - ``<p>idempotency:<task>:<key>``, string, ``idempotency_ttl``; dispatch (claim) -> dispatch.
 - ``<p>idempotency:<task>:<key>:result``, string, ``idempotency_ttl``; worker -> worker (replay).
 - ``<p>run:<run id>:state``, hash, ``bots.retention``; bot runs -> ``run_state``, the CLI.
-- ``<p>run:<run id>:items``, list, ``bots.retention``; bot runs -> resumed runs, the report.
+- ``<p>run:<run id>:items[:<n>]``, list, ``bots.retention``; a sequential run (chunk ``n`` of a
+  parallel run) -> its resumed deliveries.
 - ``<p>run:<run id>:events``, stream, ``bots.retention``; bot runs, the notification errback ->
   ``run_events``, the CLI.
 - ``<p>run:<run id>:cancel``, string, ``bots.retention``; ``cancel_run`` -> bot runs.
 - ``<p>run:<run id>:abort``, string, ``bots.retention``; a failing chunk -> the other chunks.
 - ``<p>mail:sent:<Message-ID>``, string, ``idempotency_ttl``; mail sends -> mail sends.
+- ``<p>monitoring:totals``, hash, no TTL; every process's metrics flush -> ``stats``, scrapes.
+- ``<p>monitoring:minute:<epoch minute>``, hash, ``monitoring.rollup_retention`` + 60 s; metrics
+  flushes -> ``stats(window=...)``.
+- ``<p>monitoring:processes``, hash (one JSON record per process), no TTL, records older than
+  ``monitoring.worker_timeout`` ignored; metrics flushes -> ``stats``, ``active_tasks``, scrapes.
+- ``<p>monitoring:beat``, string, ``monitoring.health_timeout``; beat -> ``health beat``.
 - ``<p>unacked`` (hash), ``<p>unacked_index`` (zset), ``<p>unacked_mutex`` (string); kombu ->
   kombu; the run lease heartbeat also touches ``unacked_index``.
 - ``<p>redbeat:*``, RedBeat's keys; beat -> beat.
 - ``<p>celery-task-meta-<id>``, string, ``result_expires``; Celery's result backend.
+- ``<p>lease:maintenance:<operation>[:<target>]``, string, 60 s renewed; maintenance
+  operations -> the next run of the same operation (one at a time per target).
+- ``<p>maintenance:hygiene:cursor`` / ``:replies``, string, 1 day; a hygiene pass stopped by its
+  budget -> the next pass.
+- ``<p>maintenance:health:status``, string, no TTL; the health check -> the next check.
+- ``<p>maintenance:health:alert:<status>``, string, ``maintenance.alert_cooldown``; the health
+  check -> the next check (the alert's cool-down).
+- ``<p>maintenance:health:oldest``, hash queue -> "<delivery tag> <first seen>", 1 day; the
+  health check -> the next check (how long the oldest message has waited).
+- ``<p>maintenance:sync:<job>``, hash (watermark, checkpoint, metrics), no TTL; sync runs
+  (writes fenced by the run's lease) -> the next run, the CLI.
+- ``<id>.reply.<namespace>.pidbox``, list, none; Celery's control replies -> the caller;
+  hygiene unlinks those left behind.
 
 Celery's own result keys get the prefix through the backend's ``global_keyprefix``; the queue
 lists are named after the queues (``crawjud.bots`` ...), which carry the namespace already.
@@ -37,10 +57,19 @@ from __future__ import annotations
 
 from typing import Literal, final
 
-__all__ = ["Keys", "RunPart", "run_lease_name", "task_lease_name"]
+__all__ = [
+    "HygieneCursor",
+    "Keys",
+    "RunPart",
+    "maintenance_lease_name",
+    "run_lease_name",
+    "task_lease_name",
+]
 
 #: The records of one bot run.
 RunPart = Literal["state", "items", "events", "cancel", "abort"]
+#: The two scans of a hygiene pass: the library's keys, the broker's control reply queues.
+HygieneCursor = Literal["cursor", "replies"]
 
 
 def task_lease_name(task: str, task_id: str, retries: int | None) -> str:
@@ -56,6 +85,11 @@ def task_lease_name(task: str, task_id: str, retries: int | None) -> str:
 def run_lease_name(run_id: str, chunk: int | None = None) -> str:
     """The lease name (for :meth:`Keys.lease`) of bot run ``run_id``, or of one of its chunks."""
     return f"run:{run_id}" if chunk is None else f"run:{run_id}:chunk:{chunk}"
+
+
+def maintenance_lease_name(operation: str, target: str | None = None) -> str:
+    """The lease name (for :meth:`Keys.lease`) of a maintenance operation on ``target``."""
+    return f"maintenance:{operation}" if target is None else f"maintenance:{operation}:{target}"
 
 
 @final
@@ -108,11 +142,24 @@ class Keys:
         """The prefix of RedBeat's keys (``redbeat_key_prefix``)."""
         return f"{self.prefix}redbeat:"
 
+    def redbeat_lock(self) -> str:
+        """RedBeat's leader lock, with the default ``redbeat_lock_key``."""
+        return f"{self.redbeat_prefix()}:lock"
+
+    def reply_queues(self, namespace: str) -> str:
+        """A ``SCAN MATCH`` pattern of Celery's control reply queues (on the broker)."""
+        return f"*.reply.{namespace}.pidbox"
+
     # -- bots ---------------------------------------------------------------------------------
 
     def run(self, run_id: str, part: RunPart) -> str:
         """One of the records of bot run ``run_id``."""
         return f"{self.prefix}run:{run_id}:{part}"
+
+    def run_checkpoint(self, run_id: str, chunk: int | None) -> str:
+        """The checkpoint of bot run ``run_id`` (of its chunk ``chunk`` in a parallel run)."""
+        base = f"{self.prefix}run:{run_id}:items"
+        return base if chunk is None else f"{base}:{chunk}"
 
     def run_pattern(self, run_id: str = "*") -> str:
         """A ``SCAN MATCH`` pattern of every record of run ``run_id`` (of every run by default)."""
@@ -123,3 +170,47 @@ class Keys:
     def mail_sent(self, message_id: str) -> str:
         """The sent-ledger entry (the receipt) of the message ``message_id``."""
         return f"{self.prefix}mail:sent:{message_id}"
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def library_pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern of every key under the prefix."""
+        return f"{self.prefix}*"
+
+    def hygiene_cursor(self, scan: HygieneCursor) -> str:
+        """Where a hygiene pass stopped by its budget left its ``SCAN`` cursor."""
+        return f"{self.prefix}maintenance:hygiene:{scan}"
+
+    def health_status(self) -> str:
+        """The status of the last health report."""
+        return f"{self.prefix}maintenance:health:status"
+
+    def health_alert(self, status: str) -> str:
+        """The cool-down of the alert for ``status``."""
+        return f"{self.prefix}maintenance:health:alert:{status}"
+
+    def health_oldest(self) -> str:
+        """The oldest message seen at the head of each queue, and since when."""
+        return f"{self.prefix}maintenance:health:oldest"
+
+    def sync_state(self, job: str) -> str:
+        """A sync job's watermark, checkpoint and metrics."""
+        return f"{self.prefix}maintenance:sync:{job}"
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def metrics_totals(self) -> str:
+        """Cumulative counters and histogram buckets of every process (hash)."""
+        return f"{self.prefix}monitoring:totals"
+
+    def metrics_minute(self, minute: int) -> str:
+        """The metric deltas flushed in epoch minute ``minute`` (hash with a TTL)."""
+        return f"{self.prefix}monitoring:minute:{minute}"
+
+    def metrics_processes(self) -> str:
+        """One JSON record per worker or publisher process (hash)."""
+        return f"{self.prefix}monitoring:processes"
+
+    def beat_heartbeat(self) -> str:
+        """Beat's heartbeat (string with a TTL)."""
+        return f"{self.prefix}monitoring:beat"

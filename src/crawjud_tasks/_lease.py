@@ -36,7 +36,7 @@ from crawjud_tasks.errors import (
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["DEFAULT_LEASE_TTL", "Lease", "evict", "lease"]
+__all__ = ["DEFAULT_LEASE_TTL", "Lease", "dead_here", "evict", "lease"]
 
 #: Seconds a lease outlives its holder's last renewal. With the default heartbeat (a third of
 #: it) a holder survives two renewals lost in a row, and a dead holder's run is taken over
@@ -270,6 +270,15 @@ class Lease:
     # -- state ----------------------------------------------------------------------------------
 
     @property
+    def token(self) -> bytes | None:
+        """The value the lease key holds while this object holds it (``None`` otherwise).
+
+        For writes fenced by the lease: a Lua script that compares the key's value with it
+        writes only while this holder still has the lease.
+        """
+        return self._value
+
+    @property
     def held(self) -> bool:
         """Whether this object holds the lease (acquired, not released, not lost)."""
         return self._value is not None and self._lost_error() is None
@@ -375,3 +384,17 @@ def _check_seconds(name: str, value: Any, *, minimum: float) -> None:
     if not is_seconds(value, minimum=minimum):
         msg = f"lease {name} must be a finite number of at least {minimum} s, got {value!r}"
         raise SettingsError(msg)
+
+
+def dead_here(holder: str) -> bool:
+    """Whether ``holder`` (``host:pid``) is a process of this machine that no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from crawjud_tasks._metadata import version
 if TYPE_CHECKING:
     from celery import Celery
 
-__all__ = ["PingResult", "ping", "ping_worker", "register_ping"]
+__all__ = ["PingResult", "aping", "ping", "ping_worker", "register_ping"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,3 +58,18 @@ def ping(app: Celery, *, queue: str | None = None, timeout: float = 10.0) -> Pin
         return result.get(timeout=timeout)
     finally:
         result.forget()
+
+
+async def aping(app: Celery, *, queue: str | None = None, timeout: float = 10.0) -> PingResult:
+    """:func:`ping` for asyncio code: the publish runs in a thread, the wait on the event loop.
+
+    Raises:
+        BrokerUnavailableError: the broker did not answer.
+        ResultTimeoutError: no worker answered within ``timeout`` seconds.
+    """
+    signature = ping_worker.using(app).s()
+    result = await asyncio.to_thread(signature.apply_async, queue=queue, expires=timeout)
+    try:
+        return await result.aget(timeout=timeout)
+    finally:
+        await asyncio.to_thread(result.forget)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -28,6 +29,15 @@ __all__ = ["TypedResult"]
 R_co = TypeVar("R_co", covariant=True)
 
 _FAILURE = "FAILURE"
+_SUCCESS = "SUCCESS"
+
+
+def _awaitable(raw: Any) -> bool:
+    """Whether every task of ``raw`` keeps its result in Celery's Redis backend."""
+    from crawjud_tasks._aio_results import awaitable_on_the_loop  # noqa: PLC0415
+
+    members: list[Any] = list(getattr(raw, "results", None) or [raw])
+    return all(not hasattr(m, "results") and awaitable_on_the_loop(m) for m in members)
 
 
 class TypedResult(Generic[R_co]):
@@ -132,6 +142,47 @@ class TypedResult(Generic[R_co]):
                 raise
             raise TaskFailedError(self.id, _qualified(type(exc)), str(exc)) from None
         return self._decode(value)  # type: ignore[no-any-return]  # decode returns the declared R
+
+    async def aget(self, timeout: float | None = None) -> R_co:
+        """:meth:`get` for asyncio code: wait for the result on the event loop, without blocking it.
+
+        On Celery's Redis result backend the wait subscribes to the result's key with redis-py's
+        asyncio client (no thread per wait); on another backend it runs :meth:`get` in a thread.
+
+        Args:
+            timeout: Seconds to wait; ``None`` waits for ever.
+
+        Raises:
+            The errors of :meth:`get`, for the same reasons.
+        """
+        if self._ignored or not _awaitable(self._raw):
+            return await asyncio.to_thread(self.get, timeout)
+        from crawjud_tasks._aio_results import await_meta  # noqa: PLC0415  (asyncio Redis on use)
+
+        members: list[Any] = list(getattr(self._raw, "results", None) or [self._raw])
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        values: list[Any] = []
+        for member in members:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            with self._backend_errors():
+                meta = await await_meta(member, left)
+            if meta is None:
+                msg = f"no result for {self._name} {self.id} within {timeout} s; it may still run"
+                raise ResultTimeoutError(msg)
+            if meta["status"] != _SUCCESS:
+                raise self._stored_failure(meta["result"])
+            values.append(meta["result"])
+        value = values if hasattr(self._raw, "results") else values[0]
+        return self._decode(value)  # type: ignore[no-any-return]  # decode returns the declared R
+
+    def _stored_failure(self, exc: object) -> BaseException:
+        """The error :meth:`aget` raises for a stored failure (as :meth:`get` does)."""
+        if isinstance(exc, CrawjudTasksError):
+            return exc
+        if isinstance(exc, BaseException):
+            return TaskFailedError(self.id, _qualified(type(exc)), str(exc))
+        return TaskFailedError(self.id, "celery.exceptions.TaskRevokedError", str(exc))
 
     @contextlib.contextmanager
     def _backend_errors(self) -> Generator[None, None, None]:

@@ -23,14 +23,23 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import msgspec
 
 from crawjud_tasks._guards import is_dict, is_list, is_list_or_tuple, is_mapping, is_mapping_proxy
 from crawjud_tasks._redact import REDACTED, redact_mapping, redact_url
 from crawjud_tasks._secret import Secret
-from crawjud_tasks._settings_values import ROOTS, check_values, suggest
+from crawjud_tasks._settings_sections import (
+    DOMAINS,
+    BotSettings,
+    MailSettings,
+    MaintenanceSettings,
+    MonitoringSettings,
+    QueueSettings,
+    TlsSettings,
+)
+from crawjud_tasks._settings_values import check_values, suggest
 from crawjud_tasks.errors import SettingsError
 
 __all__ = [
@@ -60,111 +69,12 @@ DEFAULT_BROKER_CONNECTION_TIMEOUT = 5.0
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 DEFAULT_RESULT_EXPIRES = 86400.0
 DEFAULT_IDEMPOTENCY_TTL = 86400.0
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 ENV_PREFIX = "CRAWJUD_TASKS_"
 #: ``0`` turns retry waits off in a process (tests); read by :mod:`crawjud_tasks._retry`.
 RETRY_WAITS_ENV = f"{ENV_PREFIX}RETRY_WAITS"
 #: Variables under the prefix that switch a process's behaviour and are not settings.
 PROCESS_SWITCHES = frozenset({RETRY_WAITS_ENV})
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class QueueSettings:
-    """Queue names; each defaults to ``<namespace>`` or ``<namespace>.<domain>``.
-
-    A domain whose tasks run on a queue of their own has a field here; the tasks of the other
-    domains (and ``<namespace>.ping``) go to the default queue.
-    """
-
-    default: str | None = None
-    bots: str | None = None
-    mail: str | None = None
-    maintenance: str | None = None
-
-
-#: The domains with a queue of their own (``<namespace>.<domain>``), from :class:`QueueSettings`.
-DOMAINS: tuple[str, ...] = tuple(
-    field.name for field in dataclasses.fields(QueueSettings) if field.name != "default"
-)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class BotSettings:
-    """Settings of the bot runtime."""
-
-    #: Folders that bot input files may be read from (and reports written to); absolute.
-    allowed_roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
-    #: The most rows a run may carry inline in its message; larger inputs go in a file.
-    max_inline_rows: int = 1000
-    #: Where run reports are written (default: ``<data_dir>/reports``).
-    reports_dir: Path | None = None
-    #: Where each run gets a working folder of its own (default: ``<data_dir>/runs``).
-    runs_dir: Path | None = None
-    #: A folder of secret files for the file secret provider (one file per secret name).
-    secrets_dir: Path | None = None
-    #: Seconds a run's events, checkpoint and state are kept in Redis after its last change.
-    retention: float = 7 * 86400.0
-    #: The most events a run's stream keeps (the oldest are trimmed).
-    events_max: int = 10_000
-    #: The host's page that follows a run, ``{run_id}`` replaced (linked from notifications).
-    logs_url: str | None = None
-    #: The host's link to a run's report, ``{run_id}`` replaced (default: the report is
-    #: attached to the notification, unless the report store gives a URL).
-    report_url: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class MailSettings:
-    """Settings of the mail domain. With no ``host``, mail goes to the file outbox."""
-
-    host: str | None = None
-    port: int = 587
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: Secret | None = None
-    sender: str = "CrawJUD <noreply@localhost>"
-    timeout: float = 30.0
-    #: Where the file outbox writes ``.eml`` files (default: ``<data_dir>/outbox``).
-    outbox_dir: Path | None = None
-    #: Host template folders; they take precedence over the package's templates.
-    template_dirs: tuple[Path, ...] = ()
-    #: Seconds a template may take to render before it is stopped as broken.
-    render_timeout: float = 10.0
-    #: The most characters a rendered part (HTML or text) may have.
-    max_render_size: int = 4_000_000
-    #: Seconds a mail task may run (a send of many messages included) before Celery stops it;
-    #: its soft limit comes 10% earlier.
-    task_time_limit: float = 900.0
-    #: Folders attachments may be read from (default: ``bots.allowed_roots`` and the reports
-    #: folder; see :attr:`Settings.attachment_roots`).
-    attachment_roots: tuple[Path, ...] | None = dataclasses.field(default=None, metadata=ROOTS)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class MaintenanceSettings:
-    """Settings of the maintenance domain."""
-
-    #: Folders that maintenance tasks may act in; nothing outside them is touched. Absolute.
-    roots: tuple[Path, ...] = dataclasses.field(default=(), metadata=ROOTS)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class MonitoringSettings:
-    """Settings of monitoring."""
-
-    #: Seconds between flushes of worker metrics to Redis (one pipelined write each).
-    metrics_flush_interval: float = 5.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class TlsSettings:
-    """Certificate checks of ``rediss://`` URLs (broker, result backend, Beat, the library's
-    own client). ``ssl_cert_reqs``/``ssl_ca_certs`` in a URL, or a ``celery.broker_use_ssl``
-    passthrough, take precedence."""
-
-    #: A PEM file of the certificate authorities to trust (default: the system's store).
-    ca_file: Path | None = None
-    #: Check the server's certificate and name; ``False`` is logged as a WARNING once per app.
-    verify: bool = True
 
 
 def _frozen_mapping() -> Mapping[str, Any]:
@@ -203,6 +113,9 @@ class Settings:
     task_events: bool = False
     #: Refuse to start a worker on a Redis that would lose messages (no persistence, eviction).
     strict_redis: bool = False
+    #: The most bytes a worker takes a message body to be (a compressed one, once inflated):
+    #: a larger message is refused and recorded with the poison records, never inflated whole.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     tls: TlsSettings = dataclasses.field(default_factory=TlsSettings)
     bots: BotSettings = dataclasses.field(default_factory=BotSettings)
     mail: MailSettings = dataclasses.field(default_factory=MailSettings)

@@ -70,6 +70,13 @@ def suggest(
     return f"valid names are: {', '.join(sorted(candidates))}"
 
 
+#: The most input columns a run may have: a report sheet adds up to 4 columns to them, and a
+#: spreadsheet holds 16,384.
+MAX_REPORT_COLUMNS = 16_380
+#: The rows a spreadsheet's sheet holds.
+MAX_SHEET_ROWS = 1_048_576
+
+
 def _positive(name: str, value: float) -> None:
     if not value > 0:
         msg = f"setting {name!r} must be greater than 0, got {value!r}"
@@ -149,10 +156,46 @@ def check_values(settings: Settings) -> None:
     _positive("result_expires", settings.result_expires)
     _positive("idempotency_ttl", settings.idempotency_ttl)
     _positive("mail.timeout", settings.mail.timeout)
-    _positive("monitoring.metrics_flush_interval", settings.monitoring.metrics_flush_interval)
+    monitoring = settings.monitoring
+    for name in (
+        "metrics_flush_interval",
+        "rollup_retention",
+        "worker_timeout",
+        "health_interval",
+        "health_timeout",
+        "stall_timeout",
+        "top_exceptions",
+        "max_pending_series",
+    ):
+        _positive(f"monitoring.{name}", getattr(monitoring, name))
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
+    for name in (
+        "max_input_bytes",
+        "max_input_rows",
+        "max_xlsx_unpacked_bytes",
+        "max_cell_chars",
+        "max_columns",
+        "checkpoint_batch",
+        "checkpoint_window",
+        "report_xlsx_max_items",
+    ):
+        _positive(f"bots.{name}", getattr(settings.bots, name))
+    if settings.bots.report_xlsx_max_items > MAX_SHEET_ROWS - 1:
+        msg = (
+            f"setting 'bots.report_xlsx_max_items' must be at most {MAX_SHEET_ROWS - 1} (a sheet "
+            f"holds {MAX_SHEET_ROWS} rows), got {settings.bots.report_xlsx_max_items!r}"
+        )
+        raise SettingsError(msg)
+    if settings.bots.max_columns > MAX_REPORT_COLUMNS:
+        msg = (
+            f"setting 'bots.max_columns' must be at most {MAX_REPORT_COLUMNS} (a spreadsheet "
+            f"holds 16,384 columns and a report adds a few), got {settings.bots.max_columns!r}"
+        )
+        raise SettingsError(msg)
+    _positive("max_message_bytes", settings.max_message_bytes)
+    _check_maintenance(settings)
     if not 0 < settings.mail.port < 65536:
         msg = f"setting 'mail.port' must be a TCP port (1-65535), got {settings.mail.port!r}"
         raise SettingsError(msg)
@@ -166,7 +209,40 @@ def check_values(settings: Settings) -> None:
     _check_celery(settings.celery)
 
 
+def _check_maintenance(settings: Settings) -> None:
+    section = settings.maintenance
+    for name in (
+        "log_retention",
+        "outbox_retention",
+        "backup_max_age",
+        "hygiene_budget",
+        "hygiene_batch",
+        "health_timeout",
+        "alert_cooldown",
+        "backup_keep_daily",
+    ):
+        _positive(f"maintenance.{name}", getattr(section, name))
+    for name in ("grace_period", "backup_keep_weekly", "backup_keep_monthly"):
+        if getattr(section, name) < 0:
+            msg = f"setting 'maintenance.{name}' must be 0 or more, got {getattr(section, name)!r}"
+            raise SettingsError(msg)
+    if section.health_timeout > 10:
+        msg = (
+            "setting 'maintenance.health_timeout' must be at most 10 s (a health report never "
+            f"waits longer), got {section.health_timeout!r}"
+        )
+        raise SettingsError(msg)
+    if not 0 <= section.disk_min_free < 1:
+        msg = (
+            "setting 'maintenance.disk_min_free' must be a fraction from 0 to 1 (0.1 = 10%), "
+            f"got {section.disk_min_free!r}"
+        )
+        raise SettingsError(msg)
+
+
 def _check_celery(options: Mapping[str, Any]) -> None:
+    if not options:
+        return  # nothing to check: settings alone (the health probe) import no Celery
     from celery.app.defaults import DEFAULTS  # noqa: PLC0415  (celery is heavy; only when used)
 
     known = [key for key in DEFAULTS if key not in _PINNED_CELERY]

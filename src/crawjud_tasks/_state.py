@@ -9,6 +9,7 @@ domain (the bots registry, secret providers, report store ...), made on first us
 from __future__ import annotations
 
 import threading
+import uuid
 import weakref
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from crawjud_tasks._settings import Settings
 
 __all__ = [
+    "APP_OPTION",
     "AppState",
     "app_settings",
     "app_state",
@@ -33,9 +35,12 @@ __all__ = [
     "default_app",
     "has_state",
     "new_state",
+    "state_for_ident",
 ]
 
 T = TypeVar("T")
+#: The broker transport option that carries an app's :attr:`AppState.ident`.
+APP_OPTION = "crawjud_app"
 
 _STATES: weakref.WeakKeyDictionary[Celery, AppState] = weakref.WeakKeyDictionary()
 #: Apps built by create_app or install and not closed yet: the candidates for default_app().
@@ -47,13 +52,16 @@ _TABLE_LOCK = threading.Lock()
 class AppState:
     """What crawjud-tasks keeps about one app."""
 
-    __slots__ = ("_domains", "_link", "keys", "lock", "settings")
+    __slots__ = ("_domains", "_link", "ident", "keys", "lock", "settings")
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         #: The settings ``create_app`` or ``install`` used.
         self.settings = settings
         #: The app's Redis key table.
         self.keys = Keys(settings.key_prefix)
+        #: Names this state in configuration that holds only text (the broker transport's
+        #: options): :func:`state_for_ident` finds it again.
+        self.ident = uuid.uuid4().hex
         #: The one lock of the app's state: domains guard their registries with it.
         self.lock = threading.RLock()
         self._link = RedisLink(
@@ -131,6 +139,13 @@ def app_settings(app: Celery) -> Settings:
         CrawjudTasksError: ``app`` was not made by ``create_app`` nor passed to ``install``.
     """
     return app_state(app).settings
+
+
+def state_for_ident(ident: str) -> AppState | None:
+    """The state of an open app whose :attr:`AppState.ident` is ``ident``, if there is one."""
+    with _TABLE_LOCK:
+        states = list(_STATES.values())
+    return next((state for state in states if state.ident == ident), None)
 
 
 def has_state(app: Celery) -> bool:

@@ -36,9 +36,11 @@ class WorkerProcess:
 
     Args:
         app: The app the caller dispatches with; used to tell when the worker is ready.
-        settings: Settings handed to the worker through ``CRAWJUD_TASKS_*`` variables
-            (ignored when ``app_spec`` is given).
-        app_spec: ``module:attribute`` of the host's app, for hosts with their own tasks.
+        settings: Settings handed to the worker through ``CRAWJUD_TASKS_*`` variables, with
+            or without ``app_spec``.
+        app_spec: ``module:attribute`` of the host's app, for hosts with their own tasks. Its
+            app must take its settings from the environment (``create_app()`` with no
+            config, or ``Settings.from_env()``) to use ``settings``.
         queues: Queues to consume (default: the app's queues).
         pool: Celery pool (``solo``, ``prefork`` or ``threads``).
         concurrency: Worker concurrency.
@@ -82,7 +84,9 @@ class WorkerProcess:
         }
         if not retry_waits_enabled():
             self.env[RETRY_WAITS_ENV] = "0"
-        if settings is not None and app_spec is None:
+        if settings is not None:
+            # With an ``app_spec`` too: a host's app made from the environment (``create_app()``)
+            # must reach the test's Redis, never the embedded one in the user's data folder.
             self.env.update(settings.to_env())
         self.env.update(env or {})
         handle, log_path = tempfile.mkstemp(prefix="crawjud-worker-", suffix=".log")

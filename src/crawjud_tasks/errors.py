@@ -47,8 +47,16 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
         │                                        no secret provider knows a SecretRef's name
         ├── ItemError                           raised by a bot: this item failed (the reason is
         │                                        recorded in the errors sheet), the run goes on
-        └── FatalBotError                       raised by a bot: the run cannot go on (it ends as
-                                                 failed, with a report of what was done)
+        ├── FatalBotError                       raised by a bot: the run cannot go on (it ends as
+        │                                        failed, with a report of what was done)
+        ├── UnsafePathError (also ValueError)   a maintenance path was refused: outside the roots,
+        │                                        through a link, ``..``, NUL, or an unsafe root
+        ├── ArchiveError (also ValueError)      a backup archive was refused: checksum mismatch,
+        │                                        or a member that would write outside the target
+        └── UnknownSyncJobError (also LookupError)
+                                                 no data synchronisation job has the name given
+    BackupError                                 a backup could not be written (disk full...): the
+                                                 partial archive was removed, older ones are kept
 
 Retry policies read the classification: :class:`TransientError` is retried, and
 :class:`PermanentError` never is. A task raises them (or subclasses) to say which a failure is.
@@ -58,6 +66,8 @@ The domains (bots, mail, maintenance) add their errors under this root.
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
+    "BackupError",
     "BotParameterError",
     "BrokerUnavailableError",
     "ContractError",
@@ -84,6 +94,8 @@ __all__ = [
     "TaskFailedError",
     "TransientError",
     "UnknownBotError",
+    "UnknownSyncJobError",
+    "UnsafePathError",
     "VisibilityTimeoutError",
 ]
 
@@ -265,3 +277,22 @@ class FatalBotError(PermanentError):
 
     The run stops, tears down, writes a report of what was done and ends as failed.
     """
+
+
+class UnsafePathError(PermanentError, ValueError):
+    """A maintenance path was refused: outside the configured roots, through a symbolic link,
+    with ``..``, an absolute member path or a NUL byte, or a root that others may write to."""
+
+
+class ArchiveError(PermanentError, ValueError):
+    """A backup archive was refused before anything was restored: its checksum does not match,
+    or a member would write outside the target (absolute, ``..``, a device, an outside link)."""
+
+
+class BackupError(CrawjudTasksError):
+    """A backup could not be written (the disk is full, say): the partial archive was removed
+    and the older backups are kept."""
+
+
+class UnknownSyncJobError(PermanentError, LookupError):
+    """No data synchronisation job is registered under the name given; the message lists them."""

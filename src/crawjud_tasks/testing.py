@@ -40,6 +40,7 @@ from crawjud_tasks._redis_server import RedisServer
 from crawjud_tasks._retry import RetryWaits, set_retry_waits
 from crawjud_tasks._settings import Settings
 from crawjud_tasks._worker_process import WorkerProcess
+from crawjud_tasks._worker_thread import SETEX_WARNING_FILTER, LateTasksConsumer
 
 __all__ = [
     "RedisServer",
@@ -131,6 +132,13 @@ def _describe(condition: Callable[[], object]) -> str:
     return f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Hide, in the host's test runs too, the warning Celery's Redis result backend triggers on
+    every stored result: it calls ``SETEX``, which redis-py 8 marks deprecated. The host's own
+    ``filterwarnings`` entries come after this one and win."""
+    config.addinivalue_line("filterwarnings", SETEX_WARNING_FILTER)
+
+
 @pytest.fixture(scope="session")
 def crawjud_redis_server() -> Iterator[RedisServer]:
     """A real redis-server for the whole test session."""
@@ -175,9 +183,17 @@ def crawjud_app(crawjud_settings: Settings) -> Iterator[Celery]:
 
 @pytest.fixture
 def crawjud_worker(crawjud_app: Celery) -> Iterator[WorkController]:
-    """A worker thread (Celery's ``start_worker``, solo pool) consuming all of the app's queues."""
+    """A worker thread (Celery's ``start_worker``, solo pool) consuming all of the app's queues.
+
+    It shares the test's process, so a contract implemented (or a bot registered) on
+    ``crawjud_app`` in the test body, after the worker started, runs on it too.
+    """
     with start_worker(
-        crawjud_app, pool="solo", perform_ping_check=False, shutdown_timeout=10.0
+        crawjud_app,
+        pool="solo",
+        perform_ping_check=False,
+        shutdown_timeout=10.0,
+        consumer_cls=LateTasksConsumer,
     ) as worker:
         yield worker
 
@@ -189,7 +205,9 @@ def crawjud_worker_process(
     """A factory of started worker subprocesses for ``crawjud_app``; each is stopped afterwards.
 
     Keyword arguments go to :class:`WorkerProcess` (``pool``, ``concurrency``, ``queues``,
-    ``app_spec``, ``env``...).
+    ``app_spec``, ``env``...). The worker always gets ``crawjud_settings`` (as ``CRAWJUD_TASKS_*``
+    variables), with an ``app_spec`` too: a host's app made by ``create_app()`` reaches the
+    test's Redis and data folder, never the developer's.
     """
     workers: list[WorkerProcess] = []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 
 import redis
@@ -41,6 +42,7 @@ class Echo(BaseBot[EchoOptions]):
     ``flaky:N`` (N transient errors, then success)."""
 
     options = EchoOptions
+    checkpoint = "each"  # its ledger is an external effect: each item is recorded at once
     retry = RetryPolicy(attempts=4, initial_wait=0.05, multiplier=1.0, max_wait=0.05, jitter=0.0)
     required_columns = ("NUMERO",)
 
@@ -91,6 +93,42 @@ class BrokenSetup(BaseBot[None]):
 
     def setup(self, ctx: RunContext[None]) -> None:
         raise FatalBotError("the court site is down for maintenance")
+
+    def process(self, item: Item, ctx: RunContext[None]) -> ItemOutcome:
+        return ItemOutcome.success()
+
+
+@dataclasses.dataclass(frozen=True)
+class FastOptions:
+    #: At this row, kill the process running the item, every time (a poison chunk).
+    kill_at: int | None = None
+
+
+@bot("test.fast")
+class Fast(BaseBot[FastOptions]):
+    """A quick bot of ``checkpoint = "batch"``: notes its process id at setup, and each item's
+    index in the ledger (so that items done again show)."""
+
+    options = FastOptions
+    retry = RetryPolicy.never()
+
+    def setup(self, ctx: RunContext[FastOptions]) -> None:
+        _ledger.rpush(f"pids:{ctx.run_id}", os.getpid())
+
+    def process(self, item: Item, ctx: RunContext[FastOptions]) -> ItemOutcome:
+        if item.row == ctx.options.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        _ledger.rpush(ledger_key(ctx.run_id), item.index)
+        if item.index % 7 == 3:
+            raise ItemError(f"item {item.index} not found")
+        return ItemOutcome.success({"DOUBLE": item.index * 2})
+
+
+@bot("test.noop")
+class Noop(BaseBot[None]):
+    """Succeeds at once: the runner's own cost per item."""
+
+    retry = RetryPolicy.never()
 
     def process(self, item: Item, ctx: RunContext[None]) -> ItemOutcome:
         return ItemOutcome.success()

@@ -7,47 +7,38 @@ library keeps internal, the top-level modules of the assembly, runtime and core 
 (``crawjud_tasks._state``, ``_worker_process``, ``_redact``, ``_metadata``). Never a domain's
 ``_modules``: what a command needs from a domain is added to that domain's public API. The
 import-linter contracts in ``pyproject.toml`` (``nox -s lint``) check it.
+
+``crawjud-tasks health ...`` is dispatched before the other commands are imported: a container
+probe runs every few seconds and must not load Celery (see ``_health``).
 """
 
 from __future__ import annotations
 
-import click
+import sys
+from typing import TYPE_CHECKING, Any
 
-from crawjud_tasks._cli._demo import demo
-from crawjud_tasks._cli._embedded import embedded
-from crawjud_tasks._cli._info import info
-from crawjud_tasks._cli._loader import APP_HELP
-from crawjud_tasks._cli._mail import mail
-from crawjud_tasks._cli._run import run
-from crawjud_tasks._cli._runs import runs
-from crawjud_tasks._cli._worker import beat, worker
-from crawjud_tasks._metadata import version
+if TYPE_CHECKING:
+    from crawjud_tasks._cli._commands import cli
 
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--app", "-A", "app_spec", metavar="MODULE:ATTR", default=None, help=APP_HELP)
-@click.version_option(version(), prog_name="crawjud-tasks")
-@click.pass_context
-def cli(ctx: click.Context, app_spec: str | None) -> None:
-    """crawjud-tasks: run and inspect the CrawJUD task layer.
-
-    Settings come from CRAWJUD_TASKS_* environment variables unless --app names an app.
-    """
-    ctx.obj = app_spec
-
-
-cli.add_command(worker)
-cli.add_command(beat)
-cli.add_command(embedded)
-cli.add_command(info)
-cli.add_command(demo)
-cli.add_command(mail)
-cli.add_command(run)
-cli.add_command(runs)
-
-
 def main() -> None:
     """Entry point of the ``crawjud-tasks`` script."""
+    if sys.argv[1:2] == ["health"]:
+        from crawjud_tasks._cli._health import health  # noqa: PLC0415  (no Celery import)
+
+        health(args=sys.argv[2:], prog_name="crawjud-tasks health")
+        return
+    from crawjud_tasks._cli._commands import cli  # noqa: PLC0415
+
     cli(prog_name="crawjud-tasks")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cli":
+        from crawjud_tasks._cli._commands import cli  # noqa: PLC0415
+
+        return cli
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -34,7 +34,7 @@ def mail_settings(ctx: click.Context) -> MailSettings:
 
 @click.group()
 def mail() -> None:
-    """Mail tools: preview a template."""
+    """Mail tools: preview a template, send a test message."""
 
 
 def _is_object(value: object) -> TypeGuard[dict[str, Any]]:

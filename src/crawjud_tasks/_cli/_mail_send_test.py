@@ -6,7 +6,7 @@ import click
 
 from crawjud_tasks import Settings
 from crawjud_tasks._cli._loader import fail
-from crawjud_tasks.errors import CrawjudTasksError
+from crawjud_tasks.errors import CrawjudTasksError, MailTemporaryError
 
 __all__ = ["send_test"]
 
@@ -28,6 +28,9 @@ def send_test(address: str, locale: str) -> None:
 
     try:
         settings = Settings.from_env()
+    except CrawjudTasksError as exc:
+        raise fail(str(exc)) from exc
+    try:
         chosen: Locale = "en" if locale == "en" else "pt_BR"
         message = EmailMessage(
             to=[address], template="alert", locale=chosen, context=example_context("alert") or {}
@@ -43,6 +46,15 @@ def send_test(address: str, locale: str) -> None:
         )
         with transport_for(settings) as transport:
             result = transport.send(mime, envelope_recipients(message))
+    except MailTemporaryError as exc:
+        # The error's own text promises a retry, which a worker's task makes; here nothing does.
+        what = "could not be reached" if exc.code == 0 else f"answered {exc.code}"
+        msg = (
+            f"not sent: the mail server {settings.mail.host}:{settings.mail.port} {what} "
+            f"({exc.reply}); send-test does not retry: check mail.host, mail.port and that the "
+            "server runs"
+        )
+        raise fail(msg) from exc
     except CrawjudTasksError as exc:
         raise fail(str(exc)) from exc
     where = result.path or f"{settings.mail.host}:{settings.mail.port}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 from pathlib import Path
 from typing import Literal, cast
@@ -117,7 +118,9 @@ def progress_for_stdout(*, verbose: bool, failed_lines: int = 20) -> Progress:
     return Progress(out=out, tty=tty, verbose=verbose, failed_lines=failed_lines)
 
 
-def _warn_outside_roots(ctx: click.Context, path: Path) -> None:
+def _refuse_outside_roots(ctx: click.Context, path: Path) -> None:
+    """Refuse, before dispatching, an input the worker would refuse: one outside
+    ``bots.allowed_roots`` of these settings (the worker's, when they share the environment)."""
     app = load_app(ctx)
     if not has_state(app):
         return
@@ -126,11 +129,13 @@ def _warn_outside_roots(ctx: click.Context, path: Path) -> None:
     if any(resolved.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
         return
     listed = ", ".join(str(root) for root in roots) or "none set"
-    click.echo(
-        f"warning: {path} is not inside bots.allowed_roots of these settings ({listed}); "
-        "the worker refuses a file outside its own allowed roots",
-        err=True,
+    folder = json.dumps([str(resolved.parent)])
+    msg = (
+        f"{path} is not inside bots.allowed_roots ({listed}), so the worker would refuse the "
+        f"run; not dispatched: add its folder to bots.allowed_roots (for the CLI and the worker), "
+        f"e.g. CRAWJUD_TASKS_BOTS__ALLOWED_ROOTS='{folder}'"
     )
+    raise fail(msg)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -152,6 +157,11 @@ def _warn_outside_roots(ctx: click.Context, path: Path) -> None:
     "user",
     default=None,
     help="Whom the run is for (digits are sent as a number). Default: the OS user name.",
+)
+@click.option(
+    "--user-name",
+    default=None,
+    help="The user's name, for the notifications (default: none; they greet the --user id).",
 )
 @click.option(
     "--notify",
@@ -217,6 +227,7 @@ def run(
     input_path: Path,
     sheet: str | None,
     user: str | None,
+    user_name: str | None,
     notify: tuple[str, ...],
     options: dict[str, Cell],
     credentials: SecretRef | None,
@@ -241,6 +252,7 @@ def run(
             credentials=credentials,
             options=options,
             notify=list(notify),
+            user_name=user_name,
             locale=cast("Literal['pt_BR', 'en']", locale),
             run_id=run_id,
             max_failures=max_failures,
@@ -248,7 +260,7 @@ def run(
         )
     except CrawjudTasksError as exc:
         raise fail(str(exc)) from exc
-    _warn_outside_roots(ctx, input_path)
+    _refuse_outside_roots(ctx, input_path)
     app = load_app(ctx)
     try:
         handle = execute_bot.using(app).delay(bot_id, user_id, parameters)

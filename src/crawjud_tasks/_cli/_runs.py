@@ -49,12 +49,13 @@ def watch(ctx: click.Context, run_id: str, timeout: float | None, verbose: bool)
 
 @runs.command()
 @_RUN_ID
+@click.option("--by", default=None, help="Who cancels (named in the cancellation notification).")
 @click.pass_context
-def cancel(ctx: click.Context, run_id: str) -> None:
+def cancel(ctx: click.Context, run_id: str, by: str | None) -> None:
     """Ask RUN_ID to stop: a running run stops before its next item; a queued one never starts."""
     app = load_app(ctx)
     try:
-        before = cancel_run(app, run_id)
+        before = cancel_run(app, run_id, by=by)
     except CrawjudTasksError as exc:
         raise fail(str(exc)) from exc
     if before is None:

@@ -12,6 +12,10 @@
   outage of Redis, within a budget bounded by the visibility timeout.
 - ``_worker_hooks`` (with ``_worker_requests``, ``_worker_logging`` and ``_reconnect``): what a
   worker prepares at start-up.
+- ``_transport``: the broker transport of Redis brokers, which refuses and records a malformed
+  message instead of letting it stop the worker (named by class path in the app's
+  ``broker_transport``, so only a process that connects loads it).
+- ``_poison``: writing a poison record.
 
 This module is the library's way in: nothing outside ``_delivery/`` imports its modules.
 """

@@ -32,6 +32,7 @@ from crawjud_tasks._delivery._leases import (
     unacked_toucher,
 )
 from crawjud_tasks._delivery._outcomes import outcome_budget, retry_write
+from crawjud_tasks._delivery._poison import record_poison
 from crawjud_tasks._keys import task_lease_name
 from crawjud_tasks._lease import lease
 from crawjud_tasks._state import app_state
@@ -55,8 +56,6 @@ __all__ = ["AtLeastOnce", "PoisonRecord", "poison_messages"]
 _ENDED = -1_000_000_000
 #: Seconds a worker waits before giving back a message it cannot guard (Redis unavailable).
 _REQUEUE_PAUSE = 1.0
-#: Poison records kept (the newest).
-_POISON_KEPT = 1000
 
 _LOG = logging.getLogger("crawjud_tasks.worker")
 
@@ -253,16 +252,4 @@ def _end_deliveries(app: Celery, task: Any) -> None:
 
 
 def _record_poison(app: Celery, task: Any, deliveries: int, reason: str) -> None:
-    record = {
-        "task_id": str(task.request.id),
-        "task": str(task.name),
-        "deliveries": deliveries,
-        "reason": reason,
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(),
-    }
-    state = app_state(app)
-    key = state.keys.poison()
-    with state.redis_errors(), state.redis.pipeline(transaction=False) as pipe:  # pyright: ignore[reportUnknownMemberType]  (redis-py leaves shard_hint unannotated)
-        pipe.lpush(key, json.dumps(record))
-        pipe.ltrim(key, 0, _POISON_KEPT - 1)
-        pipe.execute()
+    record_poison(app_state(app), str(task.request.id), str(task.name), deliveries, reason)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._dispatch import visibility_timeout
-from crawjud_tasks._lease import evict, lease
+from crawjud_tasks._lease import dead_here, evict, lease
 from crawjud_tasks._state import app_state
 from crawjud_tasks.errors import LeaseHeldError, LeaseLostError
 
@@ -101,20 +101,6 @@ def take_lease(
             if expires_in is None or expires_in > ttl / 2 or time.monotonic() > deadline:
                 raise
             time.sleep(min(0.5, max(0.05, expires_in)))
-
-
-def dead_here(holder: str) -> bool:
-    """Whether ``holder`` (``host:pid``) is a process of this machine that no longer exists."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def hold(task: Any, run_lease: Lease | None) -> None:

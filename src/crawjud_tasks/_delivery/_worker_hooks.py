@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._contracts import declared_contracts
 from crawjud_tasks._delivery._outcomes import store_patiently
+from crawjud_tasks._queue_check import report_unconsumed_queues
 from crawjud_tasks._redis_checks import check_worker_redis
 from crawjud_tasks._state import has_state
 
@@ -47,6 +48,7 @@ def prepare_worker(sender: Any, **_: Any) -> None:
 
         consumed = {str(name) for name in app.amqp.queues.consume_from}
         report_missing_implementations(app, consumed)
+        report_unconsumed_queues(app, consumed)
         use_run_requests(app)
         hide_message_payloads()
         store_patiently(app)

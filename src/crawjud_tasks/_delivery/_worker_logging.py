@@ -15,6 +15,7 @@ from typing import Any
 
 from celery.worker.consumer import consumer
 
+from crawjud_tasks._delivery._consumer import describe_decode_error
 from crawjud_tasks._guards import is_mapping
 
 __all__ = ["MessagePayloadFilter", "hide_message_payloads"]
@@ -44,9 +45,11 @@ def _invalid_task(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
 
 
 def _undecodable(args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
-    # (error, content type, content encoding, headers, body)
-    text = "Can't decode message body: %r [type:%r encoding:%r]; the message was discarded"
-    return f"{text} ({_NOT_LOGGED})", args[:3]
+    # (error, content type, content encoding, headers, body): the error's repr quotes the body
+    error = args[0] if args and isinstance(args[0], BaseException) else None
+    reason = describe_decode_error(error) if error is not None else "it cannot be decoded"
+    text = "Can't decode message body: %s [type:%r encoding:%r]; the message was discarded"
+    return f"{text} ({_NOT_LOGGED})", (reason, *args[1:3])
 
 
 def _unknown_message(_: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:

@@ -18,6 +18,7 @@ Writing a bot::
             return ItemOutcome.success({"STATUS": "ok"})
 """
 
+from crawjud_tasks.bots._aio import acancel_run, arun_events, arun_state
 from crawjud_tasks.bots._bot import BaseBot, Bot, Item, ItemOutcome, NoOptions
 from crawjud_tasks.bots._context import LogLevel, RunContext, RunLog
 from crawjud_tasks.bots._events import RunEvent, format_event, run_events
@@ -43,7 +44,10 @@ __all__ = [
     "RunLog",
     "RunState",
     "SecretProvider",
+    "acancel_run",
     "add_secret_provider",
+    "arun_events",
+    "arun_state",
     "bot",
     "cancel_run",
     "check_run_id",

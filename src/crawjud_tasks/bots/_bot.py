@@ -103,7 +103,8 @@ class Bot(Protocol[OptionsT_contra]):
     Class attributes the runtime reads (all optional: :class:`BaseBot` gives defaults):
     ``options`` (a dataclass the run's options are checked and converted into), ``retry`` (the
     :class:`RetryPolicy` that retries an item's transient errors inline) and
-    ``required_columns`` (columns the input must have).
+    ``required_columns`` (columns the input must have) and ``checkpoint`` (``"batch"`` or
+    ``"each"``: how items are checkpointed).
     """
 
     def setup(self, ctx: RunContext[OptionsT_contra]) -> None:
@@ -131,6 +132,11 @@ class BaseBot(Generic[OptionsT]):
     retry: ClassVar[RetryPolicy] = RetryPolicy.court_site()
     #: Columns the input must have (upper case).
     required_columns: ClassVar[tuple[str, ...]] = ()
+    #: How items are checkpointed: ``"batch"`` (items' records sent to Redis a few ms or
+    #: ``bots.checkpoint_batch`` items at a time; after a kill, the items of the last window
+    #: are done again) or ``"each"`` (each item's record sent as it completes, for bots whose
+    #: items have external effects). See docs/bots.md.
+    checkpoint: ClassVar[Literal["batch", "each"]] = "batch"
 
     def setup(self, ctx: RunContext[OptionsT]) -> None:
         """Nothing to prepare."""

@@ -1,26 +1,23 @@
 """A run's checkpoint: one JSON line per item done, in Redis (kept by the run's
-:class:`~crawjud_tasks.bots._store.RunStore`), read back to resume and report.
+:class:`~crawjud_tasks.bots._store.RunStore`, one list per chunk of a parallel run).
 
 A line holds the item's index, status, data and reason; its input cells are read again from the
-run's input, so the checkpoint stays small.
+run's input index. Items are done and recorded in input order, and a resumed delivery goes on
+after the last recorded one, so a checkpoint is always the records of the first ``n`` items of
+its chunk: its length says where to resume, and its lines rewrite the chunk's report part.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import msgspec
 
-from crawjud_tasks.bots._bot import Item, ItemRecord, ItemStatus
-from crawjud_tasks.bots._store import RunStore
-from crawjud_tasks.bots.contracts import RunCounts
+from crawjud_tasks.bots._bot import ItemRecord, ItemStatus
 
-if TYPE_CHECKING:
-    from celery import Celery
-
-__all__ = ["checkpoint_line", "load_checkpoint", "read_checkpoint"]
+__all__ = ["checkpoint_line", "saved_outcomes"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,36 +41,11 @@ def checkpoint_line(record: ItemRecord) -> bytes:
     )
 
 
-def load_checkpoint(
-    app: Celery, run_id: str, items: Sequence[Item], counts: RunCounts
-) -> tuple[list[ItemRecord], RunCounts]:
-    """The records of the items done so far (each once), and ``counts`` with them added.
-
-    Raises:
-        BrokerUnavailableError: Redis did not answer.
-    """
-    return read_checkpoint(RunStore(app, run_id).checkpoint(), items, counts)
-
-
-def read_checkpoint(
-    lines: Sequence[bytes], items: Sequence[Item], counts: RunCounts
-) -> tuple[list[ItemRecord], RunCounts]:
-    """The records of the items done that ``lines`` hold (each once), and ``counts`` with them
-    added."""
-    done: set[int] = set()
-    records: list[ItemRecord] = []
-    succeeded, failed, skipped = counts.succeeded, counts.failed, counts.skipped
+def saved_outcomes(
+    lines: Iterable[bytes],
+) -> Iterator[tuple[ItemStatus, dict[str, Any], str | None]]:
+    """The outcomes (status, data, reason) that checkpoint ``lines`` hold, in order."""
+    decode = _DECODER.decode
     for line in lines:
-        saved = _DECODER.decode(line)
-        if saved.i in done or saved.i >= len(items):
-            continue
-        done.add(saved.i)
-        item = items[saved.i]
-        records.append(ItemRecord(item.index, item.row, saved.s, item.data, saved.d, saved.e))
-        if saved.s == "succeeded":
-            succeeded += 1
-        elif saved.s == "failed":
-            failed += 1
-        else:
-            skipped += 1
-    return records, dataclasses.replace(counts, succeeded=succeeded, failed=failed, skipped=skipped)
+        saved = decode(line)
+        yield saved.s, saved.d, saved.e

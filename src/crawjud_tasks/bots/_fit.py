@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from crawjud_tasks.bots._bot import Item, NoOptions
+from crawjud_tasks.bots._bot import NoOptions
 from crawjud_tasks.errors import BotParameterError
 
-__all__ = ["bot_options", "check_columns"]
+__all__ = ["bot_options", "check_columns", "checkpoint_class"]
 
 
 def bot_options(bot_id: str, bot: Any, given: Mapping[str, Any]) -> Any:
@@ -37,11 +37,23 @@ def bot_options(bot_id: str, bot: Any, given: Mapping[str, Any]) -> Any:
         raise BotParameterError(msg) from None
 
 
-def check_columns(bot_id: str, bot: Any, items: Sequence[Item]) -> None:
+def checkpoint_class(bot_id: str, bot: Any) -> Literal["batch", "each"]:
+    """The bot's ``checkpoint`` class: ``"batch"`` (the default) or ``"each"``."""
+    mode: object = getattr(bot, "checkpoint", "batch")
+    if mode == "batch":
+        return "batch"
+    if mode == "each":
+        return "each"
+    msg = f"bot {bot_id!r}: checkpoint is 'batch' or 'each', got {mode!r}"
+    raise BotParameterError(msg)
+
+
+def check_columns(bot_id: str, bot: Any, columns: Sequence[str]) -> None:
+    """Whether ``columns`` hold every column the bot requires."""
     required: Sequence[str] = getattr(bot, "required_columns", ())
-    if not required or not items:
+    if not required:
         return
-    present = set(items[0].data)
+    present = set(columns)
     missing = [column for column in required if column not in present]
     if missing:
         msg = (

@@ -32,19 +32,22 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
-import importlib
+import dataclasses
 import io
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, BinaryIO
 
 from crawjud_tasks.bots._bot import Item
+from crawjud_tasks.bots._xlsx_input import xlsx_rows
 from crawjud_tasks.bots.contracts import BotInput, Cell
 from crawjud_tasks.errors import BotParameterError
 
-__all__ = ["read_items"]
+if TYPE_CHECKING:
+    from crawjud_tasks._settings import BotSettings
+
+__all__ = ["InputLimits", "ItemSource", "open_items", "read_items"]
 
 _SUFFIXES = (".csv", ".xlsx")
 _DELIMITERS = (";", ",", "\t")
@@ -53,32 +56,88 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-#: Whole floats below this are exact, and read as ints.
-_EXACT_FLOAT = 2.0**53
-_HALF_SECOND = dt.timedelta(microseconds=500_000)
+_BLOCK = 1 << 20
 
 
-def read_items(source: BotInput, *, roots: Sequence[Path], max_inline_rows: int) -> list[Item]:
-    """The items of a run's input, in input order.
+@dataclasses.dataclass(frozen=True, slots=True)
+class InputLimits:
+    """How big an input may be (the ``bots.max_*`` settings)."""
+
+    max_inline_rows: int = 1000
+    max_input_bytes: int = 256 * 1024 * 1024
+    max_input_rows: int = 2_000_000
+    max_xlsx_unpacked_bytes: int = 512 * 1024 * 1024
+    max_cell_chars: int = 32_767
+    max_columns: int = 16_000
+
+    @classmethod
+    def of(cls, settings: BotSettings) -> InputLimits:
+        """The limits ``settings`` set."""
+        return cls(
+            max_inline_rows=settings.max_inline_rows,
+            max_input_bytes=settings.max_input_bytes,
+            max_input_rows=settings.max_input_rows,
+            max_xlsx_unpacked_bytes=settings.max_xlsx_unpacked_bytes,
+            max_cell_chars=settings.max_cell_chars,
+            max_columns=settings.max_columns,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ItemSource:
+    """An input opened: its columns, and its items read as they are iterated (a damaged row or
+    a limit passed raises :class:`BotParameterError` then)."""
+
+    columns: list[str]
+    items: Iterator[Item]
+
+
+def read_items(
+    source: BotInput,
+    *,
+    roots: Sequence[Path],
+    max_inline_rows: int,
+    limits: InputLimits | None = None,
+) -> list[Item]:
+    """The items of a run's input, in input order (all in memory: see :func:`open_items`).
 
     Args:
         source: The run's input: a file (read on this machine) or inline rows.
         roots: The folders input files may come from (``bots.allowed_roots``); a file must
             resolve, symlinks followed, inside one of them.
         max_inline_rows: The most inline rows accepted (``bots.max_inline_rows``).
+        limits: The other limits (default: the settings' defaults).
 
     Returns:
         One item per non-empty row, ``index`` from 0.
 
     Raises:
         BotParameterError: the file is outside the roots, missing, not a ``.csv`` or ``.xlsx``
-            file, unreadable, has no such sheet, no header, duplicate column names or no rows;
-            or there are too many inline rows. The message says what to fix.
+            file, unreadable, too big, has no such sheet, no header, duplicate column names or
+            no rows; or there are too many inline rows. The message says what to fix.
+    """
+    limits = dataclasses.replace(limits or InputLimits(), max_inline_rows=max_inline_rows)
+    return list(open_items(source, roots=roots, limits=limits).items)
+
+
+def open_items(source: BotInput, *, roots: Sequence[Path], limits: InputLimits) -> ItemSource:
+    """The input opened: its header read and checked, its items streamed.
+
+    Raises:
+        BotParameterError: as :func:`read_items` (the rows' errors when they are iterated).
     """
     if source.file is None:
-        return _inline_items(source.rows, max_inline_rows)
+        items = _inline_items(source.rows, limits.max_inline_rows)
+        return ItemSource(list(items[0].data), iter(items))
     where = f"input file {source.file!r}"
     path = _input_path(source.file, roots, where)
+    size = path.stat().st_size
+    if size > limits.max_input_bytes:
+        msg = (
+            f"{where} has {size} bytes, more than bots.max_input_bytes "
+            f"({limits.max_input_bytes}): split it into smaller inputs"
+        )
+        raise BotParameterError(msg)
     rows: Iterator[Sequence[Cell]]
     if path.suffix.lower() == ".csv":
         if source.sheet is not None:
@@ -87,10 +146,10 @@ def read_items(source: BotInput, *, roots: Sequence[Path], max_inline_rows: int)
                 "pass the .xlsx workbook"
             )
             raise BotParameterError(msg)
-        rows = _csv_rows(path, where)
+        rows = _csv_rows(path, where, limits)
     else:
-        rows = _xlsx_rows(path, source.sheet, where)
-    return _file_items(rows, where)
+        rows = xlsx_rows(path, source.sheet, where, limits)
+    return _file_items(rows, where, limits)
 
 
 def _input_path(file: str, roots: Sequence[Path], where: str) -> Path:
@@ -136,7 +195,7 @@ def _input_path(file: str, roots: Sequence[Path], where: str) -> Path:
     return path
 
 
-def _file_items(rows: Iterator[Sequence[Cell]], where: str) -> list[Item]:
+def _file_items(rows: Iterator[Sequence[Cell]], where: str, limits: InputLimits) -> ItemSource:
     header = next(rows, None)
     if header is None:
         msg = f"{where} is empty: put the column names in row 1 and one item per row below"
@@ -145,9 +204,21 @@ def _file_items(rows: Iterator[Sequence[Cell]], where: str) -> list[Item]:
     if not columns:
         msg = f"row 1 of {where} has no column names: put the column names in row 1"
         raise BotParameterError(msg)
+    if len(columns) > limits.max_columns:
+        msg = (
+            f"row 1 of {where} has {len(columns)} named columns, more than bots.max_columns "
+            f"({limits.max_columns}): remove the columns the bot does not need"
+        )
+        raise BotParameterError(msg)
+    return ItemSource(columns, _items(rows, columns, keep, where, limits.max_input_rows))
+
+
+def _items(
+    rows: Iterator[Sequence[Cell]], columns: list[str], keep: list[int], where: str, most: int
+) -> Iterator[Item]:
     width = len(columns)
     contiguous = keep == list(range(width))
-    items: list[Item] = []
+    index = 0
     for number, cells in enumerate(rows, start=2):
         values = cells
         if not contiguous:
@@ -157,11 +228,17 @@ def _file_items(rows: Iterator[Sequence[Cell]], where: str) -> list[Item]:
             values = [*cells[:width], *([None] * (width - len(cells)))]
         if values.count(None) == width:
             continue
-        items.append(Item(len(items), number, dict(zip(columns, values, strict=True))))
-    if not items:
+        if index == most:
+            msg = (
+                f"{where} has more than bots.max_input_rows ({most}) rows: split it into "
+                "smaller inputs"
+            )
+            raise BotParameterError(msg)
+        yield Item(index, number, dict(zip(columns, values, strict=True)))
+        index += 1
+    if not index:
         msg = f"{where} has no rows under its header: put one item per row below row 1"
         raise BotParameterError(msg)
-    return items
 
 
 def _columns(header: Sequence[Cell], where: str) -> tuple[list[str], list[int]]:
@@ -228,124 +305,77 @@ def _inline_cell(value: object, where: str, column: str) -> Cell:
     raise BotParameterError(msg)
 
 
-def _csv_rows(path: Path, where: str) -> Iterator[Sequence[Cell]]:
-    text = _csv_text(path, where)
-    first_line = text[: text.find("\n")] if "\n" in text else text
-    if first_line.lower().startswith("sep=") and len(first_line.rstrip("\r")) == 5:
-        delimiter = first_line[4]  # Excel's hint line: not a row of the sheet
-        text = text[len(first_line) + 1 :]
-    else:
-        delimiter = max(_DELIMITERS, key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _csv_rows(path: Path, where: str, limits: InputLimits) -> Iterator[Sequence[Cell]]:
+    encoding = _csv_encoding(path, where)
     try:
-        for row in reader:
-            yield [cell.strip() or None for cell in row]
-    except csv.Error as exc:
-        msg = f"{where} cannot be read as CSV (line {reader.line_num}: {exc}): fix that line"
-        raise BotParameterError(msg) from exc
-
-
-def _csv_text(path: Path, where: str) -> str:
-    try:
-        data = path.read_bytes()
+        file = path.open(encoding=encoding, newline="")
     except OSError as exc:
         msg = f"{where} cannot be read ({exc.strerror}): let the worker's user read it"
         raise BotParameterError(msg) from exc
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError as exc:
-                msg = f"{where} starts as {encoding} text and is not: save it again as CSV UTF-8"
-                raise BotParameterError(msg) from exc
-    if b"\x00" in data:
-        msg = (
-            f"{where} is not a text file (it has NUL bytes): save it from Excel as CSV, or name "
-            "an XLSX workbook .xlsx"
-        )
-        raise BotParameterError(msg)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")  # Excel pt_BR's "CSV (separado por vírgulas)"
-    except UnicodeDecodeError:
-        return data.decode("latin-1")  # decodes any bytes
+    with file:
+        first_line = file.readline(limits.max_cell_chars * limits.max_columns)
+        bare = first_line.rstrip("\r\n")
+        if bare.lower().startswith("sep=") and len(bare) == 5:
+            delimiter = bare[4]  # Excel's hint line: not a row of the sheet
+            first_line = ""
+        else:
+            delimiter = max(_DELIMITERS, key=first_line.count)
+        lines = _chain(io.StringIO(first_line, newline=""), file)
+        reader = csv.reader(lines, delimiter=delimiter)
+        most = limits.max_cell_chars
+        try:
+            for row in reader:
+                if max(map(len, row), default=0) > most:
+                    msg = (
+                        f"{where} has a cell longer than bots.max_cell_chars ({most} "
+                        f"characters) at line {reader.line_num}: shorten it"
+                    )
+                    raise BotParameterError(msg)
+                yield [cell.strip() or None for cell in row]
+        except csv.Error as exc:
+            msg = f"{where} cannot be read as CSV (line {reader.line_num}: {exc}): fix that line"
+            raise BotParameterError(msg) from exc
+        except UnicodeDecodeError as exc:
+            msg = f"{where} is not {encoding} text throughout: save it again as CSV UTF-8"
+            raise BotParameterError(msg) from exc
 
 
-def _xlsx_rows(path: Path, sheet: str | None, where: str) -> Iterator[Sequence[Cell]]:
+def _chain(*files: Iterator[str]) -> Iterator[str]:
+    for file in files:
+        yield from file
+
+
+def _csv_encoding(path: Path, where: str) -> str:
+    """The file's encoding: by its byte-order mark, else UTF-8 if all of it decodes, else
+    cp1252 if it decodes, else latin-1."""
     try:
-        # Imported here: openpyxl is the optional ``xlsx`` extra, and ships no type information
-        # (a plain module's attributes are Any at this boundary; the cells are typed at once).
-        openpyxl = importlib.import_module("openpyxl")
-    except ImportError as exc:
-        msg = (
-            f"{where} is an XLSX workbook, and reading one needs openpyxl: install the xlsx "
-            "extra on the worker (pip install 'crawjud-tasks[xlsx]'), or pass a .csv file"
-        )
+        with path.open("rb") as file:
+            start = file.read(4)
+            for bom, encoding in _BOMS:
+                if start.startswith(bom):
+                    return encoding
+            for encoding in ("utf-8", "cp1252"):  # Excel pt_BR's "CSV (separado por vírgulas)"
+                file.seek(0)
+                if _decodes(file, encoding, where):
+                    return encoding
+    except OSError as exc:
+        msg = f"{where} cannot be read ({exc.strerror}): let the worker's user read it"
         raise BotParameterError(msg) from exc
+    return "latin-1"  # decodes any bytes
+
+
+def _decodes(file: BinaryIO, encoding: str, where: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # a damaged workbook fails anywhere in openpyxl, zipfile or XML
-        raise _unreadable(where, exc) from exc
-    try:
-        worksheet = _worksheet(workbook, sheet, where)
-        worksheet.reset_dimensions()  # read every row, whatever the file's dimension tag says
-        for values in worksheet.iter_rows(values_only=True):
-            yield [_xlsx_cell(value) for value in values]
-    except BotParameterError:
-        raise
-    except Exception as exc:  # read lazily: damage may show in any row
-        raise _unreadable(where, exc) from exc
-    finally:
-        workbook.close()
-
-
-def _unreadable(where: str, exc: Exception) -> BotParameterError:
-    reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-    return BotParameterError(
-        f"{where} cannot be read as an XLSX workbook ({reason}): open it in Excel and save it "
-        "again as .xlsx"
-    )
-
-
-def _worksheet(workbook: Any, sheet: str | None, where: str) -> Any:
-    worksheets: list[Any] = list(workbook.worksheets)
-    if not worksheets:
-        msg = f"{where} has no worksheet: put the items on its first sheet"
-        raise BotParameterError(msg)
-    if sheet is None:
-        return worksheets[0]
-    for worksheet in worksheets:
-        if worksheet.title == sheet:
-            return worksheet
-    names = ", ".join(repr(worksheet.title) for worksheet in worksheets)
-    msg = (
-        f"{where} has no sheet {sheet!r}; its sheets are {names}: pass one of them as sheet=, "
-        "or none for the first"
-    )
-    raise BotParameterError(msg)
-
-
-def _xlsx_cell(value: object) -> Cell:
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and abs(value) < _EXACT_FLOAT else value
-    if isinstance(value, (dt.date, dt.time)):
-        return _iso(value)
-    return str(value).strip() or None
-
-
-def _iso(value: dt.date | dt.time) -> str:
-    """ISO text, rounded to the second (Excel keeps times as fractions of a day)."""
-    if isinstance(value, dt.datetime):
-        value = (value + _HALF_SECOND).replace(microsecond=0)
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    moment = dt.datetime.combine(dt.date(2000, 1, 1), value) + _HALF_SECOND
-    return moment.time().replace(microsecond=0).isoformat()
+        while block := file.read(_BLOCK):
+            if b"\x00" in block:
+                msg = (
+                    f"{where} is not a text file (it has NUL bytes): save it from Excel as CSV, "
+                    "or name an XLSX workbook .xlsx"
+                )
+                raise BotParameterError(msg)
+            decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["CANCEL_POLL", "process"]
 
 _LOG = logging.getLogger("crawjud_tasks.bots")
-#: Seconds between two looks at the run's cancel request.
+#: Seconds between two looks at the run's cancel request (and at its records left waiting).
 CANCEL_POLL = 0.25
 T = TypeVar("T")
 
@@ -45,10 +45,9 @@ class _Stop(Exception):
 
 
 def process(
-    run: Run, prepared: Prepared, items: Sequence[Item], done: set[int], resumed_at: int
+    run: Run, prepared: Prepared, items: Iterable[Item], resumed_at: int
 ) -> tuple[RunStatus, str | None]:
-    """Set up, process ``items`` not in ``done`` (watching for a cancel), tear down; how the
-    loop ended.
+    """Set up, process ``items`` (watching for a cancel), tear down; how the loop ended.
 
     Raises:
         LeaseLostError: the run's lease was lost (another worker may run it now).
@@ -74,7 +73,7 @@ def process(
     )
     watcher.start()
     try:
-        status, error = _Loop(run, prepared.bot, ctx).work(items, done)
+        status, error = _Loop(run, prepared.bot, ctx).work(items)
     finally:
         stop_watching.set()
         watcher.join()
@@ -92,14 +91,12 @@ class _Loop:
         self.ctx = ctx
         self.policy: RetryPolicy = getattr(bot, "retry", None) or RetryPolicy.court_site()
 
-    def work(self, items: Sequence[Item], done: set[int]) -> tuple[RunStatus, str | None]:
+    def work(self, items: Iterable[Item]) -> tuple[RunStatus, str | None]:
         run, bot, ctx = self.run, self.bot, self.ctx
         try:
             try:
                 self.attempts("setup", lambda: bot.setup(ctx))
                 for item in items:
-                    if item.index in done:
-                        continue
                     if run.cancel.is_set():
                         raise _Stop(RunStatus.CANCELLED, None)
                     self.item(item)
@@ -213,7 +210,8 @@ class _Loop:
 
 
 def record(run: Run, item: ItemRecord) -> None:
-    """An item is done: count it, keep it for the report, send its checkpoint line and event."""
+    """An item is done: count it, write it to the report part, send its checkpoint line and
+    event."""
     counts = run.counts
     level: LogLevel
     if item.status == "succeeded":
@@ -226,7 +224,8 @@ def record(run: Run, item: ItemRecord) -> None:
         counts = dataclasses.replace(counts, skipped=counts.skipped + 1)
         level = "info"
     run.counts = counts
-    run.records.append(item)
+    assert run.part is not None
+    run.part.write(item)
     chunked = run.chunk is not None
     event = encode_event(
         "item",
@@ -246,6 +245,7 @@ def _watch_cancel(run: Run, stop_watching: threading.Event) -> None:
     warned = False
     while not stop_watching.wait(CANCEL_POLL):
         try:
+            run.store.tick()  # a window of records left waiting by a slow item
             if run.store.stop_requested():
                 run.cancel.set()
                 run.log("warning", "cancel requested: stopping before the next item", None)

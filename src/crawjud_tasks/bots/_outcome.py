@@ -5,18 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crawjud_tasks.bots._events import encode_event
 from crawjud_tasks.bots._extensions import report_store
 from crawjud_tasks.bots._notify import notify_finished, notify_started
-from crawjud_tasks.bots._reports import ReportRun, write_report
+from crawjud_tasks.bots._parts import read_parts
+from crawjud_tasks.bots._reports import ReportRun, write_report_stream
 from crawjud_tasks.bots._run import describe
 from crawjud_tasks.bots.contracts import BotRunResult, RunStatus
 
 if TYPE_CHECKING:
-    from crawjud_tasks.bots._bot import Item
+    from crawjud_tasks.bots._bot import ItemRecord
     from crawjud_tasks.bots._run import Run
 
 __all__ = ["ERROR_SAMPLE", "finish", "report", "started"]
@@ -84,11 +86,7 @@ def finish(
         finished_at=dt.datetime.now(dt.timezone.utc),
         report=report_at,
         error=error,
-        error_sample=[
-            f"row {record.row}: {record.reason}"
-            for record in run.records
-            if record.status == "failed"
-        ][:ERROR_SAMPLE],
+        error_sample=run.error_sample[:ERROR_SAMPLE],
     )
     run.write_state(status.value, result, store_result=store)
     run.store.event(
@@ -122,12 +120,17 @@ def finish(
     return result
 
 
-def report(run: Run, items: Sequence[Item], status: RunStatus, error: str | None) -> str | None:
-    """Write the run's report and hand it to the report store; where it is (``None``: it was
-    not written, which the run's log says)."""
-    columns: dict[str, None] = {}
-    for item in items:
-        columns.update(dict.fromkeys(item.data))
+def report(
+    run: Run,
+    columns: Sequence[str],
+    parts: Sequence[Path],
+    returned: Iterable[str],
+    *,
+    status: RunStatus,
+    error: str | None,
+) -> str | None:
+    """Write the run's report from its ``parts`` (streamed, in order) and hand it to the report
+    store; where it is (``None``: it was not written, which the run's log says)."""
     summary = ReportRun(
         run_id=run.run_id,
         bot=run.bot_id,
@@ -140,10 +143,31 @@ def report(run: Run, items: Sequence[Item], status: RunStatus, error: str | None
         columns=list(columns),
     )
     try:
-        archive = write_report(summary, run.records, run.output_dir() / "report")
+        records = _sampled(run, read_parts(parts, columns))
+        xlsx = run.counts.total <= run.settings.bots.report_xlsx_max_items
+        if not xlsx:
+            run.log(
+                "warning",
+                f"the report has no workbook: {run.counts.total} items is more than "
+                f"bots.report_xlsx_max_items ({run.settings.bots.report_xlsx_max_items})",
+                None,
+            )
+        archive = write_report_stream(
+            summary, records, list(dict.fromkeys(returned)), run.output_dir() / "report", xlsx=xlsx
+        )
         location = report_store(run.app).store(run.run_id, archive)
     except Exception as exc:
         run.log("error", f"the report was not written: {describe(exc)}", None)
         return None
     run.log("info", f"report: {location}", None)
     return location
+
+
+def _sampled(run: Run, records: Iterator[ItemRecord]) -> Iterator[ItemRecord]:
+    """``records``, the first failed ones' reasons kept in ``run.error_sample``."""
+    sample = run.error_sample
+    sample.clear()
+    for record in records:
+        if record.status == "failed" and len(sample) < ERROR_SAMPLE:
+            sample.append(f"row {record.row}: {record.reason}")
+        yield record

@@ -1,15 +1,20 @@
 """The run's writer: checkpoint records, events and state, sent without waiting for answers
 (made by the run's :class:`~crawjud_tasks.bots._store.RunStore`, which names the keys).
 
-Each item's record and event leave in one socket write as soon as the item is done, so that a
-worker killed right after an item has already handed that item's checkpoint to Redis; the
-answers are read in batches (every :data:`BATCH` commands, and at each flush), so an item costs
-one write system call and no round trip.
+Items are sent in windows (``checkpoint = "batch"`` bots): the records and events of the items
+done within :attr:`Recorder.window` seconds of the last write, at most :attr:`Recorder.batch`
+of them, leave in one socket write; an item that took longer than the window goes at once, and
+the run's watcher thread sends a window left waiting (:meth:`Recorder.tick`). With ``batch`` 1
+(``checkpoint = "each"`` bots) each item's record and event leave in one socket write as soon as
+the item is done, so that a worker killed right after an item has already handed its checkpoint
+to Redis. The answers are read in batches (every :data:`BATCH` commands, and at each flush): an
+item costs no round trip.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, final
 
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BATCH", "Recorder"]
 
-#: Answers read at once; the commands sent but not yet answered never exceed it.
+#: Answers read at once; the commands sent but not yet answered exceed it by one write at most.
 BATCH = 512
 
 
@@ -29,10 +34,13 @@ class Recorder:
     """Sends one run's writes over a connection of its own; see the module docstring."""
 
     __slots__ = (
+        "_buffer",
+        "_buffered",
         "_conn",
         "_events",
         "_expiring",
         "_items",
+        "_last",
         "_lock",
         "_maxlen",
         "_pending",
@@ -40,6 +48,8 @@ class Recorder:
         "_retention",
         "_shared",
         "_state",
+        "batch",
+        "window",
     )
 
     def __init__(
@@ -65,14 +75,36 @@ class Recorder:
             self._conn: Any = self._pool.get_connection()
         self._pending = 0
         self._lock = threading.Lock()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._last = time.monotonic()
+        #: The most items sent in one write (1: each at once).
+        self.batch = 1
+        #: Seconds an item's record may wait for the next ones.
+        self.window = 0.0
 
     def item(self, record: bytes, event: Mapping[str, str], *, count: str | None = None) -> None:
         """An item is done: append its record to the checkpoint and its event to the stream,
-        and add 1 to the state's counter ``count`` if given (chunks of a parallel run)."""
-        commands: tuple[tuple[Any, ...], ...] = (("RPUSH", self._items, record), self._xadd(event))
+        and add 1 to the state's counter ``count`` if given (chunks of a parallel run); sent
+        now, or with the next items of its window."""
+        packed = _pack(("RPUSH", self._items, record)) + _pack(self._xadd(event))
+        commands = 2
         if count is not None:
-            commands += (("HINCRBY", self._state, count, 1),)
-        self._send(commands)
+            packed += _pack(("HINCRBY", self._state, count, 1))
+            commands = 3
+        with self._lock:
+            self._buffer.append(packed)
+            self._buffered += commands
+            now = time.monotonic()
+            if len(self._buffer) >= self.batch or now - self._last >= self.window:
+                self._write(now)
+
+    def tick(self) -> None:
+        """Send the items waiting, if their window has passed."""
+        with self._lock:
+            now = time.monotonic()
+            if self._buffer and now - self._last >= self.window:
+                self._write(now)
 
     def event(self, event: Mapping[str, str]) -> None:
         """Append an event to the stream."""
@@ -87,14 +119,21 @@ class Recorder:
         commands += [("EXPIRE", key, self._retention) for key in self._expiring]
         self._send(tuple(commands))
 
+    def expire(self, key: str) -> None:
+        """Push ``key``'s expiry back to the retention."""
+        self._send((("EXPIRE", key, self._retention),))
+
     def flush(self) -> None:
         """Wait for the answers to everything sent; raise the first error among them.
 
         Raises:
             BrokerUnavailableError: Redis did not answer.
         """
-        with self._lock, self._shared.redis_errors():
-            self._drain()
+        with self._lock:
+            if self._buffer:
+                self._write(time.monotonic())
+            with self._shared.redis_errors():
+                self._drain()
 
     def close(self) -> None:
         """Flush, then give the connection back (dropped if it failed)."""
@@ -110,12 +149,23 @@ class Recorder:
         return ("XADD", self._events, "MAXLEN", "~", self._maxlen, "*", *flat)
 
     def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
-        packed = b"".join(_pack(command) for command in commands)
-        with self._lock, self._shared.redis_errors():
-            if self._pending + len(commands) > BATCH:
+        """Send ``commands`` now, after the items waiting (the order is kept)."""
+        with self._lock:
+            self._buffer.append(b"".join(_pack(command) for command in commands))
+            self._buffered += len(commands)
+            self._write(time.monotonic())
+
+    def _write(self, now: float) -> None:
+        """Send the buffer in one write (the lock held)."""
+        packed, commands = b"".join(self._buffer), self._buffered
+        self._buffer.clear()
+        self._buffered = 0
+        self._last = now
+        with self._shared.redis_errors():
+            if self._pending + commands > BATCH:
                 self._drain()
             self._conn.send_packed_command([packed], check_health=False)
-            self._pending += len(commands)
+            self._pending += commands
 
     def _drain(self) -> None:
         conn = self._conn

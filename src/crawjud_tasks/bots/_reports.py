@@ -10,14 +10,15 @@
 - ``skipped.csv``: the items the bot skipped: the input columns, ``ROW`` and ``MOTIVO`` (why).
   Apart from the errors: a skip is no failure, and a re-run of the errors should not redo it.
 - ``report.xlsx``: the same tables as the sheets ``Sucessos``, ``Erros`` and ``Ignorados``, with
-  typed cells (a number stays a number). Written unless ``xlsx=False``, by a writer of ours (no
-  dependency; openpyxl's write-only mode takes 20 to 35 seconds on 100,000 rows).
+  typed cells (a number stays a number). Written unless ``xlsx=False``, by XlsxWriter in
+  constant-memory mode (see ``_xlsx_writer``).
 - ``summary.json``: the run's id, bot, user, status, counts, start and end (ISO 8601), seconds,
   error, and the report's files.
 
 Each file is written even with no rows (its header alone), so a reader always finds them all.
 Rows are in input order, one per item: when an item's record comes twice (a resumed run), the
-later one wins.
+later one wins. :func:`write_report_stream` writes records given in input order, once each, as
+they come (a run's report parts): every file is written row by row, nothing is held.
 
 The CSV files are what Excel pt_BR opens right with a double-click: UTF-8 with a byte-order mark
 (without it Excel reads cp1252 and breaks the accents), ``;`` between cells (its list separator,
@@ -43,7 +44,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import itertools
 import json
 import math
 import os
@@ -53,10 +53,10 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, final
+from typing import IO, Any, Protocol, final
 
 from crawjud_tasks.bots._bot import ItemRecord
-from crawjud_tasks.bots._xlsx_writer import write_xlsx
+from crawjud_tasks.bots._xlsx_writer import XlsxReport
 from crawjud_tasks.bots.contracts import Cell, RunCounts, RunStatus
 from crawjud_tasks.errors import PayloadError
 
@@ -69,6 +69,7 @@ __all__ = [
     "ReportStore",
     "report_file_name",
     "write_report",
+    "write_report_stream",
 ]
 
 #: The column with the item's row in the input.
@@ -168,14 +169,11 @@ def report_file_name(run_id: str) -> str:
     return f"{name}.zip"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Table:
-    """A table of the report, its text already neutralised."""
-
-    file: str
-    sheet: str
-    columns: list[Cell]
-    rows: list[list[Cell]]
+_TABLES = (
+    ("succeeded", "successes.csv", "Sucessos"),
+    ("failed", "errors.csv", "Erros"),
+    ("skipped", "skipped.csv", "Ignorados"),
+)
 
 
 def write_report(
@@ -185,7 +183,43 @@ def write_report(
 
     Args:
         run: The run the report is about.
-        records: The items' outcomes, in any order.
+        records: The items' outcomes, in any order (held in memory: a run's own report is
+            written by :func:`write_report_stream`).
+        folder: The run's working folder (made if missing).
+        xlsx: Also write ``report.xlsx`` (``None``, the default, is ``True``).
+
+    Returns:
+        The zip: ``<folder>/<run id>.zip`` (see :func:`report_file_name`).
+
+    Raises:
+        PayloadError: ``run.run_id`` is not a run id (nothing is written).
+    """
+    latest = {record.index: record for record in records}
+    ordered = [latest[index] for index in sorted(latest)]
+    inputs = dict.fromkeys(run.columns)
+    returned: dict[str, None] = {}
+    for record in ordered:
+        inputs.update(dict.fromkeys(record.input))  # a column the run's columns left out
+        if record.status == "succeeded":
+            returned.update(dict.fromkeys(record.data))
+    run = dataclasses.replace(run, columns=list(inputs))
+    return write_report_stream(run, ordered, list(returned), folder, xlsx=xlsx)
+
+
+def write_report_stream(
+    run: ReportRun,
+    records: Iterable[ItemRecord],
+    returned: Sequence[str],
+    folder: Path,
+    *,
+    xlsx: bool | None = None,
+) -> Path:
+    """Write the report of ``records`` (in input order, each item once) row by row, and zip it.
+
+    Args:
+        run: The run the report is about.
+        records: The items' outcomes, in input order, once each.
+        returned: The columns the bot returned for successes (their union, first seen first).
         folder: The run's working folder (made if missing).
         xlsx: Also write ``report.xlsx`` (``None``, the default, is ``True``).
 
@@ -196,59 +230,62 @@ def write_report(
         PayloadError: ``run.run_id`` is not a run id (nothing is written).
     """
     archive = folder / report_file_name(run.run_id)  # checks the run id before any writing
-    tables = _tables(run.columns, records)
     folder.mkdir(parents=True, exist_ok=True)
-    files = [table.file for table in tables]
-    for table in tables:
-        _write_csv(folder / table.file, table)
-    if xlsx is not False:
-        _write_xlsx(folder / _XLSX_FILE, tables)
+    columns = list(run.columns)
+    headers = {
+        "succeeded": _columns(*columns, ROW, *returned),
+        "failed": _columns(*columns, ROW, ERROR_REASON),
+        "skipped": _columns(*columns, ROW, SKIP_REASON),
+    }
+    files = [file for _, file, _ in _TABLES]
+    book = (
+        XlsxReport(folder / _XLSX_FILE, [sheet for *_, sheet in _TABLES])
+        if xlsx is not False
+        else None
+    )
+    with (
+        _open_csv(folder / files[0]) as ok,
+        _open_csv(folder / files[1]) as bad,
+        _open_csv(folder / files[2]) as skip,
+    ):
+        writers = {
+            name: _csv_writer(file) for name, file in zip(headers, (ok, bad, skip), strict=True)
+        }
+        sheets = {name: number for number, name in enumerate(headers)}
+        for name, header in headers.items():
+            neutral = [_neutral(column) for column in header]
+            writers[name].writerow(neutral)
+            if book is not None:
+                book.row(sheets[name], neutral)
+        for record in records:
+            status = record.status
+            cells: dict[str, Any] = dict(record.input)
+            if status == "succeeded":
+                cells.update(record.data)
+                cells[ROW] = record.row
+            else:
+                cells[ROW] = record.row
+                cells[ERROR_REASON if status == "failed" else SKIP_REASON] = record.reason
+            row = _row(headers[status], cells)
+            writers[status].writerow(
+                [_csv_text(cell) if isinstance(cell, (float, bool)) else cell for cell in row]
+            )
+            if book is not None:
+                book.row(sheets[status], row)
+    if book is not None:
+        book.close()
         files.append(_XLSX_FILE)
     _write_summary(folder / _SUMMARY_FILE, run, files)
     return _zip(folder, [*files, _SUMMARY_FILE], archive)
 
 
-def _tables(input_columns: Sequence[str], records: Iterable[ItemRecord]) -> list[_Table]:
-    latest = {record.index: record for record in records}
-    ordered = [latest[index] for index in sorted(latest)]
-    inputs = dict.fromkeys(input_columns)
-    returned: dict[str, None] = {}
-    by_status: dict[str, list[ItemRecord]] = {"succeeded": [], "failed": [], "skipped": []}
-    for record in ordered:
-        inputs.update(dict.fromkeys(record.input))  # a column the run's columns left out
-        if record.status == "succeeded":
-            returned.update(dict.fromkeys(record.data))
-        by_status[record.status].append(record)
-    columns = list(inputs)
-    successes = _columns(*columns, ROW, *returned)
-    errors = _columns(*columns, ROW, ERROR_REASON)
-    skipped = _columns(*columns, ROW, SKIP_REASON)
-    return [
-        _Table(
-            "successes.csv",
-            "Sucessos",
-            [_neutral(name) for name in successes],
-            [_row(successes, {**r.input, **r.data, ROW: r.row}) for r in by_status["succeeded"]],
-        ),
-        _Table(
-            "errors.csv",
-            "Erros",
-            [_neutral(name) for name in errors],
-            [
-                _row(errors, {**r.input, ROW: r.row, ERROR_REASON: r.reason})
-                for r in by_status["failed"]
-            ],
-        ),
-        _Table(
-            "skipped.csv",
-            "Ignorados",
-            [_neutral(name) for name in skipped],
-            [
-                _row(skipped, {**r.input, ROW: r.row, SKIP_REASON: r.reason})
-                for r in by_status["skipped"]
-            ],
-        ),
-    ]
+def _open_csv(path: Path) -> IO[str]:
+    return path.open("w", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _csv_writer(file: IO[str]) -> Any:
+    # The writer writes None as nothing and ints as digits; floats and booleans are ours.
+    return csv.writer(file, delimiter=";", lineterminator="\r\n")
 
 
 def _columns(*names: str) -> list[str]:
@@ -269,28 +306,10 @@ def _neutral(text: str) -> str:
     return f"'{text}" if text.startswith(_FORMULAS) else text
 
 
-def _write_csv(path: Path, table: _Table) -> None:
-    with path.open("w", encoding="utf-8-sig", errors="replace", newline="") as file:
-        writer = csv.writer(file, delimiter=";", lineterminator="\r\n")
-        writer.writerow(table.columns)
-        # The writer writes None as nothing and ints as digits; floats and booleans are ours.
-        writer.writerows(
-            [_csv_text(cell) if isinstance(cell, (float, bool)) else cell for cell in row]
-            for row in table.rows
-        )
-
-
 def _csv_text(cell: float) -> str:
     if isinstance(cell, bool):
         return "TRUE" if cell else "FALSE"
     return repr(cell).replace(".", ",") if math.isfinite(cell) else ""
-
-
-def _write_xlsx(path: Path, tables: list[_Table]) -> None:
-    write_xlsx(
-        path,
-        [(table.sheet, itertools.chain([list(table.columns)], table.rows)) for table in tables],
-    )
 
 
 def _write_summary(path: Path, run: ReportRun, files: list[str]) -> None:

@@ -14,17 +14,19 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._keys import run_lease_name
 from crawjud_tasks._state import app_state
-from crawjud_tasks.bots._checkpoint import read_checkpoint
+from crawjud_tasks.bots._checkpoint import saved_outcomes
 from crawjud_tasks.bots._events import encode_event
 from crawjud_tasks.bots._extensions import secret_providers
-from crawjud_tasks.bots._fit import bot_options, check_columns
-from crawjud_tasks.bots._inputs import read_items
+from crawjud_tasks.bots._fit import bot_options, check_columns, checkpoint_class
+from crawjud_tasks.bots._index import InputIndex, build_index, index_items, read_index
+from crawjud_tasks.bots._inputs import InputLimits, open_items
+from crawjud_tasks.bots._parts import PartWriter, part_path
 from crawjud_tasks.bots._registry import BotFactory, find_bot
 from crawjud_tasks.bots._run_lease import take_run_lease
 from crawjud_tasks.bots._secrets import Scrubber, resolve_secret
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
     from crawjud_tasks._lease import Lease
     from crawjud_tasks._secret import Secret
-    from crawjud_tasks.bots._bot import Item, ItemRecord
+    from crawjud_tasks.bots._bot import Item
     from crawjud_tasks.bots._context import LogLevel
     from crawjud_tasks.errors import LeaseLostError
 
@@ -73,11 +75,11 @@ class Stages:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Prepared:
-    """A bot made and checked against its input, with the run's items and secrets."""
+    """A bot made and checked against its input, with the run's indexed input and secrets."""
 
     bot: Any
     options: Any
-    items: list[Item]
+    index: InputIndex
     secrets: dict[str, Secret]
 
 
@@ -107,12 +109,15 @@ class Run:
         self.user_id = user_id
         self.parameters = parameters
         self.settings = app_state(app).settings
-        self.store = RunStore(app, self.run_id)
+        self.store = RunStore(app, self.run_id, chunk)
         self.cancel = threading.Event()
         self.lost: LeaseLostError | None = None
         self.scrubber = Scrubber(())
         self.counts = RunCounts()
-        self.records: list[ItemRecord] = []
+        #: This task's report part, once it began to process items.
+        self.part: PartWriter | None = None
+        #: The first few failed items' reasons (``row N: reason``).
+        self.error_sample: list[str] = []
         self.started_at = dt.datetime.now(dt.timezone.utc)
         self.title = ""
         self.next_progress = 0.0
@@ -149,7 +154,8 @@ class Run:
             self._release(lease)
 
     def prepare(self, factory: BotFactory) -> Prepared:
-        """Make the bot, check its options, read the items, resolve the secrets.
+        """Make the bot, check its options, index the input (once a run: a delivery or chunk
+        after the first reads the index), resolve the secrets.
 
         Raises:
             BotParameterError: an option, the input or its columns do not fit the bot.
@@ -158,24 +164,44 @@ class Run:
         bot = factory()
         self.title = str(getattr(bot, "title", "") or "")
         options = bot_options(self.bot_id, bot, self.parameters.options)
-        items = read_items(
-            self.parameters.input,
-            roots=self.settings.bots.allowed_roots,
-            max_inline_rows=self.settings.bots.max_inline_rows,
-        )
-        check_columns(self.bot_id, bot, items)
+        mode = checkpoint_class(self.bot_id, bot)
+        bots = self.settings.bots
+        if mode == "batch":
+            self.store.checkpoint_every(bots.checkpoint_batch, bots.checkpoint_window)
+        folder = self.output_dir() / "input"
+        index = read_index(folder)
+        if index is None:
+            source = open_items(
+                self.parameters.input, roots=bots.allowed_roots, limits=InputLimits.of(bots)
+            )
+            check_columns(self.bot_id, bot, source.columns)
+            index = build_index(folder, source)
+        else:
+            check_columns(self.bot_id, bot, index.columns)
         ref = self.parameters.credentials
         secrets = (
             {} if ref is None else {"credentials": resolve_secret(ref, secret_providers(self.app))}
         )
         self.scrubber = Scrubber(secrets.values())
-        self.counts = dataclasses.replace(self.counts, total=len(items))
-        return Prepared(bot, options, items, secrets)
+        self.counts = dataclasses.replace(self.counts, total=index.total)
+        return Prepared(bot, options, index, secrets)
 
-    def load_checkpoint(self, items: list[Item]) -> set[int]:
-        """Read the records of the items done so far (added to the counts); their indexes."""
-        self.records, self.counts = read_checkpoint(self.store.checkpoint(), items, self.counts)
-        return {record.index for record in self.records}
+    def resume(self, prepared: Prepared, start: int, stop: int) -> int:
+        """Open this task's report part, rewritten from the checkpoint (whose records are added
+        to the counts); how many of the items ``start`` to ``stop`` were done before."""
+        done = min(self.store.checkpoint_length(), stop - start)
+        part = self.part = PartWriter(part_path(self.output_dir(), self.chunk))
+        if done:
+            part.rewrite(
+                saved_outcomes(self.store.checkpoint()),
+                index_items(self.output_dir() / "input", prepared.index, start, start + done),
+            )
+        self.counts = dataclasses.replace(part.counts, total=self.counts.total)
+        return done
+
+    def items(self, prepared: Prepared, start: int, stop: int) -> Iterator[Item]:
+        """The items ``start`` to ``stop``, read from the run's index."""
+        return index_items(self.output_dir() / "input", prepared.index, start, stop)
 
     def output_dir(self) -> Path:
         """The run's working folder, made if missing."""
@@ -205,6 +231,7 @@ class Run:
             counts = self.counts
             self.store.write_counts(counts)
         else:
+            self.store.touch_checkpoint()
             counts = self.counts = self.store.shared_counts(self.counts.total)
             self.store.event(encode_event("progress", time=time.time(), counts=counts))
         self.task.update_state(
@@ -253,6 +280,8 @@ class Run:
             _LOG.warning("run %s: the lease was not released: %s", self.run_id, exc)
 
     def _close_store(self) -> None:
+        if self.part is not None:
+            self.part.close()
         try:
             self.store.close()
         except Exception as exc:

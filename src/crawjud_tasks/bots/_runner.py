@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks.bots._loop import process
 from crawjud_tasks.bots._outcome import finish, report, started
-from crawjud_tasks.bots._parallel import execute_chunk, execute_finish, go_parallel
+from crawjud_tasks.bots._parallel import execute_chunk, execute_failed, execute_finish, go_parallel
+from crawjud_tasks.bots._parts import part_path
 from crawjud_tasks.bots._run import Run
 from crawjud_tasks.bots.contracts import (
     BotParameters,
@@ -29,6 +30,7 @@ from crawjud_tasks.bots.contracts import (
     execute_bot,
     finish_run,
     run_chunk,
+    run_failed,
 )
 from crawjud_tasks.errors import BotParameterError, SecretNotFoundError
 
@@ -84,6 +86,21 @@ def implement_run_contracts(app: Celery) -> None:
         run = Run(app, task, bot_id, user_id, parameters, task_id=task_id, run_id=run_id)
         return execute_finish(run, chunks, started_at)
 
+    @run_failed.implement_bound(app)
+    def _run_failed(  # noqa: PLR0917  (the contract's parameters, positional on the wire)
+        task: Any,
+        failed_task_id: str,
+        bot_id: str,
+        user_id: int | str,
+        parameters: BotParameters,
+        run_id: str,
+        task_id: str,
+        chunks: int,
+        started_at: dt.datetime,
+    ) -> None:
+        run = Run(app, task, bot_id, user_id, parameters, task_id=task_id, run_id=run_id)
+        execute_failed(run, chunks, started_at)
+
 
 def execute(run: Run) -> BotRunResult:
     """Run ``run`` (its result, or its stored one), or send its chunks (a parallel run)."""
@@ -103,10 +120,17 @@ def _execute(run: Run, factory: BotFactory) -> BotRunResult:
     except (BotParameterError, SecretNotFoundError) as exc:
         finish(run, RunStatus.FAILED, str(exc), None, store=False)
         raise
-    items = prepared.items
-    done = run.load_checkpoint(items)
-    if run.parameters.parallelism > 1 and len(items) > 1:
-        return go_parallel(run, items, len(done))
-    started(run, len(done))
-    status, error = process(run, prepared, items, done, len(done))
-    return finish(run, status, error, report(run, items, status, error))
+    total = prepared.index.total
+    if run.parameters.parallelism > 1 and total > 1:
+        return go_parallel(run, prepared)
+    done = run.resume(prepared, 0, total)
+    started(run, done)
+    status, error = process(run, prepared, run.items(prepared, done, total), done)
+    part = run.part
+    assert part is not None
+    part.close()
+    parts = [part_path(run.output_dir(), None)]
+    columns = prepared.index.columns
+    return finish(
+        run, status, error, report(run, columns, parts, part.returned, status=status, error=error)
+    )

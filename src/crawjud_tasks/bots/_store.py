@@ -4,8 +4,10 @@ Keys (from ``app_state(app).keys``), all expiring ``bots.retention`` seconds aft
 last change:
 
 - ``run:<id>:state``: a hash with the run's bot, user, task id, status, counters, times, report
-  and, once finished, its result (JSON); ``workflow`` once a parallel run sent its chunks;
-- ``run:<id>:items``: the checkpoint, one JSON record per item done, in the order done;
+  and, once finished, its result (JSON); ``workflow`` once a parallel run began to send its
+  chunks, ``sent`` once it did;
+- ``run:<id>:items``: the checkpoint, one JSON record per item done, in input order (a chunk
+  ``n`` of a parallel run has its own, ``run:<id>:items:<n>``);
 - ``run:<id>:events``: the event stream (see :func:`~crawjud_tasks.bots.run_events`);
 - ``run:<id>:cancel``: present once the run was asked to stop (holds who asked);
 - ``run:<id>:abort``: present once a chunk of a parallel run failed (the others stop).
@@ -20,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, final
 
 import msgspec
@@ -80,25 +82,27 @@ class RunStore:
 
     __slots__ = (
         "_abort",
+        "_batch",
         "_cancel",
         "_events",
         "_items",
         "_shared",
         "_state",
+        "_window",
         "_writer",
         "events_max",
         "retention",
         "run_id",
     )
 
-    def __init__(self, app: Celery, run_id: str) -> None:
+    def __init__(self, app: Celery, run_id: str, chunk: int | None = None) -> None:
         shared = app_state(app)
         keys = shared.keys
         settings = shared.settings.bots
         self._shared = shared
         self.run_id = run_id
         self._state = keys.run(run_id, "state")
-        self._items = keys.run(run_id, "items")
+        self._items = keys.run_checkpoint(run_id, chunk)
         self._events = keys.run(run_id, "events")
         self._cancel = keys.run(run_id, "cancel")
         self._abort = keys.run(run_id, "abort")
@@ -107,6 +111,8 @@ class RunStore:
         #: The most events the stream keeps.
         self.events_max = settings.events_max
         self._writer: Recorder | None = None
+        self._batch = 1
+        self._window = 0.0
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -155,15 +161,42 @@ class RunStore:
             raw: Any = self._shared.redis.hget(self._state, "result")
         return None if raw is None else msgspec.json.decode(raw, type=BotRunResult)
 
-    def checkpoint(self) -> list[bytes]:
-        """The checkpoint's lines, in the order written.
+    def checkpoint_length(self) -> int:
+        """How many items the checkpoint holds (this chunk's, in a parallel run).
 
         Raises:
             BrokerUnavailableError: Redis did not answer.
         """
         with self._shared.redis_errors():
-            raw: Any = self._shared.redis.lrange(self._items, 0, -1)
-        return list(raw)
+            return int(self._shared.redis.llen(self._items))
+
+    def checkpoint(self, page: int = 10_000) -> Iterator[bytes]:
+        """The checkpoint's lines, in the order written, read ``page`` at a time.
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        start = 0
+        while True:
+            with self._shared.redis_errors():
+                raw: Any = self._shared.redis.lrange(self._items, start, start + page - 1)
+            yield from raw
+            if len(raw) < page:
+                return
+            start += page
+
+    def workflow_sent(self) -> bool:
+        """Whether a parallel run's chunks were sent.
+
+        Raises:
+            BrokerUnavailableError: Redis did not answer.
+        """
+        with self._shared.redis_errors():
+            return bool(self._shared.redis.hexists(self._state, "sent"))
+
+    def mark_workflow_sent(self) -> None:
+        """Record that a parallel run's chunks were sent (a Redis error is raised as it is)."""
+        self._shared.redis.hset(self._state, "sent", "1")
 
     def cancel_requested(self) -> bool:
         """Whether the run was asked to stop.
@@ -233,6 +266,22 @@ class RunStore:
         )
 
     # -- the run's writer ---------------------------------------------------------------------
+
+    def checkpoint_every(self, batch: int, window: float) -> None:
+        """Send the items' records in writes of ``batch`` items at most, each record waiting
+        ``window`` seconds at most (``batch`` 1: each item at once)."""
+        self._batch, self._window = max(1, batch), window
+        if self._writer is not None:
+            self._writer.batch, self._writer.window = self._batch, self._window
+
+    def tick(self) -> None:
+        """Send the items waiting, if their window has passed (errors raised as they are)."""
+        if self._writer is not None:
+            self._writer.tick()
+
+    def touch_checkpoint(self) -> None:
+        """Push the checkpoint's expiry back to the retention (sent without waiting)."""
+        (self._writer or self._open()).expire(self._items)
 
     def item(self, line: bytes, event: Mapping[str, str], *, count: str | None = None) -> None:
         """An item is done: its checkpoint line and its event (and, in a chunk, 1 added to the
@@ -306,6 +355,7 @@ class RunStore:
             events_max=self.events_max,
             retention=self.retention,
         )
+        self._writer.batch, self._writer.window = self._batch, self._window
         return self._writer
 
 

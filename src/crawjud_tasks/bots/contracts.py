@@ -48,6 +48,7 @@ __all__ = [
     "finish_run",
     "notification_failed",
     "run_chunk",
+    "run_failed",
 ]
 
 #: A spreadsheet cell as it travels: text, a number, a boolean or empty.
@@ -310,6 +311,10 @@ class ChunkResult:
     #: ``completed``, ``cancelled`` or ``failed`` (a fatal error, which stops the other chunks).
     status: RunStatus
     error: str | None = None
+    #: The chunk's items by outcome (``total`` is 0): the run's counts are their sum.
+    counts: RunCounts = dataclasses.field(default_factory=RunCounts)
+    #: The columns the bot returned for the chunk's successes, first seen first.
+    returned: list[str] = dataclasses.field(default_factory=_no_reasons)
 
 
 @task_contract("bots.run_chunk", delivery="at_least_once", max_deliveries=5)
@@ -340,6 +345,23 @@ def finish_run(  # noqa: PLR0917  (a task's arguments travel positionally in its
 ) -> BotRunResult:
     """The last stage of a parallel run: merge the chunks, write the report, emit "finished",
     notify, store the result. ``execute_bot`` sends it as the body of the chunks' chord."""
+    raise NotImplementedError
+
+
+@task_contract("bots.run_failed", delivery="at_least_once", max_deliveries=5)
+def run_failed(  # noqa: PLR0917  (a task's arguments travel positionally in its message)
+    failed_task_id: str,
+    bot_id: str,
+    user_id: int | str,
+    parameters: BotParameters,
+    run_id: str,
+    task_id: str,
+    chunks: int,
+    started_at: dt.datetime,
+) -> None:
+    """The error callback of a parallel run's chord (``failed_task_id`` is its body's id): a
+    chunk failed outright (a poison message, say), so the run ends ``failed`` naming the chunk
+    and its reason, with a report of what was done. ``execute_bot`` sends it; hosts need not."""
     raise NotImplementedError
 
 

@@ -28,8 +28,9 @@ Jinja2 and the transports load on first use of a name below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from crawjud_tasks._lazy import lazy_names
 
 if TYPE_CHECKING:
     from crawjud_tasks.mail._message import build_message, envelope_recipients, parse_address
@@ -70,11 +71,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        msg = f"module 'crawjud_tasks.mail' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(f"crawjud_tasks.mail.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, globals())
