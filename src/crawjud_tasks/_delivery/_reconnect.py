@@ -14,8 +14,9 @@ same AttributeError as kombu issue #582, by another path.
 
 :class:`ReconnectingConsumer` keeps the transport's client through that clean-up: the old channel
 still reaches Redis once it is back, so the runs delivered on it are acknowledged, and the
-consumer reconnects and goes on consuming. Installed by the worker at start-up
-(``worker_consumer``) unless the host configured a consumer of its own.
+consumer reconnects and goes on consuming. The base of the app's consumer
+(:class:`~._consumer.GuardedConsumer`); a worker whose app still names Celery's consumer gets
+this one at start-up. A host's own ``worker_consumer`` is left alone.
 
 Imported by the worker only: a host service never loads Celery's worker modules.
 """
