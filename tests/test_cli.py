@@ -164,10 +164,10 @@ def test_beat_holds_its_lock_in_redis(crawjud_redis: RedisServer, crawjud_data_d
 
         def locked() -> bool:
             assert beat.poll() is None, beat.stderr.read() if beat.stderr else ""
-            return bool(client.exists("crawjud:redbeat::lock"))
+            return bool(client.exists("crawjud:schedules:leader"))
 
         wait_for(locked, interval=0.1, what="beat to take its lock")
-        assert client.exists("crawjud:redbeat::lock")
+        assert client.exists("crawjud:schedules:leader")
         # No pickled shelve file: the schedule lives in Redis.
         assert not list(Path.cwd().glob("celerybeat-schedule*"))
     finally:

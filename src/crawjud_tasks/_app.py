@@ -38,6 +38,7 @@ DOMAIN_REGISTRARS: tuple[str, ...] = (
     "crawjud_tasks.bots._register",
     "crawjud_tasks.maintenance._register",
     "crawjud_tasks.monitoring._register",
+    "crawjud_tasks.schedules._register",
 )
 
 
@@ -306,12 +307,14 @@ def _celery_config(settings: Settings, ident: str) -> dict[str, Any]:
         config["broker_transport_options"] = transport
         config.update({k: v for k, v in guarded.items() if k not in settings.celery})
     if is_redis_url(settings.broker_url) and settings.broker_url is not None:
-        # Beat keeps its schedule in Redis as JSON, under a lock (RedBeat): never a pickled
-        # shelve file, and two beat processes never both fire.
-        config.setdefault("beat_scheduler", "redbeat.RedBeatScheduler")
+        # Beat keeps its schedules in Redis as JSON and fires each (schedule, time) once, under
+        # a fenced leader lock renewed every tick (see "Schedules").
+        config.setdefault("beat_scheduler", "crawjud_tasks.schedules._scheduler:ScheduleScheduler")
+        config.setdefault("beat_max_loop_interval", settings.schedules.loop_interval)
         config.setdefault("redbeat_redis_url", redis_py_url(settings.broker_url))
         config.setdefault("redbeat_redis_options", {"socket_connect_timeout": per_attempt})
         config.setdefault("redbeat_key_prefix", keys.redbeat_prefix())
+        config.setdefault("redbeat_lock_timeout", settings.schedules.lock_timeout)
     if is_redis_url(settings.result_backend):
         backend = dict(settings.celery.get("result_backend_transport_options", {}))
         backend.setdefault("global_keyprefix", settings.key_prefix)

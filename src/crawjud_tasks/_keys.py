@@ -30,6 +30,21 @@ Each line: key, type, TTL, who writes -> who reads (``<p>`` is the prefix).
 - ``<p>monitoring:processes``, hash (one JSON record per process), no TTL, records older than
   ``monitoring.worker_timeout`` ignored; metrics flushes -> ``stats``, ``active_tasks``, scrapes.
 - ``<p>monitoring:beat``, string, ``monitoring.health_timeout``; beat -> ``health beat``.
+- ``<p>schedules:defs``, hash (id -> JSON definition), no TTL; ``sync``/``add``/``update``/
+  ``import`` -> beat, ``describe``, the CLI.
+- ``<p>schedules:due``, sorted set (id -> ms of the next dispatch), no TTL; the store, beat -> beat.
+- ``<p>schedules:buffered``, sorted set (ids with a ``buffer_one`` fire waiting), no TTL; beat ->
+  beat.
+- ``<p>schedules:state:<id>``, hash (next fire, pause, counters, failures), no TTL; the store,
+  beat, the worker's outcome recorder -> beat, ``describe``.
+- ``<p>schedules:runs:<id>``, list (last runs, at most 20), no TTL; the worker -> ``describe``.
+- ``<p>schedules:fire:<id>:<ms>``, string (the claim of one fire: ``<token>`` while it is
+  claimed and not yet published, ``sent:<token>`` after), the catch-up window + 1 min; beat,
+  ``trigger`` -> beat (recovery of an unpublished fire).
+- ``<p>schedules:running:<id>``, string (task id of the running fire), run lease ttl; beat,
+  ``trigger`` -> beat, ``trigger`` (overlap), the worker (frees it).
+- ``<p>schedules:leader``, string (the leading beat's token), ``schedules.lock_timeout``; beat ->
+  beat.
 - ``<p>unacked`` (hash), ``<p>unacked_index`` (zset), ``<p>unacked_mutex`` (string); kombu ->
   kombu; the run lease heartbeat also touches ``unacked_index``.
 - ``<p>redbeat:*``, RedBeat's keys; beat -> beat.
@@ -214,3 +229,37 @@ class Keys:
     def beat_heartbeat(self) -> str:
         """Beat's heartbeat (string with a TTL)."""
         return f"{self.prefix}monitoring:beat"
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def schedule_definitions(self) -> str:
+        """Hash: schedule id -> its JSON definition."""
+        return f"{self.prefix}schedules:defs"
+
+    def schedule_due(self) -> str:
+        """Sorted set: schedule id -> ms of its next dispatch (paused ones left out)."""
+        return f"{self.prefix}schedules:due"
+
+    def schedule_buffered(self) -> str:
+        """Sorted set: ids with a fire kept waiting by ``buffer_one``."""
+        return f"{self.prefix}schedules:buffered"
+
+    def schedule_state(self, schedule_id: str) -> str:
+        """Hash: next fire, pause, counters, consecutive failures of one schedule."""
+        return f"{self.prefix}schedules:state:{schedule_id}"
+
+    def schedule_runs(self, schedule_id: str) -> str:
+        """List: the last runs of one schedule with their outcome (bounded)."""
+        return f"{self.prefix}schedules:runs:{schedule_id}"
+
+    def schedule_fire(self, schedule_id: str, nominal_ms: int) -> str:
+        """String: the claim of one fire (schedule, nominal time)."""
+        return f"{self.prefix}schedules:fire:{schedule_id}:{nominal_ms}"
+
+    def schedule_running(self, schedule_id: str) -> str:
+        """String: the task id of the schedule's fire that still runs."""
+        return f"{self.prefix}schedules:running:{schedule_id}"
+
+    def schedule_leader(self) -> str:
+        """String: the token of the beat that leads."""
+        return f"{self.prefix}schedules:leader"

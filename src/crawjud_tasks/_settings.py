@@ -37,6 +37,7 @@ from crawjud_tasks._settings_sections import (
     MaintenanceSettings,
     MonitoringSettings,
     QueueSettings,
+    SchedulesSettings,
     TlsSettings,
 )
 from crawjud_tasks._settings_values import check_values, suggest
@@ -58,6 +59,7 @@ __all__ = [
     "MaintenanceSettings",
     "MonitoringSettings",
     "QueueSettings",
+    "SchedulesSettings",
     "Settings",
     "TlsSettings",
     "load_settings",
@@ -121,6 +123,7 @@ class Settings:
     mail: MailSettings = dataclasses.field(default_factory=MailSettings)
     maintenance: MaintenanceSettings = dataclasses.field(default_factory=MaintenanceSettings)
     monitoring: MonitoringSettings = dataclasses.field(default_factory=MonitoringSettings)
+    schedules: SchedulesSettings = dataclasses.field(default_factory=SchedulesSettings)
     #: Any other Celery setting, passed through (unknown names are refused).
     celery: Mapping[str, Any] = dataclasses.field(default_factory=_frozen_mapping)
 

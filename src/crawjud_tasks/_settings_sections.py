@@ -22,6 +22,7 @@ __all__ = [
     "MaintenanceSettings",
     "MonitoringSettings",
     "QueueSettings",
+    "SchedulesSettings",
     "TlsSettings",
 ]
 
@@ -197,3 +198,24 @@ class MaintenanceSettings:
             for root in self.roots
         )
         object.__setattr__(self, "roots", resolved)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulesSettings:
+    """Settings of the schedules domain (beat)."""
+
+    #: Seconds a beat holds the leader lock without renewing it: a standby beat takes over
+    #: within ``lock_timeout + loop_interval`` of the leader's death.
+    lock_timeout: float = 20.0
+    #: Seconds between two ticks of beat: the longest a due fire, a pause or a resume waits.
+    loop_interval: float = 1.0
+    #: Seconds a fire counts as running (for the overlap policy) when its worker never reports
+    #: its end (the worker died).
+    run_lease_ttl: float = 3600.0
+    #: Recipients of the ``alert`` mail sent when a schedule is paused after failures (none: the
+    #: pause is only logged).
+    alert_to: tuple[str, ...] = ()
+    #: Built-in schedules to switch on, by name (all are off by default; see "Schedules").
+    builtins: tuple[str, ...] = ()
+    #: At beat start, remove declared schedules that the code no longer declares.
+    prune: bool = True

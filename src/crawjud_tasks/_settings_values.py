@@ -169,6 +169,7 @@ def check_values(settings: Settings) -> None:
     ):
         _positive(f"monitoring.{name}", getattr(monitoring, name))
     _positive("bots.max_inline_rows", settings.bots.max_inline_rows)
+    _check_schedules(settings)
     _positive("bots.retention", settings.bots.retention)
     _positive("bots.events_max", settings.bots.events_max)
     for name in (
@@ -262,3 +263,16 @@ def _check_celery(options: Mapping[str, Any]) -> None:
                         f"crawjud-tasks; use the setting {owner!r}"
                     )
                     raise SettingsError(msg)
+
+
+def _check_schedules(settings: Settings) -> None:
+    section = settings.schedules
+    _positive("schedules.loop_interval", section.loop_interval)
+    _positive("schedules.run_lease_ttl", section.run_lease_ttl)
+    if section.lock_timeout < 2 * section.loop_interval:
+        msg = (
+            "setting 'schedules.lock_timeout' must be at least twice 'schedules.loop_interval' "
+            f"(the leader renews the lock every tick), got {section.lock_timeout!r} and "
+            f"{section.loop_interval!r}"
+        )
+        raise SettingsError(msg)

@@ -20,6 +20,10 @@ library (``raise ... from exc``), so the original stays available as ``__cause__
     ├── EmbeddedRedisError (also RuntimeError) the embedded redis-server could not be found,
     │                                           started, reached or stopped
     ├── ResultTimeoutError (also TimeoutError) no result arrived within the time given to get()
+    ├── ScheduleError (also ValueError)        a schedule was refused before anything was stored
+    │   │                                       (a bad cron, zone, interval, task or argument)
+    │   └── UnknownScheduleError (also LookupError)
+    │                                           no schedule has the id given
     ├── TaskFailedError                         the task failed on the worker with an error that is
     │                                           not one of ours (its type and message are kept)
     ├── InvalidResultError (also ValueError)    a stored result is no record a worker wrote
@@ -89,11 +93,13 @@ __all__ = [
     "PoisonMessageError",
     "RedisFullError",
     "ResultTimeoutError",
+    "ScheduleError",
     "SecretNotFoundError",
     "SettingsError",
     "TaskFailedError",
     "TransientError",
     "UnknownBotError",
+    "UnknownScheduleError",
     "UnknownSyncJobError",
     "UnsafePathError",
     "VisibilityTimeoutError",
@@ -147,6 +153,14 @@ class EmbeddedRedisError(CrawjudTasksError, RuntimeError):
 
 class ResultTimeoutError(CrawjudTasksError, TimeoutError):
     """No result arrived within the time given to ``get()``; the task may still run."""
+
+
+class ScheduleError(CrawjudTasksError, ValueError):
+    """A schedule was refused before anything was stored; the message says what was wrong."""
+
+
+class UnknownScheduleError(ScheduleError, LookupError):
+    """No schedule has the id given; the message names it."""
 
 
 class TaskFailedError(CrawjudTasksError):

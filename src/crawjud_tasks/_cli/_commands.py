@@ -14,6 +14,7 @@ from crawjud_tasks._cli._maintenance import maintenance
 from crawjud_tasks._cli._monitoring import metrics, stats_command, tasks, top
 from crawjud_tasks._cli._run import run
 from crawjud_tasks._cli._runs import runs
+from crawjud_tasks._cli._schedules import schedules_group
 from crawjud_tasks._cli._worker import beat, worker
 from crawjud_tasks._metadata import version
 
@@ -40,6 +41,7 @@ cli.add_command(demo)
 cli.add_command(mail)
 cli.add_command(run)
 cli.add_command(runs)
+cli.add_command(schedules_group)
 cli.add_command(tasks)
 cli.add_command(stats_command)
 cli.add_command(top)

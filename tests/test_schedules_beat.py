@@ -1,0 +1,218 @@
+"""Schedules with real beat and worker processes on a real Redis.
+
+Two beats run on one Redis (lock timeout 3 s, a tick every 0.5 s, both set for the test) with a
+1-second schedule for about 20 seconds (the issue's figure is a minute; 20 s keeps the suite
+short): the ledger of executed task ids has every fire once. The leader is SIGKILLed half-way:
+the other takes over within the lock timeout plus a tick. Pause, resume and trigger come from
+this test process; a slow task with overlap "skip"; a failing one pauses itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from crawjud_tasks import create_app, schedules
+from crawjud_tasks._app import close_app
+from crawjud_tasks._settings import Settings
+from crawjud_tasks.schedules import Schedule
+from crawjud_tasks.testing import RedisServer, WorkerProcess, settings_for
+from tests.examples.schedules_app import LEDGER, flaky, ledger, slow, tick
+from tests.helpers import python_env
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "tests.examples.schedules_app:app"
+LOCK_TIMEOUT = 3.0
+LOOP = 0.5
+
+
+@pytest.fixture
+def settings(crawjud_redis: RedisServer, crawjud_data_dir: Path) -> Settings:
+    return settings_for(
+        crawjud_redis,
+        crawjud_data_dir,
+        namespace="cjb",
+        schedules={"lock_timeout": LOCK_TIMEOUT, "loop_interval": LOOP},
+    )
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = python_env(settings.to_env())
+    env["PYTHONPATH"] = os.pathsep.join((str(ROOT), env["PYTHONPATH"]))
+    return env
+
+
+@pytest.fixture
+def start_beat(
+    settings: Settings, tmp_path: Path
+) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    beats: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        with (tmp_path / f"beat{len(beats)}.log").open("wb") as log:
+            beat = subprocess.Popen(
+                [sys.executable, "-m", "crawjud_tasks", "--app", APP, "beat", "-l", "INFO"],
+                cwd=tmp_path,
+                env=_env(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        if beat.poll() is None:
+            beat.terminate()
+            try:
+                beat.wait(10)
+            except subprocess.TimeoutExpired:
+                beat.kill()
+                beat.wait()
+
+
+def _leader_log(tmp_path: Path, count: int) -> int | None:
+    """The index of the beat whose log says it leads (the latest to say so)."""
+    latest: tuple[float, int] | None = None
+    for index in range(count):
+        text = (tmp_path / f"beat{index}.log").read_text(errors="replace")
+        if "leading" in text:
+            when = (tmp_path / f"beat{index}.log").stat().st_mtime
+            if latest is None or when > latest[0]:
+                latest = (when, index)
+    return None if latest is None else latest[1]
+
+
+def _labels(client: redis.Redis, label: str) -> list[str]:
+    return [task_id for task_id, entry in ledger(client) if entry == label]
+
+
+def test_two_beats_fire_once_survive_a_kill_and_obey_run_time_changes(
+    settings: Settings,
+    start_beat: Callable[[], subprocess.Popen[bytes]],
+    tmp_path: Path,
+    crawjud_redis: RedisServer,
+) -> None:
+    app = create_app(settings)
+    client = crawjud_redis.client()
+    worker = WorkerProcess(
+        app,
+        settings=settings,
+        app_spec=APP,
+        pool="threads",
+        concurrency=8,
+        env=_env(settings),
+    ).start()
+    try:
+        schedules.add(app, Schedule(id="every", task=tick.s("every"), every=1, overlap="allow"))
+        schedules.add(app, Schedule(id="slow", task=slow.s("slow", 2.5), every=1, overlap="skip"))
+        schedules.add(
+            app, Schedule(id="flaky", task=flaky.s("flaky"), every=1, pause_after_failures=2)
+        )
+        beats = [start_beat(), start_beat()]
+        time.sleep(9)
+        leader = _leader_log(tmp_path, 2)
+        assert leader is not None
+        beats[leader].send_signal(signal.SIGKILL)
+        beats[leader].wait()
+        killed_at = time.monotonic()
+        # The other beat takes over within the lock timeout plus a tick.
+        before = len(_labels(client, "every"))
+        deadline = killed_at + LOCK_TIMEOUT + 3 * LOOP + 2.0
+        while len(_labels(client, "every")) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        took_over = time.monotonic() - killed_at
+        assert len(_labels(client, "every")) > before, "no beat took over"
+        time.sleep(4)
+        # Pause from this process: no new fire after one tick.
+        schedules.pause(app, "every", "test")
+        time.sleep(LOOP + 1.0)  # one tick, and the last message's run
+        paused_count = len(_labels(client, "every"))
+        time.sleep(2.5)
+        assert len(_labels(client, "every")) == paused_count
+        schedules.resume(app, "every")
+        time.sleep(2.0)
+        assert len(_labels(client, "every")) > paused_count
+        manual = schedules.trigger(app, "every")
+        time.sleep(1.0)
+        assert manual in _labels(client, "every")
+        for beat in beats:
+            if beat.poll() is None:
+                beat.terminate()
+                beat.wait(10)
+        time.sleep(3.0)  # the last slow run ends
+
+        every = _labels(client, "every")
+        assert len(every) == len(set(every)), "a fire ran twice"
+        info = schedules.describe(app, "every")
+        # About 20 s of 1-second fires, minus the pause and the takeover gap.
+        assert len(every) >= 10
+        assert info.counters["fired"] == len(every)
+        slow_runs = _labels(client, "slow")
+        assert len(slow_runs) == len(set(slow_runs))
+        slow_info = schedules.describe(app, "slow").counters
+        assert slow_info["skipped"] >= len(slow_runs)  # ran ~ every 3 s, skipped in between
+        assert len(slow_runs) <= 20 / 2.5 + 1
+        flaky_info = schedules.describe(app, "flaky")
+        assert flaky_info.paused and flaky_info.counters["failed"] == 2
+        assert len(_labels(client, "flaky")) == 2
+        assert flaky_info.last_runs[0].outcome == "failed"
+        assert "failed on purpose" in (flaky_info.last_runs[0].error or "")
+        print(f"takeover after SIGKILL: {took_over:.1f} s; every: {len(every)} runs")
+    finally:
+        worker.stop()
+        client.delete(LEDGER)
+        client.close()
+        close_app(app)
+
+
+def test_a_beat_stopped_across_five_fire_times_runs_one_catch_up(
+    settings: Settings,
+    start_beat: Callable[[], subprocess.Popen[bytes]],
+    crawjud_redis: RedisServer,
+) -> None:
+    app = create_app(settings)
+    worker = WorkerProcess(
+        app, settings=settings, app_spec=APP, pool="threads", concurrency=2, env=_env(settings)
+    ).start()
+    try:
+        schedules.add(app, Schedule(id="cu", task=tick.s("cu"), every=1, overlap="allow"))
+        beat = start_beat()
+        time.sleep(3.5)
+        beat.terminate()  # stopped (its lock is given back)
+        beat.wait(10)
+        time.sleep(6.5)  # six fire times pass with no beat
+        missed_before = schedules.describe(app, "cu").counters["missed"]
+        beat = start_beat()
+        time.sleep(3.0)
+        beat.terminate()
+        beat.wait(10)
+        time.sleep(1.0)  # the last run is recorded
+        info = schedules.describe(app, "cu")
+        nominals = sorted(round(run.nominal.timestamp() * 1000) for run in info.last_runs)
+        assert len(nominals) == len(set(nominals)), "a fire ran twice"
+        gaps = [b - a for a, b in itertools.pairwise(nominals)]
+        # The fire times in the stop were not replayed: the latest ran once, as the catch-up
+        # (one gap of at least 5 s), and every fire time with no run is counted as missed
+        # (a slow tick under load may miss one more, and counts it too).
+        assert max(gaps) >= 5_000
+        assert info.counters["missed"] - missed_before >= max(gaps) // 1000 - 1
+        assert info.counters["missed"] + info.counters["skipped"] == sum(
+            gap // 1000 - 1 for gap in gaps
+        )
+        assert info.counters["fired"] >= len(nominals)
+    finally:
+        worker.stop()
+        crawjud_redis.client().delete(LEDGER)
+        close_app(app)
