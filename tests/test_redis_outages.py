@@ -90,12 +90,14 @@ class Rig:
             process.kill()
             print(f"--- worker {process.nodename} ---\n{process.output()}")  # shown on failure
             process.log_path.unlink(missing_ok=True)
-        self.log.close()
-        self.broker.close()
-        close_app(self.host)
-        self.server.stop()
-        if self.backend is not None:
-            self.backend.stop()
+        try:
+            self.log.close()
+            self.broker.close()
+            close_app(self.host)
+        finally:  # the servers stop even if a client's clean-up failed
+            self.server.stop()
+            if self.backend is not None:
+                self.backend.stop()
 
 
 @pytest.fixture
