@@ -107,3 +107,16 @@ def effect(marker: str, seconds: float = 0.0) -> str:
 def crash(marker: str) -> str:
     """Notes the delivery, then kills the process running it."""
     raise NotImplementedError
+
+
+@task_contract("examples.settle", delivery="at_least_once")
+def settle(marker: str, seconds: float) -> str:
+    """Notes its start, sleeps ``seconds`` and returns ``marker`` without touching Redis again
+    (it may end while Redis is down)."""
+    raise NotImplementedError
+
+
+@task_contract("examples.pause")
+def pause(marker: str, seconds: float) -> str:
+    """The at-most-once ``settle``."""
+    raise NotImplementedError

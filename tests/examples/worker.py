@@ -115,3 +115,17 @@ def crash(marker: str) -> str:
     _note(f"{marker}:{os.getpid()}")
     os.kill(os.getpid(), signal.SIGKILL)
     return marker
+
+
+@c.settle.implement(app)
+def settle(marker: str, seconds: float) -> str:
+    _note(f"{marker}:start:{os.getpid()}")
+    time.sleep(seconds)
+    return marker
+
+
+@c.pause.implement(app)
+def pause(marker: str, seconds: float) -> str:
+    _note(f"{marker}:start:{os.getpid()}")
+    time.sleep(seconds)
+    return marker

@@ -10,8 +10,10 @@
   dead holder's lease.
 - ``_terminal``: the ``on_terminal`` hook, called when a message ends for good without the
   implementation's return.
-- ``_worker_hooks`` (with ``_worker_requests`` and ``_worker_logging``): what a worker prepares
-  at start-up.
+- ``_outcomes``: a run's outcome writes (end-of-run mark, result) retried through a short
+  outage of Redis, within a budget bounded by the visibility timeout.
+- ``_worker_hooks`` (with ``_worker_requests``, ``_worker_logging`` and ``_reconnect``): what a
+  worker prepares at start-up.
 - ``_transport``: the broker transport of Redis brokers, which refuses and records a malformed
   message instead of letting it stop the worker (named by class path in the app's
   ``broker_transport``, so only a process that connects loads it).

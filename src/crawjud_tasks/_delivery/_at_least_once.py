@@ -31,6 +31,7 @@ from crawjud_tasks._delivery._leases import (
     take_lease,
     unacked_toucher,
 )
+from crawjud_tasks._delivery._outcomes import outcome_budget, retry_write
 from crawjud_tasks._delivery._poison import record_poison
 from crawjud_tasks._keys import task_lease_name
 from crawjud_tasks._lease import lease
@@ -262,19 +263,27 @@ def _end_deliveries(app: Celery, task: Any) -> None:
 
     A message is delivered again after its run ended when its acknowledgement was lost (the
     worker died, or lost Redis, between the run and the acknowledgement); that copy is dropped.
+    Written before the message is acknowledged, and retried through an outage of Redis within
+    the outcome budget (:mod:`._outcomes`).
     """
     state = app_state(app)
-    try:
+    name = _deliveries_key(app, task)
+    ttl = max(1, round(state.settings.idempotency_ttl))
+
+    def write() -> None:
         with state.redis_errors():
-            ttl = max(1, round(state.settings.idempotency_ttl))
-            state.redis.set(_deliveries_key(app, task), _ENDED, ex=ttl)
-    except BrokerUnavailableError as exc:
+            state.redis.set(name, _ENDED, ex=ttl)
+
+    budget = outcome_budget(app)
+    error = retry_write(write, budget)
+    if error is not None:
         _LOG.warning(
-            "%s[%s]: the end of the run was not recorded, so a copy delivered again would run "
-            "again: %s",
+            "%s[%s]: the end of the run was not recorded within %.0f s, so a copy delivered "
+            "again would run again: %s",
             task.name,
             task.request.id,
-            exc,
+            budget,
+            error,
         )
 
 

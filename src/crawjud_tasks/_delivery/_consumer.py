@@ -4,7 +4,8 @@ Celery's consumer discards a message it cannot take (a body it cannot decode, a 
 no task, a task no one registered, one it finds invalid) and logs it; here each is also recorded
 (:func:`crawjud_tasks.poison_messages`: its task and id when it has them, and the reason, never
 the body), so an operator finds every refused message in one place. ``create_app`` and
-``install`` make this the app's ``worker_consumer`` unless the host named its own.
+``install`` make this the app's ``worker_consumer`` unless the host named its own. It also keeps
+consuming after the broker connection drops (:class:`~._reconnect.ReconnectingConsumer`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from celery.worker.consumer import Consumer
-
 from crawjud_tasks._delivery._poison import record_poison
+from crawjud_tasks._delivery._reconnect import ReconnectingConsumer
 from crawjud_tasks._guards import is_mapping
 from crawjud_tasks._state import app_state, has_state
 
@@ -34,8 +34,9 @@ def describe_decode_error(exc: BaseException) -> str:
     return f"its body cannot be decoded ({type(exc).__name__})"
 
 
-class GuardedConsumer(Consumer):
-    """Celery's consumer; every message it refuses is also recorded."""
+class GuardedConsumer(ReconnectingConsumer):
+    """Celery's consumer, kept consuming after a broker blip (:mod:`._reconnect`); every message
+    it refuses is also recorded."""
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         super().on_decode_error(message, exc)

@@ -6,6 +6,8 @@
   (:mod:`._worker_requests`).
 - Keep message payloads out of the log lines about refused messages (:mod:`._worker_logging`).
 - A revoked message of a task with an ``on_terminal`` hook calls it (:mod:`._terminal`).
+- Retry result writes through a short outage of Redis (:mod:`._outcomes`), and keep consuming
+  after the broker connection drops (:mod:`._reconnect`).
 
 The worker-only modules are imported here, when the worker starts: a host service never loads
 Celery's worker modules.
@@ -17,6 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from crawjud_tasks._contracts import declared_contracts
+from crawjud_tasks._delivery._outcomes import store_patiently
 from crawjud_tasks._queue_check import report_unconsumed_queues
 from crawjud_tasks._redis_checks import check_worker_redis
 from crawjud_tasks._state import has_state
@@ -27,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["prepare_worker", "report_missing_implementations"]
 
 logger = logging.getLogger("crawjud_tasks.contracts")
+
+#: Celery's consumer (``worker_consumer``), and ours, which survives a broker blip
+#: (:mod:`._reconnect`); a host's own consumer class is left alone.
+_CELERY_CONSUMER = "celery.worker.consumer:Consumer"
+RECONNECTING_CONSUMER = "crawjud_tasks._delivery._reconnect:ReconnectingConsumer"
 
 
 def prepare_worker(sender: Any, **_: Any) -> None:
@@ -48,6 +56,9 @@ def prepare_worker(sender: Any, **_: Any) -> None:
         use_run_requests(app)
         hide_message_payloads()
         task_revoked.connect(on_task_revoked, weak=False, dispatch_uid="crawjud-on-terminal")
+        store_patiently(app)
+        if sender.consumer_cls == _CELERY_CONSUMER:
+            sender.consumer_cls = RECONNECTING_CONSUMER
 
 
 def report_missing_implementations(app: Celery, consumed: set[str]) -> list[str]:
