@@ -248,10 +248,12 @@ def advance_args(
     token: str,
     *,
     sent: bool,
+    ran: bool = False,
     skipped: int = 0,
     buffer: int | None = None,
 ) -> tuple[list[str], list[Any]]:
-    """The keys and arguments of :data:`ADVANCE` for ``fire`` (``sent``: it was published)."""
+    """The keys and arguments of :data:`ADVANCE` for ``fire`` (``sent``: it was published now;
+    ``ran``: a previous leader published it and it ran, so it counts as fired)."""
     keys = store.keys
     spec = fire.spec
     lease_ms = round(store.settings.schedules.run_lease_ttl * 1000)
@@ -272,7 +274,7 @@ def advance_args(
             spec.id,
             fire.task_id if sent else "",
             lease_ms,
-            1 if sent else 0,
+            1 if sent or ran else 0,
             skipped,
             fire.missed,
             "" if buffer is None else buffer,

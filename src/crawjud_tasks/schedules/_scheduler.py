@@ -239,7 +239,8 @@ class ScheduleScheduler(RedBeatScheduler):  # type: ignore[misc]  # RedBeat is u
             late = now - orphan.nominal > orphan.spec.catchup_window * 1000
             if ran or late:
                 orphan.missed += 1 if late and not ran else 0
-                advances.append((orphan, {"sent": False}))
+                # One that ran was published by the previous leader: it counts as fired.
+                advances.append((orphan, {"sent": False, "ran": ran}))
             else:
                 _LOG.info(
                     "beat: schedule %s: publishing the fire a previous leader claimed",
