@@ -427,13 +427,48 @@ def test_builtins_are_off_until_named_and_refuse_what_is_not_there(
         assert check.task == "maintenance.health_check" and check.every == 300
     finally:
         close_app(application)
-    for name, message in (("periodic_report", "needs a monitoring contract"), ("x", "unknown")):
+    application = create_app(
+        settings_for(
+            crawjud_redis,
+            crawjud_data_dir,  # type: ignore[arg-type]
+            namespace="cjbi2",
+            timezone="America/Sao_Paulo",
+            monitoring={"report_to": ["ops@example.org"]},
+            schedules={
+                "builtins": ["periodic_report", "external_sync"],
+                "sync_jobs": ["crm=*/15 * * * *", "people"],
+            },
+        )
+    )
+    try:
+        assert sync_declared(application).added == [
+            "builtin.periodic_report",
+            "builtin.external_sync.crm",
+            "builtin.external_sync.people",
+        ]
+        report = schedules.describe(application, "builtin.periodic_report").schedule
+        assert report.task == "monitoring.periodic_report" and report.cron == "0 6 * * *"
+        assert report.timezone == "America/Sao_Paulo"
+        crm = schedules.describe(application, "builtin.external_sync.crm").schedule
+        assert (crm.task, crm.args, crm.cron) == ("maintenance.sync", ["crm"], "*/15 * * * *")
+        people = schedules.describe(application, "builtin.external_sync.people").schedule
+        assert (people.args, people.cron) == (["people"], "0 * * * *")
+    finally:
+        close_app(application)
+    for name, extra, message in (
+        ("periodic_report", {}, r"'monitoring\.report_to', which is empty"),
+        ("external_sync", {}, r"'schedules\.sync_jobs', which is empty"),
+        ("external_sync", {"sync_jobs": ["a b"]}, "is not 'name' or 'name=<cron>'"),
+        ("external_sync", {"sync_jobs": ["crm=61 * * * *"]}, "'crm=61 \\* .* is not valid"),
+        ("external_sync", {"sync_jobs": ["crm", "crm=0 1 * * *"]}, "names one job twice"),
+        ("x", {}, "unknown"),
+    ):
         other = create_app(
             settings_for(
                 crawjud_redis,
                 crawjud_data_dir,  # type: ignore[arg-type]
                 namespace="cjbi",
-                schedules={"builtins": [name]},
+                schedules={"builtins": [name], **extra},
             )
         )
         try:

@@ -245,3 +245,43 @@ def test_a_beat_stopped_across_five_fire_times_runs_one_catch_up(
         worker.stop()
         crawjud_redis.client().delete(LEDGER)
         close_app(app)
+
+
+def test_the_external_sync_builtin_runs_the_hosts_job_on_a_worker(
+    crawjud_redis: RedisServer, crawjud_data_dir: Path, tmp_path: Path
+) -> None:
+    from crawjud_tasks.schedules._api import sync_declared
+
+    settings = settings_for(
+        crawjud_redis,
+        crawjud_data_dir,
+        namespace="cjx",
+        schedules={"builtins": ["external_sync"], "sync_jobs": ["people=*/5 * * * *"]},
+    )
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "part0.csv").write_text(
+        "id,updated_at,name\np1,2026-01-01T00:00:00+00:00,Ana\n"
+    )
+    env = {
+        **_env(settings),
+        "SYNC_FOLDER": str(tmp_path / "in"),
+        "SYNC_DB": str(tmp_path / "people.db"),
+        "SYNC_LOG": str(tmp_path / "fetches.log"),
+    }
+    app = create_app(settings)
+    worker = WorkerProcess(
+        app, settings=settings, app_spec="tests.examples.sync_app:app", pool="threads", env=env
+    ).start()
+    try:
+        assert sync_declared(app).added == ["builtin.external_sync.people"]
+        schedules.trigger(app, "builtin.external_sync.people")
+        deadline = time.monotonic() + 30
+        while not schedules.describe(app, "builtin.external_sync.people").last_runs:
+            assert time.monotonic() < deadline, "the sync run was not recorded"
+            time.sleep(0.2)
+        run = schedules.describe(app, "builtin.external_sync.people").last_runs[0]
+        assert run.outcome == "succeeded", run.error
+        assert (tmp_path / "fetches.log").read_text().split()[1] == "0"  # the job fetched
+    finally:
+        worker.stop()
+        close_app(app)

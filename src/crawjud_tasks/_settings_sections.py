@@ -138,6 +138,12 @@ class MonitoringSettings:
     #: Seconds with messages waiting, free slots and nothing received before a worker counts
     #: as stalled (not live).
     stall_timeout: float = 120.0
+    #: Recipients of the ``periodic_report`` mail (task stats of the last ``report_period``).
+    report_to: tuple[str, ...] = ()
+    #: Seconds the ``periodic_report`` covers, up to the present (1 second to 1 day).
+    report_period: float = 86400.0
+    #: The language of the ``periodic_report`` mail.
+    report_locale: Literal["pt_BR", "en"] = "pt_BR"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,5 +223,8 @@ class SchedulesSettings:
     alert_to: tuple[str, ...] = ()
     #: Built-in schedules to switch on, by name (all are off by default; see "Schedules").
     builtins: tuple[str, ...] = ()
+    #: The host's sync jobs the ``external_sync`` built-in runs (``maintenance.sync(name)``), as
+    #: ``"name"`` (hourly, at :00) or ``"name=<cron>"`` (``"crm=*/15 * * * *"``).
+    sync_jobs: tuple[str, ...] = ()
     #: At beat start, remove declared schedules that the code no longer declares.
     prune: bool = True

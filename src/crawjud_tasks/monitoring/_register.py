@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
-from crawjud_tasks.monitoring import _signals
+from crawjud_tasks.monitoring import _report, _signals
+from crawjud_tasks.monitoring import contracts as c
 from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state
 from crawjud_tasks.monitoring._store import ProcessInfo
 
@@ -25,12 +26,18 @@ _main_pid: list[int] = []
 
 
 def register(app: Celery, state: AppState) -> None:
-    """Collect ``app``'s metrics in this process (unless ``monitoring.metrics_enabled`` is off)
-    and keep its workers' health records and beat's heartbeat."""
+    """Collect ``app``'s metrics in this process (unless ``monitoring.metrics_enabled`` is off),
+    keep its workers' health records and beat's heartbeat, and implement ``periodic_report``."""
     if state.settings.monitoring.metrics_enabled:
         state.domain(MetricsState)
         _connect_metrics()
     _connect_lifecycle()
+
+    @c.periodic_report.implement(app)
+    def _periodic_report(
+        to: list[str] | None = None, period: float | None = None
+    ) -> c.PeriodicReport:
+        return _report.periodic_report(app, to=to, period=period)
 
 
 def _connect_metrics() -> None:
