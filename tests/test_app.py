@@ -138,6 +138,7 @@ def test_two_apps_in_one_process_never_share_tasks(
         "bots.run_chunk",
         "bots.finish_run",
         "bots.notification_failed",
+        "bots.reap_runs",
         "bots.run_failed",
         "maintenance.clean_files",
         "maintenance.clean_defaults",

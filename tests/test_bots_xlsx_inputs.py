@@ -169,6 +169,27 @@ def test_a_huge_cell_is_refused_before_it_is_loaded(root: Path) -> None:
         read(path, root)
 
 
+@pytest.mark.parametrize("char", [">", "é"])
+def test_a_cell_just_too_long_is_refused_and_one_at_the_limit_read(root: Path, char: str) -> None:
+    # A cell at the limit is read; a run of bytes without "<" one byte over the bound refused.
+    limit = 100
+    fits = hand_made(root / "fits.xlsx", sheet_xml(text_row(1, "A") + text_row(2, char * limit)))
+    assert read(fits, root, max_cell_chars=limit) == [(2, {"A": char * limit})]
+    over = "<" + " " * (limit * 6 + 1025)  # a run of bytes with no "<", 1 byte too long
+    path = hand_made(root / "over.xlsx", sheet_xml(text_row(1, "A")).replace("<", over, 1))
+    with pytest.raises(BotParameterError, match=r"longer than bots\.max_cell_chars \(100 "):
+        read(path, root, max_cell_chars=limit)
+
+
+def test_a_cell_of_closing_brackets_is_refused_too(root: Path) -> None:
+    # ">" needs no escape in XML text: the check does not take it for a tag's end. 1.5 MB
+    # spans two of the blocks the check inflates at a time.
+    cell = ">" * 1_500_000
+    path = hand_made(root / "gt.xlsx", sheet_xml(text_row(1, "A") + text_row(2, cell)))
+    with pytest.raises(BotParameterError, match=r"has a cell longer than bots\.max_cell_chars"):
+        read(path, root, max_cell_chars=200_000)
+
+
 def test_xxe_and_entity_expansion_are_not_expanded(root: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")

@@ -65,6 +65,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
         "crawjud.bots.execute_bot",
         "crawjud.bots.finish_run",
         "crawjud.bots.notification_failed",
+        "crawjud.bots.reap_runs",
         "crawjud.bots.run_chunk",
         "crawjud.bots.run_failed",
         "crawjud.canvas.flatten",

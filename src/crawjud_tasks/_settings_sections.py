@@ -80,8 +80,9 @@ class BotSettings:
     #: ``checkpoint = "batch"`` bots: items a write holds and seconds a record waits, at most.
     checkpoint_batch: int = 256
     checkpoint_window: float = 0.005
-    #: The most items a report workbook holds (a sheet holds 1,048,576 rows; then CSV alone).
-    report_xlsx_max_items: int = 1_048_575
+    #: The most items a report workbook holds (XlsxWriter takes ~7 us a cell on one core; a
+    #: bigger run's report has its CSV files alone; at most 1,048,575, a sheet's rows).
+    report_xlsx_max_items: int = 50_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -104,7 +104,14 @@ class AppState:
         return result
 
     def close(self) -> None:
-        """Close the Redis clients made so far (the next use makes new ones)."""
+        """Close each domain's state that has a ``close()`` (a flush thread, say), then the
+        Redis clients made so far (the next use makes new ones)."""
+        with self.lock:
+            domains = list(self._domains.values())
+        for domain in domains:
+            close = getattr(domain, "close", None)
+            if callable(close):
+                close()
         self._link.close()
 
 

@@ -161,11 +161,18 @@ def end_run_of(
     run_id: str | None = None,
 ) -> None:
     """End the run of a bot-run message that ended without its task's return (the run
-    contracts' ``on_terminal`` hook)."""
+    contracts' ``on_terminal`` hook).
+
+    A run whose task raised before the run started (an unknown bot, parameters that do not fit,
+    a duplicate) was refused, not ended: the task's error is its record, as for any refusal.
+    """
+    run_id = run_id or parameters.run_id or ending.task_id
+    if ending.cause == "error" and RunStore(ending.app, run_id).read_state() is None:
+        return
     reason = _REASONS.get(ending.cause, "{reason}").format(reason=ending.reason)
     end_run(
         ending.app,
-        run_id or parameters.run_id or ending.task_id,
+        run_id,
         reason,
         bot_id=bot_id,
         user_id=user_id,

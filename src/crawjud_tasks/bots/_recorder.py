@@ -3,8 +3,10 @@
 
 Items are sent in windows (``checkpoint = "batch"`` bots): the records and events of the items
 done within :attr:`Recorder.window` seconds of the last write, at most :attr:`Recorder.batch`
-of them, leave in one socket write; an item that took longer than the window goes at once, and
-the run's watcher thread sends a window left waiting (:meth:`Recorder.tick`). With ``batch`` 1
+of them, leave in one socket write (one ``RPUSH`` of their records, their ``XADD`` events, and
+in a chunk one ``HINCRBY`` per status: about one answer per item to read); an item that took
+longer than the window goes at once, and the run's watcher thread sends a window left waiting
+(:meth:`Recorder.tick`). With ``batch`` 1
 (``checkpoint = "each"`` bots) each item's record and event leave in one socket write as soon as
 the item is done, so that a worker killed right after an item has already handed its checkpoint
 to Redis. The answers are read in batches (every :data:`BATCH` commands, and at each flush): an
@@ -35,8 +37,8 @@ class Recorder:
 
     __slots__ = (
         "_buffer",
-        "_buffered",
         "_conn",
+        "_counted",
         "_events",
         "_expiring",
         "_items",
@@ -45,9 +47,11 @@ class Recorder:
         "_maxlen",
         "_pending",
         "_pool",
+        "_records",
         "_retention",
         "_shared",
         "_state",
+        "_xadd_head",
         "batch",
         "window",
     )
@@ -75,8 +79,13 @@ class Recorder:
             self._conn: Any = self._pool.get_connection()
         self._pending = 0
         self._lock = threading.Lock()
+        #: The window's records, their packed events and the counters they add to.
+        self._records: list[bytes] = []
         self._buffer: list[bytes] = []
-        self._buffered = 0
+        self._counted: dict[str, int] = {}
+        self._xadd_head = b"".join(
+            _bulk(arg) for arg in ("XADD", events, "MAXLEN", "~", self._maxlen, "*")
+        )
         self._last = time.monotonic()
         #: The most items sent in one write (1: each at once).
         self.batch = 1
@@ -87,23 +96,22 @@ class Recorder:
         """An item is done: append its record to the checkpoint and its event to the stream,
         and add 1 to the state's counter ``count`` if given (chunks of a parallel run); sent
         now, or with the next items of its window."""
-        packed = _pack(("RPUSH", self._items, record)) + _pack(self._xadd(event))
-        commands = 2
-        if count is not None:
-            packed += _pack(("HINCRBY", self._state, count, 1))
-            commands = 3
+        fields = [_bulk(value) for pair in event.items() for value in pair]
+        xadd = b"*%d\r\n%s%s" % (6 + len(fields), self._xadd_head, b"".join(fields))
         with self._lock:
-            self._buffer.append(packed)
-            self._buffered += commands
+            self._buffer.append(xadd)
+            self._records.append(record)
+            if count is not None:
+                self._counted[count] = self._counted.get(count, 0) + 1
             now = time.monotonic()
-            if len(self._buffer) >= self.batch or now - self._last >= self.window:
+            if len(self._records) >= self.batch or now - self._last >= self.window:
                 self._write(now)
 
     def tick(self) -> None:
         """Send the items waiting, if their window has passed."""
         with self._lock:
             now = time.monotonic()
-            if self._buffer and now - self._last >= self.window:
+            if self._records and now - self._last >= self.window:
                 self._write(now)
 
     def event(self, event: Mapping[str, str]) -> None:
@@ -130,7 +138,7 @@ class Recorder:
             BrokerUnavailableError: Redis did not answer.
         """
         with self._lock:
-            if self._buffer:
+            if self._records:
                 self._write(time.monotonic())
             with self._shared.redis_errors():
                 self._drain()
@@ -151,21 +159,30 @@ class Recorder:
     def _send(self, commands: tuple[tuple[Any, ...], ...]) -> None:
         """Send ``commands`` now, after the items waiting (the order is kept)."""
         with self._lock:
-            self._buffer.append(b"".join(_pack(command) for command in commands))
-            self._buffered += len(commands)
-            self._write(time.monotonic())
+            self._write(time.monotonic(), commands)
 
-    def _write(self, now: float) -> None:
-        """Send the buffer in one write (the lock held)."""
-        packed, commands = b"".join(self._buffer), self._buffered
-        self._buffer.clear()
-        self._buffered = 0
+    def _write(self, now: float, commands: tuple[tuple[Any, ...], ...] = ()) -> None:
+        """Send the window's items, then ``commands``, in one write (the lock held)."""
+        packed: list[bytes] = []
+        sent = len(commands)
+        if self._records:
+            packed.append(_pack(("RPUSH", self._items, *self._records)))
+            packed += self._buffer
+            packed += [
+                _pack(("HINCRBY", self._state, name, added))
+                for name, added in self._counted.items()
+            ]
+            sent += 1 + len(self._buffer) + len(self._counted)
+            self._records.clear()
+            self._buffer.clear()
+            self._counted.clear()
+        packed += [_pack(command) for command in commands]
         self._last = now
         with self._shared.redis_errors():
-            if self._pending + commands > BATCH:
+            if self._pending + sent > BATCH:
                 self._drain()
-            self._conn.send_packed_command([packed], check_health=False)
-            self._pending += commands
+            self._conn.send_packed_command([b"".join(packed)], check_health=False)
+            self._pending += sent
 
     def _drain(self) -> None:
         conn = self._conn
@@ -187,11 +204,12 @@ class Recorder:
 def _pack(command: tuple[Any, ...]) -> bytes:
     """One command in Redis's protocol (RESP): what redis-py's packer makes, in a fraction of
     its time (the per-item commands are the hot path of a run)."""
-    parts = [b"*%d\r\n" % len(command)]
-    for arg in command:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    return b"*%d\r\n%s" % (len(command), b"".join(_bulk(arg) for arg in command))
+
+
+def _bulk(arg: object) -> bytes:
+    data = arg if isinstance(arg, bytes) else str(arg).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def _is_answer(exc: Exception) -> bool:

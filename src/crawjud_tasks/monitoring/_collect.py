@@ -107,6 +107,13 @@ class MetricsState:
         self._thread = None
         self.flush()
 
+    def close(self) -> None:
+        """The app was closed: stop flushing, and count this process as nothing of it."""
+        self.stop()
+        self.process = None
+        with _LOCK:
+            _LIVE[:] = [ref for ref in _LIVE if ref() not in (None, self)]
+
     def _run(self) -> None:
         stop = self._stop
         while not stop.wait(self.settings.metrics_flush_interval):
