@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from typing import Any, Final
 
-from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state
+from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state, only_state
 from crawjud_tasks.monitoring._recorder import REJECTED, REVOKED, SENT
 
 __all__ = [
@@ -61,13 +61,17 @@ def on_before_publish(
     if headers is None:
         return
     headers[SENT_HEADER] = time.time()
-    states = all_states()
-    if not states:
-        return
     name = str(sender)
-    state = states[-1]
-    if len(states) > 1:
-        state = next((s for s in reversed(states) if name.startswith(s.namespace_prefix)), state)
+    state = only_state()  # the common case: one app collects in this process
+    if state is None:
+        states = all_states()
+        if not states:
+            return
+        state = states[-1]
+        if len(states) > 1:
+            state = next(
+                (s for s in reversed(states) if name.startswith(s.namespace_prefix)), state
+            )
     state.recorder.count(SENT, name, routing_key or _DEFAULT_QUEUE)
     state.start()
 
