@@ -78,7 +78,10 @@ def on_before_publish(
 
 def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     """The worker's main process took a task message off its queue."""
-    state = _state(sender.app)
+    app = sender.app
+    cached_app, state = _last  # the per-task handlers test the cache inline: one call less
+    if app is not cached_app:
+        state = _state(app)
     if state is not None and request is not None:
         info = request.delivery_info
         state.recorder.received(request.name, (info and info.get("routing_key")) or _DEFAULT_QUEUE)
@@ -104,12 +107,15 @@ def on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
 
 def on_prerun(sender: Any = None, task_id: Any = None, **_: Any) -> None:
     """A task starts in this process: count it and its wait in the queue."""
-    state = _state(sender.app)
+    app = sender.app
+    cached_app, state = _last
+    if app is not cached_app:
+        state = _state(app)
     if state is None:
         return
     request = sender.request
     now = time.time()
-    sent = due = request.get(SENT_HEADER)
+    sent = due = getattr(request, SENT_HEADER, None)  # Context.get, without its frame
     if sent is not None:
         sent = due = float(sent)
         eta = request.eta
@@ -125,7 +131,10 @@ def on_postrun(
     sender: Any = None, task_id: Any = None, retval: Any = None, state: Any = None, **_: Any
 ) -> None:
     """A task ended in this process: count its outcome and runtime (and a bot run's items)."""
-    metrics = _state(sender.app)
+    app = sender.app
+    cached_app, metrics = _last
+    if app is not cached_app:
+        metrics = _state(app)
     if metrics is None:
         return
     if state == "FAILURE":
