@@ -54,6 +54,8 @@ class MetricsState:
         #: This process's worker role (``main``, ``pool``, ``solo``), None in a publisher.
         self.process: ProcessInfo | None = None
         self.pid = os.getpid()
+        #: The app (set by the domain's ``register``): the worker reads its tasks at start.
+        self.app: weakref.ref[Celery] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()

@@ -18,6 +18,7 @@ from crawjud_tasks.monitoring._recorder import REJECTED, REVOKED, SENT
 
 __all__ = [
     "SENT_HEADER",
+    "RunCounter",
     "on_before_publish",
     "on_postrun",
     "on_prerun",
@@ -156,3 +157,17 @@ def _count_bot_run(metrics: MetricsState, result: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             return  # not a run's counts: nothing to count
         metrics.recorder.bot_run(bot, done, failed)
+
+
+class RunCounter:
+    """The task class hooks' observer (:data:`crawjud_tasks._tasks.OBSERVERS`): counts a
+    CrawJUD task's start and end as :func:`on_prerun` and :func:`on_postrun` do, one method call
+    each instead of a signal dispatch (installed when the library's tasks are all there is)."""
+
+    def started(self, task: Any, task_id: str) -> None:
+        """A task starts in this process."""
+        on_prerun(sender=task, task_id=task_id)
+
+    def ended(self, task: Any, task_id: str, state: str, retval: Any) -> None:
+        """A task ended in this process."""
+        on_postrun(sender=task, task_id=task_id, retval=retval, state=state)
