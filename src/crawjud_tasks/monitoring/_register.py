@@ -73,7 +73,10 @@ def _count_runs() -> None:
 
 
 def _library_only(app: Celery) -> bool:
-    return all(
+    # An app not finalized yet may still get any task: the signals then (reading its tasks
+    # here would finalize it). celery-types has no ``finalized``.
+    finalized: bool = getattr(app, "finalized", False)
+    return finalized and all(
         isinstance(task, CrawjudTask) or name.startswith("celery.")
         for name, task in app.tasks.items()
     )
