@@ -67,8 +67,9 @@ def start_worker(
 ) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
-    def start(**options: Any) -> WorkerProcess:
+    def start(extra_env: dict[str, str] | None = None, **options: Any) -> WorkerProcess:
         env = {
+            **(extra_env or {}),
             **mon_settings.to_env(),
             "EXAMPLES_REDIS_URL": crawjud_redis.url_for(2),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -176,6 +177,31 @@ def test_counts_and_runtimes_across_two_prefork_workers(
     assert "--window takes a duration" in bad.stderr
     probe = run_cli("health", "worker", "--ready", env=env)
     assert (probe.returncode, probe.stdout.strip()) == (0, "ok"), probe.stderr
+
+
+def test_a_host_plain_task_is_counted_beside_the_contracts(
+    host: Celery, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Contracts alone are counted through the task class hooks; a worker that also runs a
+    # host's plain task counts every run through Celery's signals instead: both are counted.
+    start_worker({"EXAMPLES_PLAIN_TASK": "1"}, concurrency=1)
+    plain = host.send_task("mon.plain")
+    assert plain.get(timeout=30) == 1
+    m.work.using(host).delay(0.01).get(timeout=30)
+    work = m.work.full_name(host)
+
+    def counted() -> bool:
+        samples = _samples(host)
+        return all(
+            _value(samples, f"celery_task_{event}_total", name=name) == 1
+            for event in ("started", "succeeded")
+            for name in ("mon.plain", work)
+        )
+
+    _wait_for(counted)
+    samples = _samples(host)
+    assert _value(samples, "celery_task_runtime_count", name="mon.plain") == 1
+    assert _value(samples, "celery_task_runtime_count", name=work) == 1
 
 
 def mon_settings_env(app: Celery) -> dict[str, str]:

@@ -29,6 +29,13 @@ _NONE_TYPES: tuple[object, ...] = (None, type(None))
 #: The most bytes a call's arguments may take as JSON: larger data goes in a file, passed by
 #: reference (a path inside an allowed root), never in a message.
 MAX_ARGUMENT_BYTES = 8 * 1024 * 1024
+#: A call of at most this many arguments, each (and its name) a short string or a scalar, is
+#: plainly under :data:`MAX_ARGUMENT_BYTES` (16 x 2 x (6 JSON bytes x 4,096 characters + 2) is
+#: under 1 MiB): its arguments are not encoded once more to be weighed.
+_FEW_ARGUMENTS = 16
+_SHORT_TEXT = 4096
+_SHORT_INT = 2**63
+_SCALARS = frozenset({bool, float, type(None)})
 
 
 def encode(value: Any) -> Any:
@@ -131,13 +138,22 @@ class ContractCodec:
             PayloadError: an argument cannot be sent as JSON, does not fit its declared type, or
                 the arguments take more than :data:`MAX_ARGUMENT_BYTES`.
         """
+        if not args and not kwargs:
+            return (), {}  # nothing to check, nothing to weigh
         encoded_args = tuple(self._encode_all(args)) if args else ()
         encoded_kwargs: dict[str, Any] = self._encode_all(kwargs) if kwargs else {}
         hints = self.hints
+        small = True
         for name, value in self._named(encoded_args, encoded_kwargs, partial=partial):
             hint = hints[name]
-            if hint is not Any:
+            kind = value.__class__
+            if kind is not hint and hint is not Any:
+                # A value of exactly its declared builtin type (int, str...) fits as it is.
                 self._convert(value, hint, f"argument {name!r}", name)
+            if small and not _plainly_small(kind, value, name):
+                small = False
+        if small and len(encoded_args) + len(encoded_kwargs) <= _FEW_ARGUMENTS:
+            return encoded_args, encoded_kwargs  # plainly under the bound: not encoded to weigh
         size = len(msgspec.json.encode((encoded_args, encoded_kwargs)))
         if size > MAX_ARGUMENT_BYTES:
             msg = (
@@ -236,6 +252,18 @@ class ContractCodec:
         except msgspec.ValidationError as exc:
             msg = f"{self._name}: {what} does not fit the contract: {describe(exc, root)}"
             raise PayloadError(msg) from None
+
+
+def _plainly_small(kind: type, value: Any, name: str) -> bool:
+    """Whether an encoded argument and its name take a few kilobytes of JSON at most."""
+    if len(name) > _SHORT_TEXT:
+        return False
+    if kind is str:
+        return len(value) <= _SHORT_TEXT
+    if kind is int:
+        number: int = value
+        return -_SHORT_INT < number < _SHORT_INT
+    return kind in _SCALARS
 
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")

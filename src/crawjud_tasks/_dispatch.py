@@ -282,20 +282,17 @@ class Call(Node):
 
     def send(self, app: Celery, options: SendOptions | None = None) -> TypedResult[Any]:
         # The hot path: straight to send_task, no canvas object. A contract that returns None
-        # stores no result and subscribes to none.
+        # stores no result and subscribes to none. The app's send_task raises the library's
+        # errors already (every app with a state has it wrapped: _typed_send).
         name = f"{app_state(app).settings.namespace}.{self.name}"
         ignored = self.codec.returns_none
         if options is None:
-            with translate_publish_errors(app):
-                raw = app.send_task(name, self.args, self.kwargs, ignore_result=ignored)
+            raw = app.send_task(name, self.args, self.kwargs, ignore_result=ignored)
             return TypedResult(raw, self.codec.decode_result, name=name, ignored=ignored)
         celery_options = options.celery(app)
         if options.idempotency_key is not None:
             return self._send_once(app, name, celery_options, options.idempotency_key)
-        with translate_publish_errors(app):
-            raw = app.send_task(
-                name, self.args, self.kwargs, ignore_result=ignored, **celery_options
-            )
+        raw = app.send_task(name, self.args, self.kwargs, ignore_result=ignored, **celery_options)
         return TypedResult(raw, self.codec.decode_result, name=name, ignored=ignored)
 
     def _send_once(

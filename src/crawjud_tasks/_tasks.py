@@ -1,15 +1,31 @@
-"""The task base class of every CrawJUD task."""
+"""The task base class of every CrawJUD task, and the hooks that tell an observer (monitoring)
+when one starts and ends in this process."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from celery import Task
 from celery.result import AsyncResult
 
 from crawjud_tasks._dispatch import translate_publish_errors
 
-__all__ = ["CrawjudTask"]
+__all__ = ["OBSERVERS", "CrawjudTask", "RunObserver"]
+
+
+class RunObserver(Protocol):
+    """Told when a CrawJUD task starts and ends in this process (at most one is installed)."""
+
+    def started(self, task: Task[Any, Any], task_id: str) -> None:
+        """The task is about to run."""
+
+    def ended(self, task: Task[Any, Any], task_id: str, state: str, retval: Any) -> None:
+        """The task ended in Celery ``state`` (``retval``: its result, or its exception)."""
+
+
+#: The observer of this process's runs, when one is installed (``monitoring``): the task class
+#: hooks below tell it directly, one method call each, instead of Celery's signals.
+OBSERVERS: list[RunObserver] = []
 
 
 class CrawjudTask(Task[Any, Any]):
@@ -27,3 +43,24 @@ class CrawjudTask(Task[Any, Any]):
         """Send the task, as Celery does; an unreachable broker raises BrokerUnavailableError."""
         with translate_publish_errors(self.app):
             return super().apply_async(args, kwargs, *more, **options)
+
+    # Celery's tracer calls these hooks only on classes that define them: the start before the
+    # body, the end after the result is stored (SUCCESS, FAILURE) or the retry is sent. A
+    # rejected or ignored run ends in the contract's runner (``ended`` from there).
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Tell the observer that the task starts."""
+        if OBSERVERS:
+            OBSERVERS[0].started(self, task_id)
+
+    def after_return(  # noqa: PLR0917  (Celery's signature)
+        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Tell the observer that the task ended (succeeded or failed)."""
+        if OBSERVERS:
+            OBSERVERS[0].ended(self, task_id, status, retval)
+
+    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Tell the observer that the task ended to be retried."""
+        if OBSERVERS:
+            OBSERVERS[0].ended(self, task_id, "RETRY", exc)

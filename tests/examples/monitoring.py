@@ -64,6 +64,12 @@ def _build() -> Any:
     def _refuse() -> None:
         raise Reject("refused", requeue=False)
 
+    if os.environ.get("EXAMPLES_PLAIN_TASK"):
+        # A host's own plain Celery task next to the contracts (the signals count every run).
+        @app.task(name="mon.plain", shared=False)
+        def _plain() -> int:  # pyright: ignore[reportUnusedFunction]  (registered by the decorator)
+            return 1
+
     return app
 
 

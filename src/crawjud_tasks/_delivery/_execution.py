@@ -17,11 +17,15 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from celery.exceptions import Ignore, Reject
+from celery.states import IGNORED, REJECTED
+
 from crawjud_tasks._codec import encode
 from crawjud_tasks._delivery._at_least_once import AtLeastOnce
 from crawjud_tasks._delivery._replay import Replay
 from crawjud_tasks._delivery._retries import BrokerRetries
 from crawjud_tasks._idempotency import HEADER as IDEMPOTENCY_HEADER
+from crawjud_tasks._tasks import OBSERVERS
 
 if TYPE_CHECKING:
     from crawjud_tasks._codec import ContractCodec
@@ -82,12 +86,19 @@ class Execution:
         def run(task: Any, *args: Any, **kwargs: Any) -> Any:
             request = task.request
             key = getattr(request, IDEMPOTENCY_HEADER, None)
-            if (plain and key is None) or request.called_directly:
-                # Called in-process (map_chunks runs each item so): no message of its own to
-                # count, lease or retry; the message that carried the chunk has those.
-                return call(task, args, kwargs)
-            args, kwargs = decode(args, kwargs)
-            return guarded(task, args, kwargs)
+            try:
+                if (plain and key is None) or request.called_directly:
+                    # Called in-process (map_chunks runs each item so): no message of its own
+                    # to count, lease or retry; the message that carried the chunk has those.
+                    return call(task, args, kwargs)
+                args, kwargs = decode(args, kwargs)
+                return guarded(task, args, kwargs)
+            except (Reject, Ignore) as exc:
+                # Celery calls no task hook for these ends: tell the run observer here.
+                if OBSERVERS and not request.called_directly:
+                    state = REJECTED if isinstance(exc, Reject) else IGNORED
+                    OBSERVERS[0].ended(task, request.id, state, exc)
+                raise
 
         return run
 

@@ -14,6 +14,7 @@ carry the app state's ident, so a refusal is recorded in that app's Redis.
 from __future__ import annotations
 
 import bz2
+import functools
 import logging
 import lzma
 import zlib
@@ -41,6 +42,9 @@ _INFLATERS = {
 }
 
 _LOG = logging.getLogger("crawjud_tasks.worker")
+#: kombu's own methods, called without ``super()`` on the per-message path.
+_BASE_BRPOP_READ: Any = vars(kombu_redis.Channel)["_brpop_read"]
+_BASE_DELIVER: Any = kombu_redis.Transport._deliver  # pyright: ignore[reportPrivateUsage]
 
 
 class MessageRefused(Exception):
@@ -71,24 +75,28 @@ def inflate(body: bytes, compression: str, limit: int) -> bytes:
 
 
 class GuardedMessage(base.Message):
-    """kombu's message, built only from a well-formed envelope, inflated within the bound."""
+    """kombu's message, built only from a well-formed envelope, inflated within the bound.
+
+    Every message a worker takes passes here: the checks are plain type tests and dict lookups
+    (JSON decodes to exact ``dict``/``str``/``int``/``float``), with no helper call per field.
+    """
 
     def __init__(self, payload: Any, channel: Any = None, **kwargs: Any) -> None:
-        envelope = _mapping(payload)
-        if envelope is None:
+        if payload.__class__ is not dict:
             msg = f"the envelope is a JSON {type(payload).__name__}, not an object"
             raise MessageRefused(msg)
-        properties = _mapping(envelope.get("properties"))
-        headers = _mapping(envelope.get("headers"))
-        if properties is None or headers is None:
+        envelope: dict[str, Any] = payload
+        properties: Any = envelope.get("properties")
+        headers: Any = envelope.get("headers")
+        if properties.__class__ is not dict or headers.__class__ is not dict:
             msg = "the envelope's properties and headers must be JSON objects"
             raise MessageRefused(msg)
-        if not isinstance(properties.get("delivery_tag"), str):
+        if properties.get("delivery_tag").__class__ is not str:
             msg = "the envelope has no delivery tag"
             raise MessageRefused(msg)
         if "task" in headers:
             _check_task_headers(headers)
-        limit = int(channel.max_message_bytes) if channel is not None else 0
+        limit: int = channel.max_message_bytes if channel is not None else 0
         compression = headers.get("compression")
         if compression and channel is not None:
             body: Any = channel.decode_body(envelope.get("body"), properties.get("body_encoding"))
@@ -101,10 +109,13 @@ class GuardedMessage(base.Message):
                 "body": inflate(bytes(body), str(compression), limit),
             }
         super().__init__(envelope, channel=channel, **kwargs)
-        size = len(self.body) if isinstance(self.body, bytes | str) else 0
-        if limit and size > limit:
-            msg = f"its body has {size:,} bytes, more than {limit:,} (max_message_bytes)"
-            raise MessageRefused(msg)
+        if limit:
+            decoded: Any = self.body
+            kind = decoded.__class__
+            size = len(decoded) if kind is bytes or kind is str else 0
+            if size > limit:
+                msg = f"its body has {size:,} bytes, more than {limit:,} (max_message_bytes)"
+                raise MessageRefused(msg)
 
 
 class GuardedChannel(kombu_redis.Channel):
@@ -112,16 +123,16 @@ class GuardedChannel(kombu_redis.Channel):
 
     Message = GuardedMessage
 
-    @property
+    @functools.cached_property
     def max_message_bytes(self) -> int:
-        """The bound of a message body (0: none), from the transport options."""
+        """The bound of a message body (0: none), from the transport options (read once: they
+        are fixed when the connection is made)."""
         client: Any = self.connection.client
         return int(client.transport_options.get("max_message_bytes", 0))
 
     def _brpop_read(self, **options: Any) -> Any:
-        base_channel: Any = super()
         try:
-            return base_channel._brpop_read(**options)
+            return _BASE_BRPOP_READ(self, **options)
         except (ValueError, TypeError) as exc:
             # The popped item was not JSON (UnicodeDecodeError is a ValueError): it is off the
             # queue already, so only record it.
@@ -137,7 +148,7 @@ class GuardedTransport(kombu_redis.Transport):
 
     def _deliver(self, message: Any, queue: str | None) -> None:
         try:
-            super()._deliver(message, queue)
+            _BASE_DELIVER(self, message, queue)
         except MessageRefused as exc:
             self.refused(message, str(exc))
         except Exception as exc:
@@ -183,35 +194,41 @@ class GuardedTransport(kombu_redis.Transport):
 
 #: Task message headers that Celery reads before it runs anything, with the types it needs.
 _TEXT_HEADERS = ("task", "id")
-_SOFT_AND_HARD = 2
 _OPTIONAL_TEXT_HEADERS = ("root_id", "parent_id", "group", "eta", "expires", "shadow")
+#: The types of a time limit in JSON (``bool`` is not a number here).
+_SECONDS = frozenset({int, float, type(None)})
+_SOFT_AND_HARD = 2
 
 
 def _check_task_headers(headers: dict[str, Any]) -> None:
-    """Refuse a task message whose headers Celery would choke on (protocol 2)."""
+    """Refuse a task message whose headers Celery would choke on (protocol 2).
+
+    Exact type tests: the headers are decoded JSON, so a string is a ``str``, a number an
+    ``int`` or a ``float`` (and ``True`` a ``bool``, never taken for a number).
+    """
+    get = headers.get
     for name in _TEXT_HEADERS:
-        if not isinstance(headers.get(name), str):
+        if get(name).__class__ is not str:
             msg = f"its header {name!r} is not a string"
             raise MessageRefused(msg)
     for name in _OPTIONAL_TEXT_HEADERS:
-        if headers.get(name) is not None and not isinstance(headers[name], str):
+        value = get(name)
+        if value is not None and value.__class__ is not str:
             msg = f"its header {name!r} is neither a string nor null"
             raise MessageRefused(msg)
-    retries = headers.get("retries")
-    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
+    retries = get("retries")
+    if retries is not None and retries.__class__ is not int:
         msg = "its header 'retries' is not a whole number"
         raise MessageRefused(msg)
-    limits: object = headers.get("timelimit")
-    pair = cast("list[object]", limits) if isinstance(limits, list | tuple) else []
+    limits: Any = get("timelimit")
     if limits is not None and not (
-        len(pair) == _SOFT_AND_HARD and all(_seconds_or_null(limit) for limit in pair)
+        (limits.__class__ is list or limits.__class__ is tuple)
+        and len(limits) == _SOFT_AND_HARD
+        and limits[0].__class__ in _SECONDS
+        and limits[1].__class__ in _SECONDS
     ):
         msg = "its header 'timelimit' is not [soft, hard] seconds (numbers or null)"
         raise MessageRefused(msg)
-
-
-def _seconds_or_null(value: object) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _mapping(value: Any) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from crawjud_tasks._state import AppState
 
-__all__ = ["MetricsState", "all_states", "metrics_state"]
+__all__ = ["MetricsState", "all_states", "metrics_state", "only_state"]
 
 logger = logging.getLogger("crawjud_tasks.monitoring")
 
@@ -54,6 +54,8 @@ class MetricsState:
         #: This process's worker role (``main``, ``pool``, ``solo``), None in a publisher.
         self.process: ProcessInfo | None = None
         self.pid = os.getpid()
+        #: The app (set by the domain's ``register``): the worker reads its tasks at start.
+        self.app: weakref.ref[Celery] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
@@ -161,6 +163,13 @@ def metrics_state(app: Celery) -> MetricsState | None:
     if not state.settings.monitoring.metrics_enabled:
         return None
     return state.domain(MetricsState)
+
+
+def only_state() -> MetricsState | None:
+    """The one app's metric collection when it is the only one in this process, None when
+    there are several or none (no lock: the list changes only under it, each change atomic)."""
+    live = _LIVE
+    return live[0]() if len(live) == 1 else None
 
 
 def all_states() -> list[MetricsState]:

@@ -97,6 +97,7 @@ class Recorder:
         self._last_received: float | None = None
 
     def _get(self, name: str, queue: str) -> Series:
+        # The per-task counts try ``self._series.get`` inline first (a Series is always true).
         series = self._series.get((name, queue))
         if series is None:
             series = self._series[name, queue] = Series()
@@ -111,7 +112,7 @@ class Recorder:
         """This process took a message of ``name`` off ``queue`` (no clock read: the time is
         taken when :attr:`last_received` is read and the count moved)."""
         with self._lock:
-            self._get(name, queue).counts[RECEIVED] += 1
+            (self._series.get((name, queue)) or self._get(name, queue)).counts[RECEIVED] += 1
             self._received += 1
 
     def started(  # noqa: PLR0917  (the hot path: no argument object to build)
@@ -120,7 +121,7 @@ class Recorder:
         """A task started at ``now``; ``sent``: when it was published, if known, and ``due``:
         when it could run (later than ``sent`` for a countdown or a retry back-off)."""
         with self._lock:
-            series = self._get(name, queue)
+            series = self._series.get((name, queue)) or self._get(name, queue)
             series.counts[STARTED] += 1
             if sent is not None:
                 wait = now - due if now > due else 0.0

@@ -4,10 +4,12 @@ heartbeat. Signal handlers are connected once per process and find each app's st
 from __future__ import annotations
 
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
+from crawjud_tasks._tasks import OBSERVERS, CrawjudTask
 from crawjud_tasks.monitoring import _report, _signals
 from crawjud_tasks.monitoring import contracts as c
 from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _UID = "crawjud_tasks.monitoring."
+_PRERUN = _UID + "on_prerun"
+_POSTRUN = _UID + "on_postrun"
+#: Counts the runs of CrawJUD tasks from their class hooks (see ``_count_runs``).
+_COUNTER = _signals.RunCounter()
 #: The worker's main process id, set at worker start (a pool process differs from it).
 _main_pid: list[int] = []
 
@@ -29,7 +35,7 @@ def register(app: Celery, state: AppState) -> None:
     """Collect ``app``'s metrics in this process (unless ``monitoring.metrics_enabled`` is off),
     keep its workers' health records and beat's heartbeat, and implement ``periodic_report``."""
     if state.settings.monitoring.metrics_enabled:
-        state.domain(MetricsState)
+        state.domain(MetricsState).app = weakref.ref(app)
         _connect_metrics()
     _connect_lifecycle()
 
@@ -46,10 +52,41 @@ def _connect_metrics() -> None:
         (signals.task_received, _signals.on_received),
         (signals.task_rejected, _signals.on_rejected),
         (signals.task_revoked, _signals.on_revoked),
-        (signals.task_prerun, _signals.on_prerun),
-        (signals.task_postrun, _signals.on_postrun),
     ):
         signal.connect(handler, weak=False, dispatch_uid=_UID + handler.__name__)
+    if not OBSERVERS:  # the task class hooks count the runs: no signal to add to them
+        _connect_runs()
+
+
+def _connect_runs() -> None:
+    signals.task_prerun.connect(_signals.on_prerun, weak=False, dispatch_uid=_PRERUN)
+    signals.task_postrun.connect(_signals.on_postrun, weak=False, dispatch_uid=_POSTRUN)
+
+
+def _count_runs() -> None:
+    """Count task starts and ends through the library's task class hooks when every task of
+    every app collecting metrics in this process is a CrawJUD task (Celery's own ``celery.*``
+    aside): Celery's ``task_prerun``/``task_postrun`` then have no receiver and cost nothing.
+    Any other task (a host's plain ``@app.task``) keeps the signals, which count every task."""
+    apps = [app for metrics in all_states() if metrics.app and (app := metrics.app())]
+    if apps and all(_library_only(app) for app in apps):
+        if not OBSERVERS:
+            OBSERVERS.append(_COUNTER)
+        signals.task_prerun.disconnect(dispatch_uid=_PRERUN)
+        signals.task_postrun.disconnect(dispatch_uid=_POSTRUN)
+    elif apps:
+        _connect_runs()
+        OBSERVERS.clear()
+
+
+def _library_only(app: Celery) -> bool:
+    # An app not finalized yet may still get any task: the signals then (reading its tasks
+    # here would finalize it). celery-types has no ``finalized``.
+    finalized: bool = getattr(app, "finalized", False)
+    return finalized and all(
+        isinstance(task, CrawjudTask) or name.startswith("celery.")
+        for name, task in app.tasks.items()
+    )
 
 
 def _connect_lifecycle() -> None:
@@ -65,6 +102,7 @@ def _connect_lifecycle() -> None:
 
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     _main_pid[:] = [os.getpid()]
+    _count_runs()  # the tasks are all registered now; pool processes inherit the choice
     state = metrics_state(sender.app)
     if state is not None:
         state.process = ProcessInfo(str(sender.hostname), "main", sender.concurrency)

@@ -13,11 +13,12 @@ import datetime as dt
 import time
 from typing import Any, Final
 
-from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state
+from crawjud_tasks.monitoring._collect import MetricsState, all_states, metrics_state, only_state
 from crawjud_tasks.monitoring._recorder import REJECTED, REVOKED, SENT
 
 __all__ = [
     "SENT_HEADER",
+    "RunCounter",
     "on_before_publish",
     "on_postrun",
     "on_prerun",
@@ -61,20 +62,27 @@ def on_before_publish(
     if headers is None:
         return
     headers[SENT_HEADER] = time.time()
-    states = all_states()
-    if not states:
-        return
     name = str(sender)
-    state = states[-1]
-    if len(states) > 1:
-        state = next((s for s in reversed(states) if name.startswith(s.namespace_prefix)), state)
+    state = only_state()  # the common case: one app collects in this process
+    if state is None:
+        states = all_states()
+        if not states:
+            return
+        state = states[-1]
+        if len(states) > 1:
+            state = next(
+                (s for s in reversed(states) if name.startswith(s.namespace_prefix)), state
+            )
     state.recorder.count(SENT, name, routing_key or _DEFAULT_QUEUE)
     state.start()
 
 
 def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     """The worker's main process took a task message off its queue."""
-    state = _state(sender.app)
+    app = sender.app
+    cached_app, state = _last  # the per-task handlers test the cache inline: one call less
+    if app is not cached_app:
+        state = _state(app)
     if state is not None and request is not None:
         info = request.delivery_info
         state.recorder.received(request.name, (info and info.get("routing_key")) or _DEFAULT_QUEUE)
@@ -100,12 +108,15 @@ def on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
 
 def on_prerun(sender: Any = None, task_id: Any = None, **_: Any) -> None:
     """A task starts in this process: count it and its wait in the queue."""
-    state = _state(sender.app)
+    app = sender.app
+    cached_app, state = _last
+    if app is not cached_app:
+        state = _state(app)
     if state is None:
         return
     request = sender.request
     now = time.time()
-    sent = due = request.get(SENT_HEADER)
+    sent = due = getattr(request, SENT_HEADER, None)  # Context.get, without its frame
     if sent is not None:
         sent = due = float(sent)
         eta = request.eta
@@ -121,7 +132,10 @@ def on_postrun(
     sender: Any = None, task_id: Any = None, retval: Any = None, state: Any = None, **_: Any
 ) -> None:
     """A task ended in this process: count its outcome and runtime (and a bot run's items)."""
-    metrics = _state(sender.app)
+    app = sender.app
+    cached_app, metrics = _last
+    if app is not cached_app:
+        metrics = _state(app)
     if metrics is None:
         return
     if state == "FAILURE":
@@ -143,3 +157,17 @@ def _count_bot_run(metrics: MetricsState, result: dict[str, Any]) -> None:
         except (TypeError, ValueError):
             return  # not a run's counts: nothing to count
         metrics.recorder.bot_run(bot, done, failed)
+
+
+class RunCounter:
+    """The task class hooks' observer (:data:`crawjud_tasks._tasks.OBSERVERS`): counts a
+    CrawJUD task's start and end as :func:`on_prerun` and :func:`on_postrun` do, one method call
+    each instead of a signal dispatch (installed when the library's tasks are all there is)."""
+
+    def started(self, task: Any, task_id: str) -> None:
+        """A task starts in this process."""
+        on_prerun(sender=task, task_id=task_id)
+
+    def ended(self, task: Any, task_id: str, state: str, retval: Any) -> None:
+        """A task ended in this process."""
+        on_postrun(sender=task, task_id=task_id, retval=retval, state=state)
