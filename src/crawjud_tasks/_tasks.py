@@ -3,6 +3,7 @@ when one starts and ends in this process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from celery import Task
@@ -10,7 +11,7 @@ from celery.result import AsyncResult
 
 from crawjud_tasks._dispatch import translate_publish_errors
 
-__all__ = ["OBSERVERS", "CrawjudTask", "RunObserver"]
+__all__ = ["ENDED", "OBSERVERS", "CrawjudTask", "RunEnded", "RunObserver"]
 
 
 class RunObserver(Protocol):
@@ -26,6 +27,14 @@ class RunObserver(Protocol):
 #: The observer of this process's runs, when one is installed (``monitoring``): the task class
 #: hooks below tell it directly, one method call each, instead of Celery's signals.
 OBSERVERS: list[RunObserver] = []
+
+#: Told when a CrawJUD task ended (succeeded or failed, its result stored): the task (its
+#: ``request`` carries the message's headers), the task id, Celery's state and the result or
+#: exception.
+RunEnded = Callable[[Task[Any, Any], str, str, Any], None]
+#: The listeners of ended runs (``schedules`` records the runs its fires started), called by
+#: the task class hook: no Celery signal, so a task that is no fire pays one loop step.
+ENDED: list[RunEnded] = []
 
 
 class CrawjudTask(Task[Any, Any]):
@@ -56,9 +65,11 @@ class CrawjudTask(Task[Any, Any]):
     def after_return(  # noqa: PLR0917  (Celery's signature)
         self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
-        """Tell the observer that the task ended (succeeded or failed)."""
+        """Tell the observer and the listeners that the task ended (succeeded or failed)."""
         if OBSERVERS:
             OBSERVERS[0].ended(self, task_id, status, retval)
+        for listener in ENDED:
+            listener(self, task_id, status, retval)
 
     def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Tell the observer that the task ended to be retried."""

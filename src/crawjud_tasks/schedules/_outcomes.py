@@ -1,8 +1,9 @@
 """On the worker: the end of a scheduled run frees its run lease and is recorded with its outcome.
 
 Only messages that carry the schedule header pay for this (one Lua call after the run); other
-tasks see one attribute lookup. After ``pause_after_failures`` failed runs in a row the
-schedule is paused and an ``alert`` mail goes to ``schedules.alert_to`` (once per pause).
+tasks see one attribute lookup, from the library's task class hook (no Celery signal). After
+``pause_after_failures`` failed runs in a row the schedule is paused and an ``alert`` mail goes
+to ``schedules.alert_to`` (once per pause).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import time
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
-from celery.signals import task_postrun
-
 from crawjud_tasks._state import app_state, has_state
+from crawjud_tasks._tasks import ENDED
 from crawjud_tasks.mail.contracts import EmailMessage, send_email
 from crawjud_tasks.schedules._fire import SCHEDULE_HEADER
 from crawjud_tasks.schedules._store import MAX_RUNS, ScheduleStore
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["connect_outcomes", "send_pause_alert"]
 
 _LOG = logging.getLogger("crawjud_tasks.schedules")
-_UID = "crawjud_tasks.schedules.outcomes"
 _MAX_ERROR = 300
 
 RECORD = """
@@ -53,21 +52,20 @@ return 0
 
 
 def connect_outcomes() -> None:
-    """Connect the recorder to ``task_postrun`` (once per process)."""
-    task_postrun.connect(_after_run, weak=False, dispatch_uid=_UID)
+    """Listen to the ends of CrawJUD tasks (once per process): a scheduled fire is recorded."""
+    if _after_run not in ENDED:
+        ENDED.append(_after_run)
 
 
-def _after_run(
-    sender: Any = None, task_id: str = "", state: str | None = None, **rest: Any
-) -> None:
-    fire = getattr(getattr(sender, "request", None), SCHEDULE_HEADER, None)
+def _after_run(task: Any, task_id: str, state: str, retval: Any) -> None:
+    fire = getattr(getattr(task, "request", None), SCHEDULE_HEADER, None)
     if fire is None or state not in ("SUCCESS", "FAILURE"):
         return
-    app: Celery = sender.app
+    app: Celery = task.app
     if not has_state(app):
         return
     try:
-        _record(app, str(fire), task_id, state, rest.get("retval"))
+        _record(app, str(fire), task_id, state, retval)
     except Exception:
         _LOG.exception("schedules: the end of run %s (%s) was not recorded", task_id, fire)
 
