@@ -147,6 +147,7 @@ def test_two_apps_in_one_process_never_share_tasks(
         "maintenance.redis_hygiene",
         "maintenance.health_check",
         "maintenance.sync",
+        "monitoring.periodic_report",
     }
     assert first_tasks == {f"one.{name}" for name in own}
     assert second_tasks == {f"two.{name}" for name in own}

@@ -79,6 +79,7 @@ def test_info_redacts_and_lists_tasks(crawjud_redis: RedisServer) -> None:
         "crawjud.maintenance.redis_hygiene",
         "crawjud.maintenance.restore",
         "crawjud.maintenance.sync",
+        "crawjud.monitoring.periodic_report",
         "crawjud.ping",
     ]
     assert report["queues"] == ["crawjud", "crawjud.bots", "crawjud.mail", "crawjud.maintenance"]
