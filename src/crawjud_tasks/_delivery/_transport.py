@@ -44,7 +44,7 @@ _INFLATERS = {
 _LOG = logging.getLogger("crawjud_tasks.worker")
 #: kombu's own methods, called without ``super()`` on the per-message path.
 _BASE_BRPOP_READ: Any = vars(kombu_redis.Channel)["_brpop_read"]
-_BASE_DELIVER: Any = kombu_redis.Transport._deliver  # pyright: ignore[reportPrivateUsage]
+_BASE_DELIVER: Any = kombu_redis.Transport._deliver  # pyright: ignore[reportPrivateUsage]  (the method this class extends)
 
 
 class MessageRefused(Exception):

@@ -18,10 +18,10 @@ from crawjud_tasks._state import app_state
 from crawjud_tasks.bots._events import (
     _ENTRY_ID,  # pyright: ignore[reportPrivateUsage]  (one rule for both readers)
     RunEvent,
-    _check_seconds,  # pyright: ignore[reportPrivateUsage]
-    _longest_block,  # pyright: ignore[reportPrivateUsage]
+    check_follow_seconds,
     decode_event,
     events_key,
+    longest_block,
 )
 from crawjud_tasks.bots._runs import RunState, cancel_run, run_state
 from crawjud_tasks.errors import DispatchError, ResultTimeoutError
@@ -69,8 +69,8 @@ def arun_events(
     if after is not None and (not is_instance(after, str) or not _ENTRY_ID.fullmatch(after)):
         msg = f"after must be a stream entry id such as '1718000000000-0', got {after!r}"
         raise DispatchError(msg)
-    _check_seconds("block", block, allow_none=False)
-    _check_seconds("timeout", timeout, allow_none=True)
+    check_follow_seconds("block", block, allow_none=False)
+    check_follow_seconds("timeout", timeout, allow_none=True)
     return _read(
         app, key, run_id, follow=follow, after=after or "0-0", block=block, timeout=timeout
     )
@@ -90,7 +90,7 @@ async def _read(
     sync_client = state.redis
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    wait = min(block, _longest_block(sync_client))
+    wait = min(block, longest_block(sync_client))
     last = after
     client = async_client_like(sync_client)
     try:

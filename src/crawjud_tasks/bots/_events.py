@@ -52,10 +52,12 @@ if TYPE_CHECKING:
 __all__ = [
     "EventKind",
     "RunEvent",
+    "check_follow_seconds",
     "decode_event",
     "encode_event",
     "events_key",
     "format_event",
+    "longest_block",
     "run_events",
 ]
 
@@ -258,13 +260,13 @@ def run_events(
     if after is not None and (not is_instance(after, str) or not _ENTRY_ID.fullmatch(after)):
         msg = f"after must be a stream entry id such as '1718000000000-0', got {after!r}"
         raise DispatchError(msg)
-    _check_seconds("block", block, allow_none=False)
-    _check_seconds("timeout", timeout, allow_none=True)
+    check_follow_seconds("block", block, allow_none=False)
+    check_follow_seconds("timeout", timeout, allow_none=True)
     start = after or "0-0"
     return _read(app, key, run_id, follow=follow, after=start, block=block, timeout=timeout)
 
 
-def _check_seconds(name: str, value: object, *, allow_none: bool) -> None:
+def check_follow_seconds(name: str, value: object, *, allow_none: bool) -> None:
     if value is None and allow_none:
         return
     if (
@@ -290,7 +292,7 @@ def _read(
 ) -> Iterator[RunEvent]:
     client = app_state(app).redis
     deadline = None if timeout is None else _time.monotonic() + timeout
-    wait = min(block, _longest_block(client))
+    wait = min(block, longest_block(client))
     last = after
     while True:
         block_ms: int | None = None
@@ -317,7 +319,7 @@ def _read(
             return
 
 
-def _longest_block(client: redis.Redis) -> float:
+def longest_block(client: redis.Redis) -> float:
     """The longest blocking read that stays within the client's socket timeout."""
     kwargs: Mapping[str, Any] = client.connection_pool.connection_kwargs
     socket_timeout = kwargs.get("socket_timeout")
